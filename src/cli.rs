@@ -1,0 +1,67 @@
+//! Command line: `aap-bridge [--config FILE] <command>`.
+
+use crate::config::Settings;
+use crate::startup::{cancel_on_signal, Application};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "aap-bridge",
+    version,
+    about = "Signed webhooks from ServiceNow, GitHub and PagerDuty to Ansible controller jobs",
+    long_about = "Receives signed webhooks, stores them durably, maps them to job templates, \
+launches and tracks the jobs, and posts the job link and outcome back to the ticket.\n\n\
+Configuration: built-in defaults, then the YAML file (--config or AAP_BRIDGE_CONFIG), then \
+AAP_BRIDGE__SECTION__KEY environment variables. See deploy/config.example.yaml."
+)]
+pub struct Cli {
+    /// YAML configuration file.
+    #[arg(long, short, global = true, env = "AAP_BRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP service (the default). Migrations are applied first.
+    Serve,
+    /// Create the database if missing, apply migrations, and exit.
+    Migrate,
+    /// Validate the configuration and exit non-zero with the reason if it is wrong.
+    Check,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    crate::telemetry::init(&settings.log);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            cancel_on_signal(app.shutdown_token());
+            app.run_until_stopped().await
+        }
+        Command::Migrate => {
+            crate::store::ensure_database(&settings.database).await?;
+            let options = crate::store::connect_options(&settings.database)?;
+            let pool = crate::store::lazy_pool(&settings.database, options);
+            crate::store::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Check => {
+            println!(
+                "configuration OK: {} source(s): {}",
+                settings.sources.len(),
+                settings
+                    .sources
+                    .iter()
+                    .map(|(n, s)| format!("{n} ({})", s.kind.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Settings: built-in defaults < YAML file < `AAP_BRIDGE__SECTION__KEY` environment variables.
+
+mod expand;
+mod sources;
+
+pub use expand::{expand_env, resolve_files};
+pub use sources::{SourceAuth, SourceKind, SourceSettings};
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const DEFAULTS: &str = include_str!("defaults.yaml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+    pub ingest: IngestSettings,
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on; port 0 picks a free port (tests).
+    pub listen: String,
+    /// Default request body limit; a source may raise it (GitHub sends up to 25 MB).
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: secrecy::SecretString,
+    pub max_connections: u32,
+    /// Bound on waiting for a connection; past it requests get 503 instead of hanging.
+    pub acquire_timeout_ms: u64,
+    /// Create the database named in the URL when it does not exist.
+    pub create_if_missing: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `aap_bridge=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Concurrent group-commit writers; each commits one batch at a time.
+    pub writers: usize,
+    /// Most events committed in one transaction.
+    pub batch_max: usize,
+    /// Requests waiting for a writer before new ones are told 503.
+    pub queue_capacity: usize,
+    /// A delivery not committed within this time is answered 503 so the sender retries.
+    pub commit_timeout_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Loads defaults, then the file (if any), then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let file_text = match path {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", p.display())))?,
+            ),
+            None => None,
+        };
+        let base = path.and_then(Path::parent).map(Path::to_path_buf);
+        Self::from_parts(file_text.as_deref(), base, true)
+    }
+
+    /// Defaults plus an optional YAML text; `with_env` adds `AAP_BRIDGE__*` overrides.
+    pub fn from_parts(
+        yaml: Option<&str>,
+        base: Option<PathBuf>,
+        with_env: bool,
+    ) -> Result<Self, ConfigError> {
+        use config::{Config, Environment, File, FileFormat};
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Yaml));
+        if let Some(text) = yaml {
+            let expanded = expand_env(text).map_err(ConfigError)?;
+            builder = builder.add_source(File::from_str(&expanded, FileFormat::Yaml));
+        }
+        if with_env {
+            builder = builder.add_source(
+                Environment::with_prefix("AAP_BRIDGE")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            );
+        }
+        let raw: serde_json::Value = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError(e.to_string()))?;
+        let mut raw = raw;
+        resolve_files(&mut raw, base.as_deref()).map_err(ConfigError)?;
+        let settings: Settings =
+            serde_json::from_value(raw).map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.ingest.writers == 0 || self.ingest.batch_max == 0 {
+            return Err(ConfigError(
+                "ingest.writers and ingest.batch_max must be at least 1".into(),
+            ));
+        }
+        for (name, source) in &self.sources {
+            source
+                .validate(name)
+                .map_err(|e| ConfigError(format!("sources.{name}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn defaults_alone_are_valid() {
+        let s = Settings::from_parts(None, None, false).unwrap();
+        assert_eq!(s.server.body_limit_bytes, 5 * 1024 * 1024);
+        assert!(s.database.url.expose_secret().contains("127.0.0.1:5432"));
+        assert!(s.sources.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err = Settings::from_parts(Some("server:\n  listne: x\n"), None, false).unwrap_err();
+        assert!(err.to_string().contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let yaml = "sources:\n  gh:\n    kind: github\n    secrets: [hunter2-very-secret]\n";
+        let s = Settings::from_parts(Some(yaml), None, false).unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+}

@@ -1,0 +1,117 @@
+//! Per-source settings: which sender it is and how its deliveries are authenticated.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Github,
+    Pagerduty,
+    Servicenow,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Github => "github",
+            SourceKind::Pagerduty => "pagerduty",
+            SourceKind::Servicenow => "servicenow",
+        }
+    }
+}
+
+/// How a ServiceNow source proves deliveries are authentic.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceAuth {
+    #[default]
+    Hmac,
+    /// `Authorization: Bearer <token>`, for instances that cannot sign.
+    Bearer,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    pub kind: SourceKind,
+    #[serde(default)]
+    pub auth: SourceAuth,
+    /// Active HMAC secrets; more than one during rotation. A single string is split on newlines.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub secrets: Vec<SecretString>,
+    /// Accepted bearer tokens (ServiceNow `auth: bearer`).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub bearer_tokens: Vec<SecretString>,
+    /// ServiceNow: header carrying the base64 (or hex) HMAC-SHA256.
+    pub signature_header: Option<String>,
+    /// ServiceNow: optional header with a unix timestamp that is signed as `{timestamp}.{body}`.
+    pub timestamp_header: Option<String>,
+    /// ServiceNow: header carrying a unique delivery id; else `sys_id` + `sys_updated_on`.
+    pub delivery_header: Option<String>,
+    /// Accepted clock difference for signed timestamps.
+    #[serde(default = "default_replay_window")]
+    pub replay_window_secs: u64,
+    /// Overrides `server.body_limit_bytes` for this source.
+    pub body_limit_bytes: Option<usize>,
+}
+
+fn default_replay_window() -> u64 {
+    300
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.lines().map(str::to_string).collect(),
+        OneOrMany::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .map(SecretString::from)
+        .collect())
+}
+
+impl SourceSettings {
+    pub fn validate(&self, name: &str) -> Result<(), String> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            return Err("source names use lowercase letters, digits, `-` and `_`".into());
+        }
+        let sn_only = [
+            ("signature_header", self.signature_header.is_some()),
+            ("timestamp_header", self.timestamp_header.is_some()),
+            ("delivery_header", self.delivery_header.is_some()),
+        ];
+        if self.kind != SourceKind::Servicenow {
+            if let Some((key, _)) = sn_only.iter().find(|(_, set)| *set) {
+                return Err(format!("`{key}` applies to kind servicenow only"));
+            }
+            if self.auth == SourceAuth::Bearer || !self.bearer_tokens.is_empty() {
+                return Err(format!(
+                    "{} deliveries are signed; bearer auth is for servicenow only",
+                    self.kind.as_str()
+                ));
+            }
+        }
+        match self.auth {
+            SourceAuth::Hmac if self.secrets.is_empty() => {
+                Err("needs at least one secret (`secrets` or `secrets_file`)".into())
+            }
+            SourceAuth::Bearer if self.bearer_tokens.is_empty() => {
+                Err("auth: bearer needs `bearer_tokens` (or `bearer_tokens_file`)".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}

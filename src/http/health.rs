@@ -1,0 +1,19 @@
+use super::AppState;
+use crate::error::ApiError;
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+/// The process is alive and serving HTTP.
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready to accept deliveries: the database answers (migrations ran before the listener opened).
+pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if crate::store::ping(&app.pool).await {
+        Ok(Json(json!({"status": "ready"})))
+    } else {
+        Err(ApiError::unavailable("database unreachable"))
+    }
+}

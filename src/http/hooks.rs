@@ -1,0 +1,86 @@
+//! `POST /hooks/{source}`: read within the limit, verify, normalize, commit, then answer.
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::ingest::Stored;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::{json, Value};
+
+#[tracing::instrument(name = "hook", skip_all, fields(source = %source, delivery_id))]
+pub async fn receive(
+    State(app): State<AppState>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let result = handle(&app, &source, &headers, body).await;
+    match &result {
+        Ok((status, _)) => tracing::info!(status = status.as_u16(), "delivery handled"),
+        Err(e) => {
+            tracing::warn!(status = e.status.as_u16(), error = %e.message, "delivery refused")
+        }
+    }
+    result
+}
+
+async fn handle(
+    app: &AppState,
+    source: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let src = app
+        .sources
+        .get(source)
+        .ok_or_else(|| ApiError::not_found(format!("unknown source `{source}`")))?;
+    let bytes = read_limited(headers, body, src.body_limit).await?;
+    let event = src.accept(headers, &bytes)?;
+    tracing::Span::current().record("delivery_id", event.delivery_id.as_str());
+    let ignored = event.ignored.clone();
+    let answer = match (app.inbox.store(event).await?, ignored) {
+        (Stored::Accepted(id), Some(reason)) => (
+            StatusCode::OK,
+            json!({"event_id": id, "status": "ignored", "reason": reason}),
+        ),
+        (Stored::Accepted(id), None) => (
+            StatusCode::ACCEPTED,
+            json!({"event_id": id, "status": "accepted"}),
+        ),
+        (Stored::Duplicate(id), _) => (
+            StatusCode::OK,
+            json!({"event_id": id, "status": "duplicate"}),
+        ),
+    };
+    Ok((answer.0, Json(answer.1)))
+}
+
+async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::too_large(limit));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if is_length_limit(&e) {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}

@@ -1,0 +1,15 @@
+//! aap-bridge: signed webhooks in, Ansible controller jobs out, results posted back.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod http;
+pub mod ingest;
+pub mod signature;
+pub mod sources;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use startup::Application;

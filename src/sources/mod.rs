@@ -1,0 +1,137 @@
+//! Senders: each kind verifies a delivery on its raw bytes, then normalizes it into an [`Event`].
+
+mod github;
+mod pagerduty;
+mod servicenow;
+
+use crate::config::{Settings, SourceKind, SourceSettings};
+use crate::error::ApiError;
+use crate::event::Event;
+use axum::http::HeaderMap;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One HTTP delivery as received, before anything is trusted.
+pub struct Delivery<'a> {
+    pub source: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+/// A sender kind. `verify` must run first and look only at raw bytes and headers.
+pub trait Receiver: Send + Sync {
+    fn verify(&self, d: &Delivery) -> Result<(), ApiError>;
+    fn normalize(&self, d: &Delivery) -> Result<Event, ApiError>;
+}
+
+pub struct Source {
+    pub name: String,
+    pub kind: SourceKind,
+    pub body_limit: usize,
+    receiver: Box<dyn Receiver>,
+}
+
+impl Source {
+    pub fn new(name: &str, s: &SourceSettings, default_limit: usize) -> Self {
+        let receiver: Box<dyn Receiver> = match s.kind {
+            SourceKind::Github => Box::new(github::Github::new(name, s)),
+            SourceKind::Pagerduty => Box::new(pagerduty::PagerDuty::new(name, s)),
+            SourceKind::Servicenow => Box::new(servicenow::ServiceNow::new(name, s)),
+        };
+        Self {
+            name: name.to_string(),
+            kind: s.kind,
+            body_limit: s.body_limit_bytes.unwrap_or(default_limit),
+            receiver,
+        }
+    }
+
+    /// Verifies, then normalizes. Nothing is parsed before the signature checks out.
+    pub fn accept(&self, headers: &HeaderMap, body: &[u8]) -> Result<Event, ApiError> {
+        let d = Delivery {
+            source: &self.name,
+            headers,
+            body,
+        };
+        self.receiver.verify(&d)?;
+        let event = self.receiver.normalize(&d)?;
+        if crate::event::contains_nul(&event.payload) {
+            return Err(ApiError::bad_request(
+                "payload contains a NUL character (\\u0000), which cannot be stored",
+            ));
+        }
+        Ok(event)
+    }
+}
+
+pub type Sources = HashMap<String, Arc<Source>>;
+
+pub fn build(settings: &Settings) -> Sources {
+    settings
+        .sources
+        .iter()
+        .map(|(name, s)| {
+            let src = Source::new(name, s, settings.server.body_limit_bytes);
+            (name.clone(), Arc::new(src))
+        })
+        .collect()
+}
+
+// Helpers shared by the kinds.
+
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+pub(crate) fn required_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
+    header(headers, name).ok_or_else(|| ApiError::bad_request(format!("missing {name} header")))
+}
+
+/// Media type without parameters, lowercased; `None` when absent.
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
+    header(headers, "content-type").map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
+pub(crate) fn is_json_media(mt: Option<&str>) -> bool {
+    match mt {
+        None => true,
+        Some(m) => m == "application/json" || m.ends_with("+json"),
+    }
+}
+
+/// Parses a JSON object, with an error that says where it broke.
+pub(crate) fn parse_object(text: &[u8]) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(text)
+        .map_err(|e| ApiError::bad_request(format!("body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request("body must be a JSON object"));
+    }
+    Ok(v)
+}
+
+pub(crate) fn body_text(bytes: &[u8]) -> Result<String, ApiError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request("body is not valid UTF-8"))
+}
+
+pub(crate) fn keep_headers(headers: &HeaderMap, names: &[&str]) -> serde_json::Map<String, Value> {
+    names
+        .iter()
+        .filter_map(|n| header(headers, n).map(|v| (n.to_string(), Value::from(v))))
+        .collect()
+}
+
+pub(crate) fn starts_with_marker(v: &Value, pointer: &str) -> bool {
+    crate::event::text_at(v, pointer)
+        .is_some_and(|s| s.trim_start().starts_with(crate::event::POSTBACK_MARKER))
+}

@@ -1,0 +1,60 @@
+//! Postgres: connecting, creating the database, migrations. Queries live in one file per table family.
+
+pub mod events;
+
+use crate::config::DatabaseSettings;
+use secrecy::ExposeSecret;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub fn connect_options(db: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
+    PgConnectOptions::from_str(db.url.expose_secret())
+        .map_err(|e| anyhow::anyhow!("database.url is not a valid Postgres URL: {e}"))
+}
+
+/// A pool that connects on demand, so the service starts and reports 503 while Postgres is away.
+pub fn lazy_pool(db: &DatabaseSettings, options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(db.max_connections)
+        .acquire_timeout(Duration::from_millis(db.acquire_timeout_ms))
+        .connect_lazy_with(options)
+}
+
+/// Creates the database named in the URL if asked to and it is missing.
+pub async fn ensure_database(db: &DatabaseSettings) -> anyhow::Result<()> {
+    let url = db.url.expose_secret();
+    if db.create_if_missing && !Postgres::database_exists(url).await? {
+        tracing::info!("creating the database named in database.url");
+        if let Err(e) = Postgres::create_database(url).await {
+            // Another replica may have won the race.
+            if !Postgres::database_exists(url).await? {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))
+}
+
+/// Readiness: the database answers within a second.
+pub async fn ping(pool: &PgPool) -> bool {
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            sqlx::query("SELECT 1").execute(pool)
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
