@@ -8,7 +8,7 @@ CREATE TABLE events (
     category      text,
     ticket        jsonb       NOT NULL DEFAULT '{}',
     headers       jsonb       NOT NULL DEFAULT '{}',
-    payload       jsonb       NOT NULL,
+    payload       json        NOT NULL, -- json keeps the text as sent and is cheaper to store than jsonb
     received_at   timestamptz NOT NULL DEFAULT now(),
     state         text        NOT NULL DEFAULT 'pending'
                   CHECK (state IN ('pending', 'dispatched', 'unmapped', 'ignored', 'failed')),

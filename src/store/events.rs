@@ -49,7 +49,7 @@ pub async fn insert_batch(
         "INSERT INTO events (id, source, kind, delivery_id, event_type, category, ticket, headers,
                              payload, state, state_reason)
          SELECT id, source, kind, delivery_id, event_type, category, ticket::jsonb, headers::jsonb,
-                payload::jsonb, state, state_reason
+                payload::json, state, state_reason
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
               AS t(id, source, kind, delivery_id, event_type, category, ticket, headers, payload,
