@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 #[command(about = "Measure aap-bridge: ingest throughput and latency")]
 struct Args {
     /// Postgres server URL (a fresh database is created on it and dropped afterwards).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     database_url: String,
     #[command(subcommand)]
     what: What,
@@ -60,7 +64,9 @@ impl Server {
             Some((root, _)) => format!("{root}/{name}"),
             None => anyhow::bail!("database url needs a path"),
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let config = std::env::temp_dir().join(format!("{name}.yaml"));
         std::fs::write(
             &config,
@@ -145,7 +151,10 @@ fn sample_body() -> Vec<u8> {
 async fn ingest(db: &str, connections: usize, seconds: u64, warmup: u64) -> anyhow::Result<()> {
     let server = Server::start(db).await?;
     let body = bytes::Bytes::from(sample_body());
-    let sig = format!("sha256={}", to_hex(&hmac_sha256(SECRET.as_bytes(), &[&body])));
+    let sig = format!(
+        "sha256={}",
+        to_hex(&hmac_sha256(SECRET.as_bytes(), &[&body]))
+    );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .build()?;
@@ -175,7 +184,11 @@ async fn ingest(db: &str, connections: usize, seconds: u64, warmup: u64) -> anyh
                 let accepted = matches!(&r, Ok(r) if r.status().as_u16() == 202);
                 if measuring.load(Ordering::Relaxed) {
                     lat.push(t.elapsed().as_micros() as u32);
-                    if accepted { ok += 1 } else { other += 1 }
+                    if accepted {
+                        ok += 1
+                    } else {
+                        other += 1
+                    }
                 }
             }
             (lat, ok, other)
@@ -196,14 +209,26 @@ async fn ingest(db: &str, connections: usize, seconds: u64, warmup: u64) -> anyh
         other += x;
     }
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
     let pool = sqlx::PgPool::connect(&server.db_url).await?;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await?;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await?;
     pool.close().await;
     println!("ingest: {connections} connections, {seconds} s measured after {warmup} s warm-up, body {} bytes", body.len());
     println!("  accepted (202, committed): {ok}  other: {other}");
     println!("  throughput: {:.0} events/s", ok as f64 / elapsed);
-    println!("  latency: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms", pct(0.50), pct(0.99), pct(1.0));
+    println!(
+        "  latency: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        pct(0.50),
+        pct(0.99),
+        pct(1.0)
+    );
     println!("  rows in events (incl. warm-up): {stored}");
     if let Some(kib) = server.peak_rss_kib() {
         println!("  service peak RSS: {:.1} MiB", kib as f64 / 1024.0);

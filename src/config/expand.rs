@@ -6,10 +6,20 @@
 use serde_json::Value;
 use std::path::Path;
 
-/// Expands `${NAME}` and `${NAME:-default}`; `$${` is a literal `${`.
-/// An unset variable without a default is an error that names it.
+/// Expands `${NAME}` and `${NAME:-default}`; `$${` is a literal `${`. Whole-line `#` comments
+/// are left alone. An unset variable without a default is an error that names it and its line.
 pub fn expand_env(text: &str) -> Result<String, String> {
-    expand_with(text, |name| std::env::var(name).ok())
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            let expanded = expand_with(line, |name| std::env::var(name).ok())
+                .map_err(|e| format!("line {}: {e}", n + 1))?;
+            out.push_str(&expanded);
+        }
+    }
+    Ok(out)
 }
 
 pub fn expand_with(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {

@@ -1,0 +1,18 @@
+//! The shipped example configuration is valid and documents real keys.
+
+use aap_bridge::config::Settings;
+
+#[test]
+fn example_config_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["pagerduty-secret", "snow-legacy-token"] {
+        std::fs::write(dir.path().join(f), "s3cret\n").unwrap();
+    }
+    let text = std::fs::read_to_string("deploy/config.example.yaml")
+        .unwrap()
+        .replace("/run/secrets/", &format!("{}/", dir.path().display()))
+        .replace("${GITHUB_WEBHOOK_SECRET}", "gh")
+        .replace("${SERVICENOW_SECRET}", "sn");
+    let s = Settings::from_parts(Some(&text), None, false).expect("example config is valid");
+    assert_eq!(s.sources.len(), 4);
+}
