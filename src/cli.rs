@@ -31,6 +31,19 @@ pub enum Command {
     Migrate,
     /// Validate the configuration and exit non-zero with the reason if it is wrong.
     Check,
+    /// Talk to the Ansible controller.
+    Controller {
+        #[command(subcommand)]
+        command: ControllerCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ControllerCommand {
+    /// Connect with the configured settings and print flavour, version, user and token state.
+    /// Run this first after configuring `controller:`. Password mode uses (and if needed creates)
+    /// the same stored token as `serve`.
+    Check,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -50,6 +63,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Controller {
+            command: ControllerCommand::Check,
+        } => controller_check(&settings).await,
         Command::Check => {
             println!(
                 "configuration OK: {} source(s): {}",
@@ -64,4 +80,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn controller_check(settings: &Settings) -> anyhow::Result<()> {
+    let Some(cs) = &settings.controller else {
+        anyhow::bail!("no `controller:` section configured: the bridge runs in dry-run mode");
+    };
+    let pool = match cs.auth {
+        crate::config::AuthSettings::Password { .. } => {
+            crate::store::ensure_database(&settings.database).await?;
+            let options = crate::store::connect_options(&settings.database)?;
+            let pool = crate::store::lazy_pool(&settings.database, options);
+            crate::store::migrate(&pool).await?;
+            Some(pool)
+        }
+        _ => None,
+    };
+    let controller = crate::controller::Controller::new(cs, pool)?;
+    let report = controller
+        .check()
+        .await
+        .map_err(|e| anyhow::anyhow!("controller check failed: {e}"))?;
+    println!(
+        "controller: {} ({:?}, API {}, version {})",
+        report.url,
+        report.flavour,
+        report.api_root,
+        report.version.as_deref().unwrap_or("unknown")
+    );
+    println!("user: {} (id {})", report.user.username, report.user.id);
+    println!("auth: {}", serde_json::to_string(&report.auth)?);
+    Ok(())
 }

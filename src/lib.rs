@@ -2,10 +2,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod error;
 pub mod event;
 pub mod http;
 pub mod ingest;
+pub mod retry;
 pub mod signature;
 pub mod sources;
 pub mod startup;

@@ -1,8 +1,10 @@
 //! Settings: built-in defaults < YAML file < `AAP_BRIDGE__SECTION__KEY` environment variables.
 
+mod controller;
 mod expand;
 mod sources;
 
+pub use controller::{AuthSettings, ControllerSettings, FlavourSetting, RetrySettings};
 pub use expand::{expand_env, resolve_files};
 pub use sources::{SourceAuth, SourceKind, SourceSettings};
 
@@ -19,6 +21,9 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub log: LogSettings,
     pub ingest: IngestSettings,
+    /// Absent: dry-run, nothing is launched.
+    #[serde(default)]
+    pub controller: Option<ControllerSettings>,
     #[serde(default)]
     pub sources: BTreeMap<String, SourceSettings>,
 }
@@ -129,6 +134,9 @@ impl Settings {
             return Err(ConfigError(
                 "ingest.writers and ingest.batch_max must be at least 1".into(),
             ));
+        }
+        if let Some(c) = &self.controller {
+            c.validate().map_err(ConfigError)?;
         }
         for (name, source) in &self.sources {
             source

@@ -1,6 +1,7 @@
 //! Postgres: connecting, creating the database, migrations. Queries live in one file per table family.
 
 pub mod events;
+pub mod tokens;
 
 use crate::config::DatabaseSettings;
 use secrecy::ExposeSecret;

@@ -1,0 +1,148 @@
+//! `controller:` settings. Absent means dry-run: the bridge records what it would launch.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerSettings {
+    /// Base URL of the platform gateway or AWX, e.g. `https://aap.example.com`.
+    pub url: String,
+    /// `auto` probes `/api/controller/v2/` (AAP 2.5+ gateway), then `/api/v2/` (AWX, Tower, AAP ≤ 2.4).
+    #[serde(default)]
+    pub flavour: FlavourSetting,
+    /// Overrides discovery, e.g. `/api/controller/v2/`.
+    pub api_root: Option<String>,
+    pub auth: AuthSettings,
+    /// PEM bundle of extra CA certificates to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Turns TLS verification off. Logged as a warning at start-up; never for production.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    #[serde(default)]
+    pub retry: RetrySettings,
+    /// Job link shown in tickets; `{base}`, `{kind}` (`playbook`/`workflow`) and `{id}` are replaced.
+    pub job_link_template: Option<String>,
+    /// Managed tokens are re-created this long before they expire.
+    #[serde(default = "default_renew_before")]
+    pub token_renew_before_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FlavourSetting {
+    #[default]
+    Auto,
+    Aap,
+    Awx,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthSettings {
+    /// A personal access / OAuth2 token created by someone else, sent as Bearer.
+    Token { token: SecretString },
+    /// A service user: the bridge creates, stores, rotates and deletes its own token.
+    Password {
+        username: String,
+        password: SecretString,
+        #[serde(default = "default_token_description")]
+        token_description: String,
+    },
+    /// Session login with CSRF, like the web UI.
+    Session {
+        username: String,
+        password: SecretString,
+    },
+    /// HTTP basic auth on every call (if the platform allows it).
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+    /// An OAuth2 application (client id/secret) with the service user: password grant + refresh.
+    Oauth2App {
+        username: String,
+        password: SecretString,
+        client_id: String,
+        client_secret: SecretString,
+        #[serde(default = "default_scope")]
+        scope: String,
+    },
+    /// Ansible Tower ≤ 3.2: `POST /api/v2/authtoken/`, sent as `Authorization: Token …`.
+    TowerAuthtoken {
+        username: String,
+        password: SecretString,
+    },
+}
+
+impl AuthSettings {
+    pub fn mode(&self) -> &'static str {
+        match self {
+            AuthSettings::Token { .. } => "token",
+            AuthSettings::Password { .. } => "password",
+            AuthSettings::Session { .. } => "session",
+            AuthSettings::Basic { .. } => "basic",
+            AuthSettings::Oauth2App { .. } => "oauth2_app",
+            AuthSettings::TowerAuthtoken { .. } => "tower_authtoken",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Attempts for idempotent calls on connection errors and 502/503/504.
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay_ms: 200,
+            max_delay_ms: 5000,
+        }
+    }
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+fn default_connect_timeout() -> u64 {
+    5
+}
+fn default_renew_before() -> u64 {
+    7 * 24 * 3600
+}
+fn default_token_description() -> String {
+    "aap-bridge managed token".into()
+}
+fn default_scope() -> String {
+    "write".into()
+}
+
+impl ControllerSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| format!("controller.url `{}` is not a URL: {e}", self.url))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("controller.url must be http:// or https://".into());
+        }
+        if let Some(root) = &self.api_root {
+            if !root.starts_with('/') || !root.ends_with('/') {
+                return Err("controller.api_root must start and end with `/`".into());
+            }
+        }
+        if self.retry.max_attempts == 0 {
+            return Err("controller.retry.max_attempts must be at least 1".into());
+        }
+        Ok(())
+    }
+}

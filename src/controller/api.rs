@@ -1,0 +1,221 @@
+//! The calls the bridge makes, typed.
+
+use super::{read_json, Controller, ControllerError, JobRecord, JobState, LaunchOutcome, Launched, Me, Template, TemplateKind};
+use chrono::{DateTime, SecondsFormat, Utc};
+use reqwest::Method;
+use serde_json::{Map, Value};
+
+/// The server's page size cap.
+pub const PAGE_SIZE: usize = 200;
+
+fn query(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+impl Controller {
+    async fn get(&self, path: &str, what: &str) -> Result<Value, ControllerError> {
+        read_json(self.call(Method::GET, path, None).await?, what).await
+    }
+
+    /// Every item of a paginated list, following `next`.
+    async fn get_all(&self, first: String, what: &str) -> Result<Vec<Value>, ControllerError> {
+        let mut out = Vec::new();
+        let mut next = Some(first);
+        while let Some(path) = next {
+            let page = self.get(&path, what).await?;
+            if let Some(items) = page.get("results").and_then(Value::as_array) {
+                out.extend(items.iter().cloned());
+            }
+            next = page.get("next").and_then(Value::as_str).map(str::to_string);
+        }
+        Ok(out)
+    }
+
+    pub async fn me(&self) -> Result<Me, ControllerError> {
+        let root = &self.api().await?.root;
+        let v = self.get(&format!("{root}me/"), "me").await?;
+        let u = v
+            .pointer("/results/0")
+            .ok_or_else(|| ControllerError::Protocol("me/ returned no user".into()))?;
+        Ok(Me {
+            id: u.get("id").and_then(Value::as_i64).unwrap_or_default(),
+            username: u.get("username").and_then(Value::as_str).unwrap_or_default().to_string(),
+        })
+    }
+
+    pub async fn template(&self, kind: TemplateKind, id: i64) -> Result<Template, ControllerError> {
+        let root = &self.api().await?.root;
+        let what = format!("{} template {id}", kind.as_str());
+        let v = self.get(&format!("{root}{}/{id}/", kind.collection()), &what).await?;
+        Ok(template_from(&v, kind))
+    }
+
+    pub async fn template_by_name(
+        &self,
+        kind: TemplateKind,
+        name: &str,
+        organization: Option<&str>,
+    ) -> Result<Template, ControllerError> {
+        let root = &self.api().await?.root;
+        let mut q = vec![("name", name)];
+        if let Some(org) = organization {
+            q.push(("organization__name", org));
+        }
+        let what = format!(
+            "{} template `{name}`{}",
+            kind.as_str(),
+            organization.map(|o| format!(" in organization `{o}`")).unwrap_or_default()
+        );
+        let v = self
+            .get(&format!("{root}{}/?{}", kind.collection(), query(&q)), &what)
+            .await?;
+        let results = v.get("results").and_then(Value::as_array).cloned().unwrap_or_default();
+        match results.as_slice() {
+            [one] => Ok(template_from(one, kind)),
+            [] => Err(ControllerError::NotFound(what)),
+            _ => Err(ControllerError::Config(format!(
+                "{what} matches {} templates; name the organization",
+                results.len()
+            ))),
+        }
+    }
+
+    /// What the template prompts for (`GET …/launch/`).
+    pub async fn launch_info(&self, kind: TemplateKind, id: i64) -> Result<Value, ControllerError> {
+        let root = &self.api().await?.root;
+        self.get(&format!("{root}{}/{id}/launch/", kind.collection()), "launch info")
+            .await
+    }
+
+    /// Launches once. Never retried after it may have reached the controller: on `NoAnswer` or
+    /// `Unavailable` the caller must reconcile (see the dispatcher).
+    pub async fn launch(&self, kind: TemplateKind, id: i64, body: &Value) -> Result<LaunchOutcome, ControllerError> {
+        let root = &self.api().await?.root;
+        let path = format!("{root}{}/{id}/launch/", kind.collection());
+        let resp = self.call(Method::POST, &path, Some(body)).await?;
+        let v = read_json(resp, &format!("launch of {} template {id}", kind.as_str())).await?;
+        let key = match kind {
+            TemplateKind::Job => "job",
+            TemplateKind::Workflow => "workflow_job",
+        };
+        let job_id = v
+            .get(key)
+            .or_else(|| v.get("id"))
+            .and_then(Value::as_i64)
+            .ok_or_else(|| ControllerError::Protocol(format!("launch answer has no `{key}`")))?;
+        let launched = Launched {
+            job_id,
+            kind,
+            status: v.get("status").and_then(Value::as_str).unwrap_or("pending").to_string(),
+        };
+        let ignored: Map<String, Value> = v
+            .get("ignored_fields")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        Ok(if ignored.is_empty() {
+            LaunchOutcome::Launched(launched)
+        } else {
+            LaunchOutcome::Partial {
+                launched,
+                ignored_fields: ignored,
+            }
+        })
+    }
+
+    pub async fn job(&self, kind: TemplateKind, id: i64) -> Result<Value, ControllerError> {
+        let root = &self.api().await?.root;
+        self.get(&format!("{root}{}/{id}/", kind.jobs()), &format!("job {id}"))
+            .await
+    }
+
+    /// Status of many jobs in as few requests as the server allows (200 ids per page).
+    pub async fn job_states(&self, ids: &[i64]) -> Result<Vec<JobState>, ControllerError> {
+        let root = self.api().await?.root.clone();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(PAGE_SIZE) {
+            let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            let size = PAGE_SIZE.to_string();
+            let first = format!("{root}unified_jobs/?{}", query(&[("id__in", &list), ("page_size", &size)]));
+            for item in self.get_all(first, "unified jobs").await? {
+                let state: JobState = serde_json::from_value(item)
+                    .map_err(|e| ControllerError::Protocol(format!("unified_jobs item: {e}")))?;
+                out.push(state);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Jobs of a template created at or after `since`, with their extra_vars. The controller
+    /// refuses filters on extra_vars (403), so the caller searches them.
+    pub async fn jobs_since(&self, kind: TemplateKind, template_id: i64, since: DateTime<Utc>) -> Result<Vec<JobRecord>, ControllerError> {
+        let root = &self.api().await?.root;
+        let filter = match kind {
+            TemplateKind::Job => "job_template",
+            TemplateKind::Workflow => "workflow_job_template",
+        };
+        let (id, since, size) = (
+            template_id.to_string(),
+            since.to_rfc3339_opts(SecondsFormat::Micros, true),
+            PAGE_SIZE.to_string(),
+        );
+        let first = format!(
+            "{root}{}/?{}",
+            kind.jobs(),
+            query(&[(filter, &id), ("created__gte", &since), ("page_size", &size), ("order_by", "created")])
+        );
+        let items = self.get_all(first, "recent jobs").await?;
+        Ok(items
+            .iter()
+            .map(|j| JobRecord {
+                id: j.get("id").and_then(Value::as_i64).unwrap_or_default(),
+                status: j.get("status").and_then(Value::as_str).unwrap_or_default().to_string(),
+                created: j.get("created").and_then(Value::as_str).unwrap_or_default().to_string(),
+                extra_vars: match j.get("extra_vars") {
+                    Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+                    Some(v) => v.clone(),
+                    None => Value::Null,
+                },
+            })
+            .collect())
+    }
+
+    /// The last `lines` lines of a job's output (for failure post-backs).
+    pub async fn stdout_tail(&self, id: i64, lines: usize) -> Result<String, ControllerError> {
+        let root = &self.api().await?.root;
+        let resp = self
+            .call(Method::GET, &format!("{root}jobs/{id}/stdout/?format=txt"), None)
+            .await?;
+        if !resp.status().is_success() {
+            return Err(read_json(resp, &format!("stdout of job {id}")).await.err().unwrap_or_else(|| {
+                ControllerError::Protocol("stdout: unexpected success".into())
+            }));
+        }
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ControllerError::NoAnswer(e.without_url().to_string()))?;
+        let all: Vec<&str> = text.lines().collect();
+        Ok(all[all.len().saturating_sub(lines)..].join("\n"))
+    }
+}
+
+fn template_from(v: &Value, kind: TemplateKind) -> Template {
+    Template {
+        id: v.get("id").and_then(Value::as_i64).unwrap_or_default(),
+        kind,
+        name: v.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+        organization: v
+            .pointer("/summary_fields/organization/name")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        ask_variables_on_launch: v
+            .get("ask_variables_on_launch")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    }
+}

@@ -1,0 +1,222 @@
+//! `password` mode: the bridge creates its own token with the service user's credentials, keeps it
+//! in Postgres so every replica and restart shares one token, re-creates it on 401 or before it
+//! expires, and deletes the one it replaced. An advisory lock lets one replica rotate at a time.
+
+use super::{basic, describe, ApiInfo, AuthState, Credential};
+use crate::controller::transport::Transport;
+use crate::controller::types::{ControllerError, Flavour};
+use crate::store::tokens::{self, StoredToken};
+use chrono::{DateTime, Duration, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+
+pub struct ManagedToken {
+    key: String,
+    username: String,
+    password: SecretString,
+    description: String,
+    pool: Option<PgPool>,
+    pub renew_before: Duration,
+    current: Mutex<Current>,
+}
+
+#[derive(Default)]
+struct Current {
+    token: Option<StoredToken>,
+    generation: u64,
+}
+
+impl ManagedToken {
+    pub fn new(base: &str, username: &str, password: SecretString, description: &str, pool: Option<PgPool>) -> Self {
+        Self {
+            key: format!("{}|{username}", base.trim_end_matches('/')),
+            username: username.to_string(),
+            password,
+            description: description.to_string(),
+            pool,
+            renew_before: Duration::days(7),
+            current: Mutex::new(Current::default()),
+        }
+    }
+
+    /// Usable and not yet due for renewal. Renewal starts `renew_before` ahead of expiry, but
+    /// never before half the token's lifetime, so a short-lived token is not rotated at every call.
+    fn fresh(&self, t: &StoredToken) -> bool {
+        t.expires_at.is_none_or(|e| {
+            let ahead = self.renew_before.min((e - t.created_at) / 2);
+            e - ahead > Utc::now()
+        })
+    }
+
+    pub async fn credential(&self, t: &Transport, api: &ApiInfo) -> Result<Credential, ControllerError> {
+        let mut cur = self.current.lock().await;
+        let usable = cur.token.as_ref().is_some_and(|tok| self.fresh(tok));
+        if !usable {
+            // A restart or another replica may already have a good token in the store.
+            let stored = match &self.pool {
+                Some(pool) => tokens::get(pool, &self.key).await.map_err(store_err)?,
+                None => None,
+            };
+            match stored.filter(|s| self.fresh(s)) {
+                Some(s) => adopt(&mut cur, s),
+                None => self.rotate(&mut cur, t, api, None).await?,
+            }
+        }
+        bearer(&cur)
+    }
+
+    /// A 401 with the credential of `generation`: rotate, unless someone already did.
+    pub async fn recover(&self, t: &Transport, api: &ApiInfo, generation: u64) -> Result<(), ControllerError> {
+        let mut cur = self.current.lock().await;
+        if cur.generation != generation {
+            return Ok(());
+        }
+        let failed = cur.token.as_ref().map(|t| t.token.clone());
+        self.rotate(&mut cur, t, api, failed).await
+    }
+
+    async fn rotate(
+        &self,
+        cur: &mut Current,
+        t: &Transport,
+        api: &ApiInfo,
+        failed: Option<String>,
+    ) -> Result<(), ControllerError> {
+        let Some(pool) = &self.pool else {
+            let old = cur.token.take();
+            let new = self.create(t, api).await?;
+            adopt(cur, new);
+            if let Some(old) = old {
+                self.delete(t, &old).await;
+            }
+            return Ok(());
+        };
+        let mut tx = pool.begin().await.map_err(store_err)?;
+        tokens::lock(&mut tx, &self.key).await.map_err(store_err)?;
+        let stored = tokens::get_locked(&mut tx, &self.key).await.map_err(store_err)?;
+        if let Some(s) = &stored {
+            // Another replica rotated while we waited for the lock: use its token.
+            if self.fresh(s) && failed.as_deref() != Some(s.token.as_str()) {
+                adopt(cur, s.clone());
+                return Ok(());
+            }
+        }
+        let new = self.create(t, api).await?;
+        tokens::put(&mut tx, &self.key, &new).await.map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        tracing::info!(token_id = new.token_id, endpoint = %new.endpoint, "created the managed controller token");
+        adopt(cur, new);
+        if let Some(old) = stored {
+            self.delete(t, &old).await;
+        }
+        Ok(())
+    }
+
+    /// Tries the gateway's tokens endpoint first, then the controller's.
+    async fn create(&self, t: &Transport, api: &ApiInfo) -> Result<StoredToken, ControllerError> {
+        let mut endpoints = Vec::new();
+        if api.flavour == Flavour::Aap {
+            endpoints.push("/api/gateway/v1/tokens/".to_string());
+        }
+        endpoints.push(format!("{}tokens/", api.root));
+        let auth = basic(&self.username, self.password.expose_secret());
+        let body = json!({"description": self.description, "application": null, "scope": "write"});
+        for endpoint in &endpoints {
+            let rb = t.http.post(t.url(endpoint)).header("Authorization", &auth).json(&body);
+            let resp = t.execute(rb).await?;
+            match resp.status().as_u16() {
+                200 | 201 => {
+                    let v: Value = resp
+                        .json()
+                        .await
+                        .map_err(|e| ControllerError::Protocol(format!("token response: {e}")))?;
+                    return parse_created(&v, endpoint);
+                }
+                404 | 405 => continue,
+                401 => {
+                    return Err(ControllerError::Unauthorized(format!(
+                        "cannot create a token: user `{}` and its password were refused",
+                        self.username
+                    )))
+                }
+                403 => {
+                    return Err(ControllerError::Forbidden(format!(
+                        "user `{}` may not create tokens at {endpoint}",
+                        self.username
+                    )))
+                }
+                _ => {
+                    return Err(ControllerError::Protocol(format!(
+                        "creating a token at {endpoint}: {}",
+                        describe(resp).await
+                    )))
+                }
+            }
+        }
+        Err(ControllerError::NotFound(format!(
+            "no tokens endpoint answered (tried {})",
+            endpoints.join(", ")
+        )))
+    }
+
+    /// Best effort: a token we cannot delete is logged, not fatal.
+    async fn delete(&self, t: &Transport, old: &StoredToken) {
+        let path = format!("{}{}/", old.endpoint, old.token_id);
+        let auth = basic(&self.username, self.password.expose_secret());
+        match t.execute(t.http.delete(t.url(&path)).header("Authorization", auth)).await {
+            Ok(r) if r.status().is_success() || r.status().as_u16() == 404 => {
+                tracing::info!(token_id = old.token_id, "deleted the superseded controller token")
+            }
+            Ok(r) => tracing::warn!(token_id = old.token_id, status = r.status().as_u16(), "could not delete the superseded controller token"),
+            Err(e) => tracing::warn!(token_id = old.token_id, error = %e, "could not delete the superseded controller token"),
+        }
+    }
+
+    pub async fn state(&self) -> AuthState {
+        let cur = self.current.lock().await;
+        AuthState {
+            mode: "password",
+            token_id: cur.token.as_ref().map(|t| t.token_id),
+            token_created_at: cur.token.as_ref().map(|t| t.created_at),
+            expires_at: cur.token.as_ref().and_then(|t| t.expires_at),
+        }
+    }
+}
+
+fn adopt(cur: &mut Current, token: StoredToken) {
+    cur.token = Some(token);
+    cur.generation += 1;
+}
+
+fn bearer(cur: &Current) -> Result<Credential, ControllerError> {
+    let tok = cur.token.as_ref().expect("a token was just adopted");
+    Credential::header(&format!("Bearer {}", tok.token), cur.generation)
+}
+
+fn parse_created(v: &Value, endpoint: &str) -> Result<StoredToken, ControllerError> {
+    let token = v.get("token").and_then(Value::as_str).ok_or_else(|| {
+        ControllerError::Protocol("the token response has no `token` (shown only at creation)".into())
+    })?;
+    let id = v
+        .get("id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ControllerError::Protocol("the token response has no `id`".into()))?;
+    let expires_at = v
+        .get("expires")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|d| d.with_timezone(&Utc));
+    Ok(StoredToken {
+        token_id: id,
+        token: token.to_string(),
+        endpoint: endpoint.to_string(),
+        expires_at,
+        created_at: Utc::now(),
+    })
+}
+
+fn store_err(e: sqlx::Error) -> ControllerError {
+    ControllerError::Store(e.to_string())
+}

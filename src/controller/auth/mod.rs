@@ -1,0 +1,193 @@
+//! Authentication modes. Each gives a credential to attach to a request and knows how to
+//! recover once from a 401.
+
+mod managed;
+mod oauth;
+mod session;
+
+use super::transport::Transport;
+use super::types::{ControllerError, Flavour};
+use crate::config::AuthSettings;
+use base64::Engine;
+use reqwest::header::HeaderValue;
+use reqwest::RequestBuilder;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use sqlx::PgPool;
+
+pub use managed::ManagedToken;
+
+/// Where the API lives, known after discovery.
+#[derive(Debug, Clone)]
+pub struct ApiInfo {
+    pub flavour: Flavour,
+    pub root: String,
+    pub version: Option<String>,
+}
+
+/// What to attach to one request.
+#[derive(Clone, Default)]
+pub struct Credential {
+    authorization: Option<HeaderValue>,
+    /// Session mode: the CSRF token for unsafe methods.
+    csrf: Option<String>,
+    /// Identifies the credential, so a 401 only re-authenticates if nobody did it meanwhile.
+    pub generation: u64,
+}
+
+impl Credential {
+    pub fn header(value: &str, generation: u64) -> Result<Self, ControllerError> {
+        let mut v = HeaderValue::from_str(value)
+            .map_err(|_| ControllerError::Protocol("credential is not a valid header".into()))?;
+        v.set_sensitive(true);
+        Ok(Self {
+            authorization: Some(v),
+            csrf: None,
+            generation,
+        })
+    }
+
+    pub fn apply(&self, mut rb: RequestBuilder, unsafe_method: bool) -> RequestBuilder {
+        if let Some(a) = &self.authorization {
+            rb = rb.header(reqwest::header::AUTHORIZATION, a.clone());
+        }
+        if let (true, Some(csrf)) = (unsafe_method, &self.csrf) {
+            rb = rb.header("X-CSRFToken", csrf);
+        }
+        rb
+    }
+}
+
+/// For `aap-bridge controller check`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct AuthState {
+    pub mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_created_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub enum Auth {
+    Static { mode: &'static str, credential: Credential },
+    Managed(ManagedToken),
+    Session(session::Session),
+    OAuth(oauth::OAuthApp),
+    Tower(oauth::TowerToken),
+}
+
+impl Auth {
+    pub fn new(s: &AuthSettings, base: &str, pool: Option<PgPool>) -> Result<Self, ControllerError> {
+        Ok(match s {
+            AuthSettings::Token { token } => Auth::Static {
+                mode: "token",
+                credential: Credential::header(&format!("Bearer {}", token.expose_secret()), 0)?,
+            },
+            AuthSettings::Basic { username, password } => Auth::Static {
+                mode: "basic",
+                credential: Credential::header(&basic(username, password.expose_secret()), 0)?,
+            },
+            AuthSettings::Password {
+                username,
+                password,
+                token_description,
+            } => Auth::Managed(ManagedToken::new(
+                base,
+                username,
+                password.clone(),
+                token_description,
+                pool,
+            )),
+            AuthSettings::Session { username, password } => {
+                Auth::Session(session::Session::new(username, password.clone()))
+            }
+            AuthSettings::Oauth2App {
+                username,
+                password,
+                client_id,
+                client_secret,
+                scope,
+            } => Auth::OAuth(oauth::OAuthApp::new(
+                username,
+                password.clone(),
+                client_id,
+                client_secret.clone(),
+                scope,
+            )),
+            AuthSettings::TowerAuthtoken { username, password } => {
+                Auth::Tower(oauth::TowerToken::new(username, password.clone()))
+            }
+        })
+    }
+
+    pub fn set_renew_before(&mut self, secs: u64) {
+        if let Auth::Managed(m) = self {
+            m.renew_before = chrono::Duration::seconds(secs as i64);
+        }
+    }
+
+    pub async fn credential(&self, t: &Transport, api: &ApiInfo) -> Result<Credential, ControllerError> {
+        match self {
+            Auth::Static { credential, .. } => Ok(credential.clone()),
+            Auth::Managed(m) => m.credential(t, api).await,
+            Auth::Session(s) => s.credential(t, api).await,
+            Auth::OAuth(o) => o.credential(t, api).await,
+            Auth::Tower(tw) => tw.credential(t, api).await,
+        }
+    }
+
+    /// After a 401 with `failed`: get a fresh credential, once.
+    pub async fn recover(&self, t: &Transport, api: &ApiInfo, failed: &Credential) -> Result<(), ControllerError> {
+        match self {
+            Auth::Static { mode, .. } => Err(ControllerError::Unauthorized(format!(
+                "the configured {mode} credentials were rejected; check controller.auth"
+            ))),
+            Auth::Managed(m) => m.recover(t, api, failed.generation).await,
+            Auth::Session(s) => s.recover(t, api, failed.generation).await,
+            Auth::OAuth(o) => o.recover(t, api, failed.generation).await,
+            Auth::Tower(tw) => tw.recover(t, api, failed.generation).await,
+        }
+    }
+
+    pub async fn state(&self) -> AuthState {
+        match self {
+            Auth::Static { mode, .. } => AuthState {
+                mode,
+                ..AuthState::default()
+            },
+            Auth::Managed(m) => m.state().await,
+            Auth::Session(_) => AuthState {
+                mode: "session",
+                ..AuthState::default()
+            },
+            Auth::OAuth(o) => o.state().await,
+            Auth::Tower(tw) => tw.state().await,
+        }
+    }
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    let raw = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// The error text of a non-success auth response, without echoing credentials.
+pub async fn describe(resp: reqwest::Response) -> String {
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    let detail = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.get("detail")
+                .or_else(|| v.get("error_description"))
+                .or_else(|| v.get("error"))
+                .map(|d| d.to_string())
+        })
+        .unwrap_or_else(|| super::types::truncate(body.trim(), 200));
+    format!("HTTP {status}: {detail}")
+}

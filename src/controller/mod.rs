@@ -1,0 +1,243 @@
+//! Client for the Ansible controller (AAP 2.5+ gateway or AWX): discovery, authentication,
+//! retries, and the typed calls the bridge needs (in `api`).
+
+mod api;
+pub mod auth;
+mod transport;
+pub mod types;
+
+pub use auth::{ApiInfo, AuthState};
+pub use types::*;
+
+use crate::config::{ControllerSettings, FlavourSetting};
+use auth::Auth;
+use reqwest::{Method, Response};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgPool;
+use transport::Transport;
+
+pub struct Controller {
+    t: Transport,
+    auth: Auth,
+    flavour: FlavourSetting,
+    api_root: Option<String>,
+    link_template: Option<String>,
+    api: tokio::sync::OnceCell<ApiInfo>,
+}
+
+/// What `aap-bridge controller check` prints.
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub url: String,
+    pub flavour: Flavour,
+    pub api_root: String,
+    pub version: Option<String>,
+    pub user: Me,
+    pub auth: AuthState,
+}
+
+impl Controller {
+    /// `pool` holds the managed token (password mode); without it the token lives in memory only.
+    pub fn new(s: &ControllerSettings, pool: Option<PgPool>) -> Result<Self, ControllerError> {
+        let session = matches!(s.auth, crate::config::AuthSettings::Session { .. });
+        let t = Transport::new(s, session)?;
+        let mut auth = Auth::new(&s.auth, &t.base, pool)?;
+        auth.set_renew_before(s.token_renew_before_secs);
+        Ok(Self {
+            t,
+            auth,
+            flavour: s.flavour,
+            api_root: s.api_root.clone(),
+            link_template: s.job_link_template.clone(),
+            api: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.t.base
+    }
+
+    /// The API root and flavour, discovered once (retried later if the controller was down).
+    pub async fn api(&self) -> Result<&ApiInfo, ControllerError> {
+        self.api.get_or_try_init(|| self.discover()).await
+    }
+
+    async fn discover(&self) -> Result<ApiInfo, ControllerError> {
+        let candidates: Vec<(Flavour, String)> = match (&self.api_root, self.flavour) {
+            (Some(root), f) => {
+                let flavour = match f {
+                    FlavourSetting::Aap => Flavour::Aap,
+                    FlavourSetting::Awx => Flavour::Awx,
+                    FlavourSetting::Auto if root.contains("/controller/") => Flavour::Aap,
+                    FlavourSetting::Auto => Flavour::Awx,
+                };
+                vec![(flavour, root.clone())]
+            }
+            (None, FlavourSetting::Aap) => vec![(Flavour::Aap, "/api/controller/v2/".into())],
+            (None, FlavourSetting::Awx) => vec![(Flavour::Awx, "/api/v2/".into())],
+            (None, FlavourSetting::Auto) => vec![
+                (Flavour::Aap, "/api/controller/v2/".into()),
+                (Flavour::Awx, "/api/v2/".into()),
+            ],
+        };
+        let mut tried = Vec::new();
+        for (flavour, root) in candidates {
+            let path = format!("{root}ping/");
+            let resp = self.send(Method::GET, &path, None, None).await?;
+            let status = resp.status().as_u16();
+            if status == 200 {
+                let header_version = resp
+                    .headers()
+                    .get("x-api-product-version")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                let version = body
+                    .get("version")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or(header_version);
+                tracing::info!(?flavour, %root, version = version.as_deref().unwrap_or("?"), "controller API found");
+                return Ok(ApiInfo {
+                    flavour,
+                    root,
+                    version,
+                });
+            }
+            tried.push(format!("{path} (HTTP {status})"));
+        }
+        Err(ControllerError::NotFound(format!(
+            "no controller API at {}: tried {}; set controller.api_root if it lives elsewhere",
+            self.t.base,
+            tried.join(", ")
+        )))
+    }
+
+    /// An authenticated call, with retries where they cannot do harm.
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response, ControllerError> {
+        let api = self.api().await?;
+        self.send(method, path, body, Some(api)).await
+    }
+
+    /// Retries connection failures (nothing was sent) for every method; no-answer and 502/503/504
+    /// only for idempotent methods. A 401 re-authenticates once and repeats the call: the
+    /// controller did nothing with a request it could not authenticate, so even a launch is safe.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        api: Option<&ApiInfo>,
+    ) -> Result<Response, ControllerError> {
+        let idempotent = matches!(method, Method::GET | Method::HEAD | Method::DELETE | Method::PUT);
+        let unsafe_method = !matches!(method, Method::GET | Method::HEAD);
+        let mut attempt = 0;
+        let mut recovered = false;
+        loop {
+            attempt += 1;
+            let cred = match api {
+                Some(api) => Some(self.auth.credential(&self.t, api).await?),
+                None => None,
+            };
+            let mut rb = self.t.http.request(method.clone(), self.t.url(path));
+            if let Some(c) = &cred {
+                rb = c.apply(rb, unsafe_method);
+            }
+            if let Some(b) = body {
+                rb = rb.json(b);
+            }
+            let result = self.t.execute(rb).await;
+            let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+            if status == 401 {
+                if let (Some(api), Some(cred), false) = (api, &cred, recovered) {
+                    recovered = true;
+                    self.auth.recover(&self.t, api, cred).await?;
+                    continue;
+                }
+                return Err(ControllerError::Unauthorized(format!(
+                    "{method} {path} was refused after re-authenticating"
+                )));
+            }
+            let retryable = match &result {
+                Err(ControllerError::Connect(_)) => true,
+                Err(ControllerError::NoAnswer(_)) => idempotent,
+                Ok(_) => idempotent && matches!(status, 502..=504),
+                Err(_) => false,
+            };
+            if retryable && attempt < self.t.max_attempts {
+                let delay = self.t.backoff.delay(attempt);
+                tracing::debug!(%method, path, attempt, ?delay, "retrying controller call");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return match result {
+                Ok(_) if matches!(status, 502..=504) => Err(ControllerError::Unavailable {
+                    status,
+                    attempts: attempt,
+                }),
+                other => other,
+            };
+        }
+    }
+
+    /// The web UI page of a job, for tickets.
+    pub fn job_link(&self, api: &ApiInfo, kind: TemplateKind, id: i64) -> String {
+        let ui_kind = match kind {
+            TemplateKind::Job => "playbook",
+            TemplateKind::Workflow => "workflow",
+        };
+        if let Some(tpl) = &self.link_template {
+            return tpl
+                .replace("{base}", &self.t.base)
+                .replace("{kind}", ui_kind)
+                .replace("{id}", &id.to_string());
+        }
+        match api.flavour {
+            Flavour::Aap => format!("{}/execution/jobs/{ui_kind}/{id}/output", self.t.base),
+            Flavour::Awx => format!("{}/#/jobs/{ui_kind}/{id}", self.t.base),
+        }
+    }
+
+    pub async fn auth_state(&self) -> AuthState {
+        self.auth.state().await
+    }
+
+    /// Everything an operator checks first: reachability, flavour, version, who we are.
+    pub async fn check(&self) -> Result<CheckReport, ControllerError> {
+        let api = self.api().await?.clone();
+        let user = self.me().await?;
+        Ok(CheckReport {
+            url: self.t.base.clone(),
+            flavour: api.flavour,
+            api_root: api.root.clone(),
+            version: api.version.clone(),
+            user,
+            auth: self.auth_state().await,
+        })
+    }
+}
+
+/// Reads a JSON answer; non-2xx become the error that names the problem.
+pub(crate) async fn read_json(resp: Response, what: &str) -> Result<Value, ControllerError> {
+    let status = resp.status().as_u16();
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| ControllerError::NoAnswer(e.without_url().to_string()))?;
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    let detail = || {
+        v.get("detail")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| truncate(&v.to_string(), 300))
+    };
+    match status {
+        200..=299 => Ok(v),
+        400 => Err(classify_400(&v)),
+        401 => Err(ControllerError::Unauthorized(format!("{what}: {}", detail()))),
+        403 => Err(ControllerError::Forbidden(format!("{what}: {}", detail()))),
+        404 => Err(ControllerError::NotFound(what.to_string())),
+        _ => Err(ControllerError::Protocol(format!("{what}: HTTP {status}: {}", detail()))),
+    }
+}

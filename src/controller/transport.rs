@@ -1,0 +1,100 @@
+//! The HTTP client underneath: TLS settings, timeouts, and reqwest errors sorted into
+//! "never sent" (safe to retry) and "sent, no answer" (outcome unknown).
+
+use super::types::ControllerError;
+use crate::config::ControllerSettings;
+use crate::retry::Backoff;
+use reqwest::cookie::Jar;
+use reqwest::{RequestBuilder, Response};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Transport {
+    pub http: reqwest::Client,
+    /// Base URL without a trailing slash.
+    pub base: String,
+    /// Cookie jar, session mode only.
+    pub jar: Option<Arc<Jar>>,
+    pub backoff: Backoff,
+    pub max_attempts: u32,
+}
+
+impl Transport {
+    pub fn new(s: &ControllerSettings, with_cookies: bool) -> Result<Self, ControllerError> {
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(Duration::from_secs(s.timeout_secs))
+            .connect_timeout(Duration::from_secs(s.connect_timeout_secs))
+            // The API never needs redirects; a login answers 302, which we read ourselves.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("aap-bridge/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &s.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                ControllerError::Config(format!("ca_file {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ControllerError::Config(format!("ca_file {}: {e}", path.display()))
+            })?;
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        if s.insecure_skip_verify {
+            tracing::warn!(
+                url = %s.url,
+                "controller.insecure_skip_verify is on: TLS certificates are NOT verified"
+            );
+            b = b.danger_accept_invalid_certs(true);
+        }
+        let jar = with_cookies.then(|| Arc::new(Jar::default()));
+        if let Some(j) = &jar {
+            b = b.cookie_provider(j.clone());
+        }
+        let http = b
+            .build()
+            .map_err(|e| ControllerError::Config(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base: s.url.trim_end_matches('/').to_string(),
+            jar,
+            backoff: Backoff::new(s.retry.base_delay_ms, s.retry.max_delay_ms),
+            max_attempts: s.retry.max_attempts,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// One attempt.
+    pub async fn execute(&self, rb: RequestBuilder) -> Result<Response, ControllerError> {
+        rb.send().await.map_err(sort_error)
+    }
+
+    /// A cookie's value from the jar (session mode).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let jar = self.jar.as_ref()?;
+        let url = reqwest::Url::parse(&self.base).ok()?;
+        let header = jar.cookies(&url)?;
+        header.to_str().ok()?.split(';').find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
+    }
+}
+
+fn sort_error(e: reqwest::Error) -> ControllerError {
+    // Never print the URL's query or any header: only the error kind and its cause.
+    let connect = e.is_connect();
+    let text = e.without_url().to_string();
+    if connect {
+        ControllerError::Connect(text)
+    } else {
+        ControllerError::NoAnswer(text)
+    }
+}

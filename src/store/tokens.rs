@@ -1,0 +1,61 @@
+//! `controller_tokens`: the managed token and the lock that makes one replica rotate it.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredToken {
+    pub token_id: i64,
+    pub token: String,
+    pub endpoint: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn get(pool: &PgPool, key: &str) -> Result<Option<StoredToken>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT token_id, token, endpoint, expires_at, created_at
+         FROM controller_tokens WHERE controller_key = $1",
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Serializes rotation across replicas until the transaction ends.
+pub async fn lock(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('aap-bridge:token:' || $1, 0))")
+        .bind(key)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn get_locked(conn: &mut PgConnection, key: &str) -> Result<Option<StoredToken>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT token_id, token, endpoint, expires_at, created_at
+         FROM controller_tokens WHERE controller_key = $1",
+    )
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn put(conn: &mut PgConnection, key: &str, t: &StoredToken) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO controller_tokens (controller_key, token_id, token, endpoint, expires_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (controller_key) DO UPDATE
+           SET token_id = EXCLUDED.token_id, token = EXCLUDED.token, endpoint = EXCLUDED.endpoint,
+               expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at",
+    )
+    .bind(key)
+    .bind(t.token_id)
+    .bind(&t.token)
+    .bind(&t.endpoint)
+    .bind(t.expires_at)
+    .bind(t.created_at)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
