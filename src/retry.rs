@@ -20,7 +20,9 @@ impl Backoff {
     /// Delay before retry number `attempt` (1-based): uniform in [cap/2, cap], where cap doubles
     /// each attempt up to `max`. Half-jitter keeps replicas apart without retrying at once.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let cap = exp.min(self.max);
         let half = cap / 2;
         half + rand::thread_rng().gen_range(Duration::ZERO..=half)

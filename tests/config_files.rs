@@ -5,7 +5,11 @@ use aap_bridge::config::Settings;
 #[test]
 fn example_config_loads() {
     let dir = tempfile::tempdir().unwrap();
-    for f in ["pagerduty-secret", "snow-legacy-token"] {
+    for f in [
+        "pagerduty-secret",
+        "snow-legacy-token",
+        "controller-password",
+    ] {
         std::fs::write(dir.path().join(f), "s3cret\n").unwrap();
     }
     let text = std::fs::read_to_string("deploy/config.example.yaml")
@@ -15,4 +19,6 @@ fn example_config_loads() {
         .replace("${SERVICENOW_SECRET}", "sn");
     let s = Settings::from_parts(Some(&text), None, false).expect("example config is valid");
     assert_eq!(s.sources.len(), 4);
+    let c = s.controller.expect("controller section");
+    assert_eq!(c.auth.mode(), "password");
 }

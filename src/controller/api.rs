@@ -1,6 +1,9 @@
 //! The calls the bridge makes, typed.
 
-use super::{read_json, Controller, ControllerError, JobRecord, JobState, LaunchOutcome, Launched, Me, Template, TemplateKind};
+use super::{
+    read_json, Controller, ControllerError, JobRecord, JobState, LaunchOutcome, Launched, Me,
+    Template, TemplateKind,
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use serde_json::{Map, Value};
@@ -43,14 +46,20 @@ impl Controller {
             .ok_or_else(|| ControllerError::Protocol("me/ returned no user".into()))?;
         Ok(Me {
             id: u.get("id").and_then(Value::as_i64).unwrap_or_default(),
-            username: u.get("username").and_then(Value::as_str).unwrap_or_default().to_string(),
+            username: u
+                .get("username")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
         })
     }
 
     pub async fn template(&self, kind: TemplateKind, id: i64) -> Result<Template, ControllerError> {
         let root = &self.api().await?.root;
         let what = format!("{} template {id}", kind.as_str());
-        let v = self.get(&format!("{root}{}/{id}/", kind.collection()), &what).await?;
+        let v = self
+            .get(&format!("{root}{}/{id}/", kind.collection()), &what)
+            .await?;
         Ok(template_from(&v, kind))
     }
 
@@ -68,12 +77,21 @@ impl Controller {
         let what = format!(
             "{} template `{name}`{}",
             kind.as_str(),
-            organization.map(|o| format!(" in organization `{o}`")).unwrap_or_default()
+            organization
+                .map(|o| format!(" in organization `{o}`"))
+                .unwrap_or_default()
         );
         let v = self
-            .get(&format!("{root}{}/?{}", kind.collection(), query(&q)), &what)
+            .get(
+                &format!("{root}{}/?{}", kind.collection(), query(&q)),
+                &what,
+            )
             .await?;
-        let results = v.get("results").and_then(Value::as_array).cloned().unwrap_or_default();
+        let results = v
+            .get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         match results.as_slice() {
             [one] => Ok(template_from(one, kind)),
             [] => Err(ControllerError::NotFound(what)),
@@ -87,13 +105,21 @@ impl Controller {
     /// What the template prompts for (`GET …/launch/`).
     pub async fn launch_info(&self, kind: TemplateKind, id: i64) -> Result<Value, ControllerError> {
         let root = &self.api().await?.root;
-        self.get(&format!("{root}{}/{id}/launch/", kind.collection()), "launch info")
-            .await
+        self.get(
+            &format!("{root}{}/{id}/launch/", kind.collection()),
+            "launch info",
+        )
+        .await
     }
 
     /// Launches once. Never retried after it may have reached the controller: on `NoAnswer` or
     /// `Unavailable` the caller must reconcile (see the dispatcher).
-    pub async fn launch(&self, kind: TemplateKind, id: i64, body: &Value) -> Result<LaunchOutcome, ControllerError> {
+    pub async fn launch(
+        &self,
+        kind: TemplateKind,
+        id: i64,
+        body: &Value,
+    ) -> Result<LaunchOutcome, ControllerError> {
         let root = &self.api().await?.root;
         let path = format!("{root}{}/{id}/launch/", kind.collection());
         let resp = self.call(Method::POST, &path, Some(body)).await?;
@@ -110,7 +136,11 @@ impl Controller {
         let launched = Launched {
             job_id,
             kind,
-            status: v.get("status").and_then(Value::as_str).unwrap_or("pending").to_string(),
+            status: v
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("pending")
+                .to_string(),
         };
         let ignored: Map<String, Value> = v
             .get("ignored_fields")
@@ -129,8 +159,11 @@ impl Controller {
 
     pub async fn job(&self, kind: TemplateKind, id: i64) -> Result<Value, ControllerError> {
         let root = &self.api().await?.root;
-        self.get(&format!("{root}{}/{id}/", kind.jobs()), &format!("job {id}"))
-            .await
+        self.get(
+            &format!("{root}{}/{id}/", kind.jobs()),
+            &format!("job {id}"),
+        )
+        .await
     }
 
     /// Status of many jobs in as few requests as the server allows (200 ids per page).
@@ -138,9 +171,16 @@ impl Controller {
         let root = self.api().await?.root.clone();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(PAGE_SIZE) {
-            let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            let list = chunk
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
             let size = PAGE_SIZE.to_string();
-            let first = format!("{root}unified_jobs/?{}", query(&[("id__in", &list), ("page_size", &size)]));
+            let first = format!(
+                "{root}unified_jobs/?{}",
+                query(&[("id__in", &list), ("page_size", &size)])
+            );
             for item in self.get_all(first, "unified jobs").await? {
                 let state: JobState = serde_json::from_value(item)
                     .map_err(|e| ControllerError::Protocol(format!("unified_jobs item: {e}")))?;
@@ -152,7 +192,12 @@ impl Controller {
 
     /// Jobs of a template created at or after `since`, with their extra_vars. The controller
     /// refuses filters on extra_vars (403), so the caller searches them.
-    pub async fn jobs_since(&self, kind: TemplateKind, template_id: i64, since: DateTime<Utc>) -> Result<Vec<JobRecord>, ControllerError> {
+    pub async fn jobs_since(
+        &self,
+        kind: TemplateKind,
+        template_id: i64,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<JobRecord>, ControllerError> {
         let root = &self.api().await?.root;
         let filter = match kind {
             TemplateKind::Job => "job_template",
@@ -166,17 +211,32 @@ impl Controller {
         let first = format!(
             "{root}{}/?{}",
             kind.jobs(),
-            query(&[(filter, &id), ("created__gte", &since), ("page_size", &size), ("order_by", "created")])
+            query(&[
+                (filter, &id),
+                ("created__gte", &since),
+                ("page_size", &size),
+                ("order_by", "created")
+            ])
         );
         let items = self.get_all(first, "recent jobs").await?;
         Ok(items
             .iter()
             .map(|j| JobRecord {
                 id: j.get("id").and_then(Value::as_i64).unwrap_or_default(),
-                status: j.get("status").and_then(Value::as_str).unwrap_or_default().to_string(),
-                created: j.get("created").and_then(Value::as_str).unwrap_or_default().to_string(),
+                status: j
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                created: j
+                    .get("created")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 extra_vars: match j.get("extra_vars") {
-                    Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+                    Some(Value::String(s)) => {
+                        serde_json::from_str(s).unwrap_or(Value::String(s.clone()))
+                    }
                     Some(v) => v.clone(),
                     None => Value::Null,
                 },
@@ -188,12 +248,19 @@ impl Controller {
     pub async fn stdout_tail(&self, id: i64, lines: usize) -> Result<String, ControllerError> {
         let root = &self.api().await?.root;
         let resp = self
-            .call(Method::GET, &format!("{root}jobs/{id}/stdout/?format=txt"), None)
+            .call(
+                Method::GET,
+                &format!("{root}jobs/{id}/stdout/?format=txt"),
+                None,
+            )
             .await?;
         if !resp.status().is_success() {
-            return Err(read_json(resp, &format!("stdout of job {id}")).await.err().unwrap_or_else(|| {
-                ControllerError::Protocol("stdout: unexpected success".into())
-            }));
+            return Err(read_json(resp, &format!("stdout of job {id}"))
+                .await
+                .err()
+                .unwrap_or_else(|| {
+                    ControllerError::Protocol("stdout: unexpected success".into())
+                }));
         }
         let text = resp
             .text()
@@ -208,7 +275,11 @@ fn template_from(v: &Value, kind: TemplateKind) -> Template {
     Template {
         id: v.get("id").and_then(Value::as_i64).unwrap_or_default(),
         kind,
-        name: v.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+        name: v
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         organization: v
             .pointer("/summary_fields/organization/name")
             .and_then(Value::as_str)

@@ -115,7 +115,12 @@ impl Controller {
     }
 
     /// An authenticated call, with retries where they cannot do harm.
-    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response, ControllerError> {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response, ControllerError> {
         let api = self.api().await?;
         self.send(method, path, body, Some(api)).await
     }
@@ -130,7 +135,10 @@ impl Controller {
         body: Option<&Value>,
         api: Option<&ApiInfo>,
     ) -> Result<Response, ControllerError> {
-        let idempotent = matches!(method, Method::GET | Method::HEAD | Method::DELETE | Method::PUT);
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::DELETE | Method::PUT
+        );
         let unsafe_method = !matches!(method, Method::GET | Method::HEAD);
         let mut attempt = 0;
         let mut recovered = false;
@@ -235,9 +243,15 @@ pub(crate) async fn read_json(resp: Response, what: &str) -> Result<Value, Contr
     match status {
         200..=299 => Ok(v),
         400 => Err(classify_400(&v)),
-        401 => Err(ControllerError::Unauthorized(format!("{what}: {}", detail()))),
+        401 => Err(ControllerError::Unauthorized(format!(
+            "{what}: {}",
+            detail()
+        ))),
         403 => Err(ControllerError::Forbidden(format!("{what}: {}", detail()))),
         404 => Err(ControllerError::NotFound(what.to_string())),
-        _ => Err(ControllerError::Protocol(format!("{what}: HTTP {status}: {}", detail()))),
+        _ => Err(ControllerError::Protocol(format!(
+            "{what}: HTTP {status}: {}",
+            detail()
+        ))),
     }
 }

@@ -29,12 +29,10 @@ impl Transport {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("aap-bridge/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &s.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                ControllerError::Config(format!("ca_file {}: {e}", path.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ControllerError::Config(format!("ca_file {}: {e}", path.display()))
-            })?;
+            let pem = std::fs::read(path)
+                .map_err(|e| ControllerError::Config(format!("ca_file {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ControllerError::Config(format!("ca_file {}: {e}", path.display())))?;
             for c in certs {
                 b = b.add_root_certificate(c);
             }

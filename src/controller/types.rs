@@ -220,7 +220,9 @@ mod tests {
             ControllerError::VariablesNeeded(vec!["'foo' value missing".into()])
         );
         assert!(matches!(
-            classify_400(&json!({"resources_needed_to_start": ["Job Template 'inventory' is missing or undefined."]})),
+            classify_400(
+                &json!({"resources_needed_to_start": ["Job Template 'inventory' is missing or undefined."]})
+            ),
             ControllerError::ResourcesNeeded(_)
         ));
         assert_eq!(

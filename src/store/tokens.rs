@@ -31,7 +31,10 @@ pub async fn lock(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error>
         .map(|_| ())
 }
 
-pub async fn get_locked(conn: &mut PgConnection, key: &str) -> Result<Option<StoredToken>, sqlx::Error> {
+pub async fn get_locked(
+    conn: &mut PgConnection,
+    key: &str,
+) -> Result<Option<StoredToken>, sqlx::Error> {
     sqlx::query_as(
         "SELECT token_id, token, endpoint, expires_at, created_at
          FROM controller_tokens WHERE controller_key = $1",

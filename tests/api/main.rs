@@ -1,6 +1,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod controller_auth;
+mod controller_calls;
+mod controller_tokens;
 mod ingest;
 mod ingest_kinds;
 mod outage;

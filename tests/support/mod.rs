@@ -1,6 +1,7 @@
 //! Test harness: the real service on 127.0.0.1:0 against a per-test Postgres database.
 #![allow(dead_code)]
 
+pub mod fake_controller;
 pub mod proxy;
 pub mod senders;
 
@@ -142,3 +143,21 @@ pub fn error_of(v: &Value) -> String {
         .unwrap_or_else(|| panic!("expected {{\"error\": …}}, got {v}"))
         .to_string()
 }
+
+/// Controller settings for `url` with the given `auth:` block (YAML, indented by 4).
+pub fn controller_settings(
+    url: &str,
+    auth_yaml: &str,
+    extra: &str,
+) -> aap_bridge::config::ControllerSettings {
+    let yaml = format!(
+        "controller:\n  url: \"{url}\"\n  retry: {{max_attempts: 3, base_delay_ms: 10, max_delay_ms: 50}}\n  timeout_secs: 10\n{extra}  auth:\n{auth_yaml}"
+    );
+    Settings::from_parts(Some(&yaml), None, false)
+        .expect("controller settings")
+        .controller
+        .expect("controller section")
+}
+
+pub const SVC_PASSWORD_AUTH: &str =
+    "    mode: password\n    username: svc\n    password: svc-pass\n";

@@ -29,7 +29,13 @@ struct Current {
 }
 
 impl ManagedToken {
-    pub fn new(base: &str, username: &str, password: SecretString, description: &str, pool: Option<PgPool>) -> Self {
+    pub fn new(
+        base: &str,
+        username: &str,
+        password: SecretString,
+        description: &str,
+        pool: Option<PgPool>,
+    ) -> Self {
         Self {
             key: format!("{}|{username}", base.trim_end_matches('/')),
             username: username.to_string(),
@@ -50,7 +56,11 @@ impl ManagedToken {
         })
     }
 
-    pub async fn credential(&self, t: &Transport, api: &ApiInfo) -> Result<Credential, ControllerError> {
+    pub async fn credential(
+        &self,
+        t: &Transport,
+        api: &ApiInfo,
+    ) -> Result<Credential, ControllerError> {
         let mut cur = self.current.lock().await;
         let usable = cur.token.as_ref().is_some_and(|tok| self.fresh(tok));
         if !usable {
@@ -68,7 +78,12 @@ impl ManagedToken {
     }
 
     /// A 401 with the credential of `generation`: rotate, unless someone already did.
-    pub async fn recover(&self, t: &Transport, api: &ApiInfo, generation: u64) -> Result<(), ControllerError> {
+    pub async fn recover(
+        &self,
+        t: &Transport,
+        api: &ApiInfo,
+        generation: u64,
+    ) -> Result<(), ControllerError> {
         let mut cur = self.current.lock().await;
         if cur.generation != generation {
             return Ok(());
@@ -95,7 +110,9 @@ impl ManagedToken {
         };
         let mut tx = pool.begin().await.map_err(store_err)?;
         tokens::lock(&mut tx, &self.key).await.map_err(store_err)?;
-        let stored = tokens::get_locked(&mut tx, &self.key).await.map_err(store_err)?;
+        let stored = tokens::get_locked(&mut tx, &self.key)
+            .await
+            .map_err(store_err)?;
         if let Some(s) = &stored {
             // Another replica rotated while we waited for the lock: use its token.
             if self.fresh(s) && failed.as_deref() != Some(s.token.as_str()) {
@@ -104,7 +121,9 @@ impl ManagedToken {
             }
         }
         let new = self.create(t, api).await?;
-        tokens::put(&mut tx, &self.key, &new).await.map_err(store_err)?;
+        tokens::put(&mut tx, &self.key, &new)
+            .await
+            .map_err(store_err)?;
         tx.commit().await.map_err(store_err)?;
         tracing::info!(token_id = new.token_id, endpoint = %new.endpoint, "created the managed controller token");
         adopt(cur, new);
@@ -124,7 +143,11 @@ impl ManagedToken {
         let auth = basic(&self.username, self.password.expose_secret());
         let body = json!({"description": self.description, "application": null, "scope": "write"});
         for endpoint in &endpoints {
-            let rb = t.http.post(t.url(endpoint)).header("Authorization", &auth).json(&body);
+            let rb = t
+                .http
+                .post(t.url(endpoint))
+                .header("Authorization", &auth)
+                .json(&body);
             let resp = t.execute(rb).await?;
             match resp.status().as_u16() {
                 200 | 201 => {
@@ -165,12 +188,24 @@ impl ManagedToken {
     async fn delete(&self, t: &Transport, old: &StoredToken) {
         let path = format!("{}{}/", old.endpoint, old.token_id);
         let auth = basic(&self.username, self.password.expose_secret());
-        match t.execute(t.http.delete(t.url(&path)).header("Authorization", auth)).await {
+        match t
+            .execute(t.http.delete(t.url(&path)).header("Authorization", auth))
+            .await
+        {
             Ok(r) if r.status().is_success() || r.status().as_u16() == 404 => {
-                tracing::info!(token_id = old.token_id, "deleted the superseded controller token")
+                tracing::info!(
+                    token_id = old.token_id,
+                    "deleted the superseded controller token"
+                )
             }
-            Ok(r) => tracing::warn!(token_id = old.token_id, status = r.status().as_u16(), "could not delete the superseded controller token"),
-            Err(e) => tracing::warn!(token_id = old.token_id, error = %e, "could not delete the superseded controller token"),
+            Ok(r) => tracing::warn!(
+                token_id = old.token_id,
+                status = r.status().as_u16(),
+                "could not delete the superseded controller token"
+            ),
+            Err(e) => {
+                tracing::warn!(token_id = old.token_id, error = %e, "could not delete the superseded controller token")
+            }
         }
     }
 
@@ -197,7 +232,9 @@ fn bearer(cur: &Current) -> Result<Credential, ControllerError> {
 
 fn parse_created(v: &Value, endpoint: &str) -> Result<StoredToken, ControllerError> {
     let token = v.get("token").and_then(Value::as_str).ok_or_else(|| {
-        ControllerError::Protocol("the token response has no `token` (shown only at creation)".into())
+        ControllerError::Protocol(
+            "the token response has no `token` (shown only at creation)".into(),
+        )
     })?;
     let id = v
         .get("id")

@@ -71,7 +71,10 @@ pub struct AuthState {
 }
 
 pub enum Auth {
-    Static { mode: &'static str, credential: Credential },
+    Static {
+        mode: &'static str,
+        credential: Credential,
+    },
     Managed(ManagedToken),
     Session(session::Session),
     OAuth(oauth::OAuthApp),
@@ -79,7 +82,11 @@ pub enum Auth {
 }
 
 impl Auth {
-    pub fn new(s: &AuthSettings, base: &str, pool: Option<PgPool>) -> Result<Self, ControllerError> {
+    pub fn new(
+        s: &AuthSettings,
+        base: &str,
+        pool: Option<PgPool>,
+    ) -> Result<Self, ControllerError> {
         Ok(match s {
             AuthSettings::Token { token } => Auth::Static {
                 mode: "token",
@@ -128,7 +135,11 @@ impl Auth {
         }
     }
 
-    pub async fn credential(&self, t: &Transport, api: &ApiInfo) -> Result<Credential, ControllerError> {
+    pub async fn credential(
+        &self,
+        t: &Transport,
+        api: &ApiInfo,
+    ) -> Result<Credential, ControllerError> {
         match self {
             Auth::Static { credential, .. } => Ok(credential.clone()),
             Auth::Managed(m) => m.credential(t, api).await,
@@ -139,7 +150,12 @@ impl Auth {
     }
 
     /// After a 401 with `failed`: get a fresh credential, once.
-    pub async fn recover(&self, t: &Transport, api: &ApiInfo, failed: &Credential) -> Result<(), ControllerError> {
+    pub async fn recover(
+        &self,
+        t: &Transport,
+        api: &ApiInfo,
+        failed: &Credential,
+    ) -> Result<(), ControllerError> {
         match self {
             Auth::Static { mode, .. } => Err(ControllerError::Unauthorized(format!(
                 "the configured {mode} credentials were rejected; check controller.auth"

@@ -26,7 +26,13 @@ pub struct OAuthApp {
 }
 
 impl OAuthApp {
-    pub fn new(username: &str, password: SecretString, client_id: &str, client_secret: SecretString, scope: &str) -> Self {
+    pub fn new(
+        username: &str,
+        password: SecretString,
+        client_id: &str,
+        client_secret: SecretString,
+        scope: &str,
+    ) -> Self {
         Self {
             username: username.into(),
             password,
@@ -37,20 +43,32 @@ impl OAuthApp {
         }
     }
 
-    pub async fn credential(&self, t: &Transport, api: &ApiInfo) -> Result<Credential, ControllerError> {
+    pub async fn credential(
+        &self,
+        t: &Transport,
+        api: &ApiInfo,
+    ) -> Result<Credential, ControllerError> {
         let mut held = self.held.lock().await;
         // Refresh when less than a tenth of the lifetime (at least a minute) is left.
-        let stale = held.as_ref().is_none_or(|h| {
-            h.expires - (h.lifetime / 10).max(Duration::seconds(60)) <= Utc::now()
-        });
+        let stale = held
+            .as_ref()
+            .is_none_or(|h| h.expires - (h.lifetime / 10).max(Duration::seconds(60)) <= Utc::now());
         if stale {
             self.renew(&mut held, t, api).await?;
         }
         let h = held.as_ref().expect("renewed above");
-        Credential::header(&format!("Bearer {}", h.access.expose_secret()), h.generation)
+        Credential::header(
+            &format!("Bearer {}", h.access.expose_secret()),
+            h.generation,
+        )
     }
 
-    pub async fn recover(&self, t: &Transport, api: &ApiInfo, failed: u64) -> Result<(), ControllerError> {
+    pub async fn recover(
+        &self,
+        t: &Transport,
+        api: &ApiInfo,
+        failed: u64,
+    ) -> Result<(), ControllerError> {
         let mut held = self.held.lock().await;
         if held.as_ref().is_some_and(|h| h.generation != failed) {
             return Ok(());
@@ -58,10 +76,18 @@ impl OAuthApp {
         self.renew(&mut held, t, api).await
     }
 
-    async fn renew(&self, held: &mut Option<Held>, t: &Transport, api: &ApiInfo) -> Result<(), ControllerError> {
+    async fn renew(
+        &self,
+        held: &mut Option<Held>,
+        t: &Transport,
+        api: &ApiInfo,
+    ) -> Result<(), ControllerError> {
         let generation = held.as_ref().map_or(0, |h| h.generation) + 1;
         if let Some(refresh) = held.as_ref().and_then(|h| h.refresh.clone()) {
-            let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.expose_secret())];
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.expose_secret()),
+            ];
             if let Ok(h) = self.grant(t, api, &form, generation).await {
                 *held = Some(h);
                 return Ok(());
@@ -78,14 +104,25 @@ impl OAuthApp {
         Ok(())
     }
 
-    async fn grant(&self, t: &Transport, api: &ApiInfo, form: &[(&str, &str)], generation: u64) -> Result<Held, ControllerError> {
+    async fn grant(
+        &self,
+        t: &Transport,
+        api: &ApiInfo,
+        form: &[(&str, &str)],
+        generation: u64,
+    ) -> Result<Held, ControllerError> {
         let path = match api.flavour {
             Flavour::Aap => "/o/token/",
             Flavour::Awx => "/api/o/token/",
         };
         let auth = basic(&self.client_id, self.client_secret.expose_secret());
         let resp = t
-            .execute(t.http.post(t.url(path)).header("Authorization", auth).form(form))
+            .execute(
+                t.http
+                    .post(t.url(path))
+                    .header("Authorization", auth)
+                    .form(form),
+            )
             .await?;
         // AWX answers 201, the gateway 200.
         match resp.status().as_u16() {
@@ -97,7 +134,12 @@ impl OAuthApp {
                     describe(resp).await
                 )))
             }
-            _ => return Err(ControllerError::Protocol(format!("{path}: {}", describe(resp).await))),
+            _ => {
+                return Err(ControllerError::Protocol(format!(
+                    "{path}: {}",
+                    describe(resp).await
+                )))
+            }
         }
         let v: Value = resp
             .json()
@@ -107,7 +149,8 @@ impl OAuthApp {
             .get("access_token")
             .and_then(Value::as_str)
             .ok_or_else(|| ControllerError::Protocol(format!("{path}: no access_token")))?;
-        let lifetime = Duration::seconds(v.get("expires_in").and_then(Value::as_i64).unwrap_or(36000));
+        let lifetime =
+            Duration::seconds(v.get("expires_in").and_then(Value::as_i64).unwrap_or(36000));
         Ok(Held {
             access: access.to_string().into(),
             refresh: v
@@ -145,9 +188,16 @@ impl TowerToken {
         }
     }
 
-    pub async fn credential(&self, t: &Transport, _api: &ApiInfo) -> Result<Credential, ControllerError> {
+    pub async fn credential(
+        &self,
+        t: &Transport,
+        _api: &ApiInfo,
+    ) -> Result<Credential, ControllerError> {
         let mut held = self.held.lock().await;
-        if held.as_ref().is_none_or(|h| h.expires - Duration::seconds(60) <= Utc::now()) {
+        if held
+            .as_ref()
+            .is_none_or(|h| h.expires - Duration::seconds(60) <= Utc::now())
+        {
             let generation = held.as_ref().map_or(0, |h| h.generation) + 1;
             *held = Some(self.login(t, generation).await?);
         }
@@ -157,7 +207,12 @@ impl TowerToken {
         Credential::header(&format!("Token {}", h.access.expose_secret()), h.generation)
     }
 
-    pub async fn recover(&self, t: &Transport, _api: &ApiInfo, failed: u64) -> Result<(), ControllerError> {
+    pub async fn recover(
+        &self,
+        t: &Transport,
+        _api: &ApiInfo,
+        failed: u64,
+    ) -> Result<(), ControllerError> {
         let mut held = self.held.lock().await;
         if held.as_ref().is_some_and(|h| h.generation != failed) {
             return Ok(());
@@ -180,7 +235,12 @@ impl TowerToken {
                     self.username
                 )))
             }
-            _ => return Err(ControllerError::Protocol(format!("authtoken: {}", describe(resp).await))),
+            _ => {
+                return Err(ControllerError::Protocol(format!(
+                    "authtoken: {}",
+                    describe(resp).await
+                )))
+            }
         }
         let v: Value = resp
             .json()

@@ -23,7 +23,11 @@ impl Session {
         }
     }
 
-    pub async fn credential(&self, t: &Transport, api: &ApiInfo) -> Result<Credential, ControllerError> {
+    pub async fn credential(
+        &self,
+        t: &Transport,
+        api: &ApiInfo,
+    ) -> Result<Credential, ControllerError> {
         let mut generation = self.generation.lock().await;
         if *generation == 0 {
             self.login(t, api).await?;
@@ -36,7 +40,12 @@ impl Session {
         })
     }
 
-    pub async fn recover(&self, t: &Transport, api: &ApiInfo, failed: u64) -> Result<(), ControllerError> {
+    pub async fn recover(
+        &self,
+        t: &Transport,
+        api: &ApiInfo,
+        failed: u64,
+    ) -> Result<(), ControllerError> {
         let mut generation = self.generation.lock().await;
         if *generation != failed {
             return Ok(());
@@ -52,7 +61,9 @@ impl Session {
             Flavour::Awx => "/api/login/",
         };
         let url = t.url(path);
-        let page = t.execute(t.http.get(&url).header("Accept", "text/html")).await?;
+        let page = t
+            .execute(t.http.get(&url).header("Accept", "text/html"))
+            .await?;
         if !page.status().is_success() {
             return Err(ControllerError::Protocol(format!(
                 "login page {path}: {}",

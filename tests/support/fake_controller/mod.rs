@@ -1,0 +1,287 @@
+//! A stateful fake Ansible controller (AWX 24.6 or the AAP 2.5 gateway) over real HTTP.
+//!
+//! It answers like the captures in `/work/shared/reference/awx-24.6/`: same field names, status
+//! codes and `X-API-*` headers, the same single 401 for every authentication failure, CSRF on
+//! session logins, and jobs whose status moves with time. Tests drive it through the methods
+//! below and read back what the client under test sent.
+
+mod auth;
+mod http;
+mod jobs;
+mod model;
+mod render;
+mod server;
+mod tokens;
+
+use model::{Kind, State, Template, User};
+use serde_json::Value;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Awx,
+    Aap,
+}
+
+impl Flavour {
+    fn api_root(self) -> &'static str {
+        match self {
+            Flavour::Awx => "/api/v2/",
+            Flavour::Aap => "/api/controller/v2/",
+        }
+    }
+
+    fn product_name(self) -> &'static str {
+        match self {
+            Flavour::Awx => "AWX",
+            Flavour::Aap => "Red Hat Ansible Automation Platform",
+        }
+    }
+
+    fn product_version(self) -> &'static str {
+        match self {
+            Flavour::Awx => "24.6.2",
+            Flavour::Aap => "2.5.20260101",
+        }
+    }
+
+    fn session_cookie(self) -> &'static str {
+        match self {
+            Flavour::Awx => "awx_sessionid",
+            Flavour::Aap => "gateway_sessionid",
+        }
+    }
+
+    fn login_path(self) -> &'static str {
+        match self {
+            Flavour::Awx => "/api/login/",
+            Flavour::Aap => "/api/gateway/v1/login/",
+        }
+    }
+
+    fn oauth_token_path(self) -> &'static str {
+        match self {
+            Flavour::Awx => "/api/o/token/",
+            Flavour::Aap => "/o/token/",
+        }
+    }
+
+    /// Session cookie lifetime: AWX 1800 s; the gateway's default is 900 s (reference README).
+    fn session_max_age(self) -> i64 {
+        match self {
+            Flavour::Awx => 1800,
+            Flavour::Aap => 900,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TemplateSpec {
+    pub id: Option<i64>,
+    pub name: String,
+    pub organization: String,
+    pub ask_variables_on_launch: bool,
+    pub ask_limit_on_launch: bool,
+    pub ask_inventory_on_launch: bool,
+    pub ask_credential_on_launch: bool,
+    pub ask_tags_on_launch: bool,
+    /// Required survey variables; a non-empty list means the survey is enabled.
+    pub variables_needed: Vec<String>,
+    pub missing_inventory: bool,
+    /// Final status of this template's jobs: "successful" | "failed" | "error" | "canceled".
+    pub outcome: String,
+}
+
+impl Default for TemplateSpec {
+    fn default() -> Self {
+        TemplateSpec {
+            id: None,
+            name: "tpl".into(),
+            organization: "Default".into(),
+            ask_variables_on_launch: true,
+            ask_limit_on_launch: false,
+            ask_inventory_on_launch: false,
+            ask_credential_on_launch: false,
+            ask_tags_on_launch: false,
+            variables_needed: Vec::new(),
+            missing_inventory: false,
+            outcome: "successful".into(),
+        }
+    }
+}
+
+/// Handle on a running fake. Clones share the state; the server stops with `shutdown()` or
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct FakeController {
+    state: Arc<Mutex<State>>,
+    port: u16,
+    flavour: Flavour,
+    stop: CancellationToken,
+    _guard: Arc<StopOnDrop>,
+}
+
+struct StopOnDrop(CancellationToken);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+impl FakeController {
+    pub async fn start(flavour: Flavour) -> FakeController {
+        let state = Arc::new(Mutex::new(State::new(flavour)));
+        let stop = CancellationToken::new();
+        let port = server::serve(state.clone(), stop.clone()).await;
+        FakeController {
+            state,
+            port,
+            flavour,
+            stop: stop.clone(),
+            _guard: Arc::new(StopOnDrop(stop)),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn api_root(&self) -> &'static str {
+        self.flavour.api_root()
+    }
+
+    fn st(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread must not take every later request down with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn add_user(&self, username: &str, password: &str, can_launch: bool) -> i64 {
+        let mut st = self.st();
+        let id = st.users.iter().map(|u| u.id).max().unwrap_or(0) + 1;
+        st.users.push(User {
+            id,
+            username: username.into(),
+            password: password.into(),
+            can_launch,
+        });
+        id
+    }
+
+    pub fn add_job_template(&self, t: TemplateSpec) -> i64 {
+        self.add_template(Kind::Job, t)
+    }
+
+    pub fn add_workflow_template(&self, t: TemplateSpec) -> i64 {
+        self.add_template(Kind::Workflow, t)
+    }
+
+    fn add_template(&self, kind: Kind, spec: TemplateSpec) -> i64 {
+        let mut st = self.st();
+        // Job and workflow templates share one id space, as unified job templates do in AWX.
+        let id = spec.id.unwrap_or(st.next_template);
+        st.next_template = st.next_template.max(id + 1);
+        let org_id = st.org_id(&spec.organization);
+        let created = chrono::Utc::now();
+        st.templates.insert(
+            id,
+            Template {
+                id,
+                kind,
+                spec,
+                org_id,
+                created,
+            },
+        );
+        id
+    }
+
+    /// Pins a job's status from now on (the time-based lifecycle no longer applies).
+    pub fn set_job_status(&self, id: i64, status: &str) {
+        let mut st = self.st();
+        let now = chrono::Utc::now();
+        let outcome = st.outcome_of(id);
+        if let Some(job) = st.jobs.get_mut(&id) {
+            job.force(status, &outcome, now);
+        }
+    }
+
+    pub fn job(&self, id: i64) -> Option<Value> {
+        let st = self.st();
+        let job = st.jobs.get(&id)?;
+        Some(render::job_json(&st, job, chrono::Utc::now()))
+    }
+
+    pub fn jobs_launched(&self) -> usize {
+        self.st().jobs_launched
+    }
+
+    /// Every body POSTed (and authenticated) to a launch endpoint, accepted or refused, in
+    /// order, each with `"template_id"` added.
+    pub fn launches(&self) -> Vec<Value> {
+        self.st().launches.clone()
+    }
+
+    /// Live personal tokens (created through the tokens endpoints) as (id, username, description).
+    pub fn tokens(&self) -> Vec<(i64, String, String)> {
+        let st = self.st();
+        st.tokens
+            .values()
+            .map(|t| (t.id, st.username(t.user_id), t.description.clone()))
+            .collect()
+    }
+
+    pub fn tokens_created(&self) -> usize {
+        self.st().tokens_created
+    }
+
+    pub fn revoke_token(&self, id: i64) {
+        self.st().tokens.remove(&id);
+    }
+
+    pub fn revoke_all_tokens(&self) {
+        self.st().tokens.clear();
+    }
+
+    pub fn expire_sessions(&self) {
+        self.st().sessions.clear();
+    }
+
+    pub fn expire_oauth_access_tokens(&self) {
+        self.st().oauth_access.clear();
+    }
+
+    /// Requests whose method matches (case-insensitive; "" or "*" = any) and whose path (no
+    /// query) starts with `path_prefix`. Counts everything received, faults included.
+    pub fn requests(&self, method: &str, path_prefix: &str) -> usize {
+        let any = method.is_empty() || method == "*";
+        self.st()
+            .requests
+            .iter()
+            .filter(|(m, p)| (any || m.eq_ignore_ascii_case(method)) && p.starts_with(path_prefix))
+            .count()
+    }
+
+    pub fn reset_requests(&self) {
+        self.st().requests.clear();
+    }
+
+    pub fn fail_next(&self, n: usize, status: u16) {
+        self.st().fail_next = (n, status);
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.st().down = down;
+    }
+
+    /// Applies to jobs launched afterwards: pending for d/2, running until d, then the outcome.
+    pub fn set_job_duration(&self, d: Duration) {
+        self.st().job_duration = d;
+    }
+
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+}
