@@ -1,6 +1,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cli;
 mod controller_auth;
 mod controller_calls;
 mod controller_tokens;

@@ -1,0 +1,57 @@
+//! The binary itself: `controller check` as an operator runs it, and `check` on bad config.
+
+use crate::support::fake_controller::{FakeController, Flavour};
+use std::process::Output;
+
+async fn run(args: &[&str], config: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.yaml");
+    std::fs::write(&path, config).unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_aap-bridge"))
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .env_remove("AAP_BRIDGE_CONFIG")
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn controller_check_prints_flavour_user_and_auth() {
+    let fake = FakeController::start(Flavour::Aap).await;
+    let config = format!(
+        "controller:\n  url: \"{}\"\n  auth:\n    mode: basic\n    username: svc\n    password: svc-pass\n",
+        fake.url()
+    );
+    let out = run(&["controller", "check"], &config).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Aap, API /api/controller/v2/"), "{stdout}");
+    assert!(stdout.contains("user: svc"), "{stdout}");
+    assert!(stdout.contains("\"mode\":\"basic\""), "{stdout}");
+    assert!(!stdout.contains("svc-pass"), "the password never prints");
+}
+
+#[tokio::test]
+async fn controller_check_without_controller_says_dry_run() {
+    let out = run(&["controller", "check"], "log:\n  level: warn\n").await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dry-run"));
+}
+
+#[tokio::test]
+async fn bad_config_names_the_problem() {
+    let out = run(
+        &["check"],
+        "controller:\n  url: \"ftp://x\"\n  auth: {mode: basic, username: a, password: b}\n",
+    )
+    .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("controller.url must be http"), "{err}");
+}
