@@ -14,9 +14,8 @@ pub fn list_templates(st: &State, r: &Req, kind: Kind) -> Resp {
         .filter(|t| t.kind == kind)
         .filter(|t| r.q("name").is_none_or(|n| t.spec.name == n))
         .filter(|t| {
-            r.q("name__icontains").is_none_or(|n| {
-                t.spec.name.to_lowercase().contains(&n.to_lowercase())
-            })
+            r.q("name__icontains")
+                .is_none_or(|n| t.spec.name.to_lowercase().contains(&n.to_lowercase()))
         })
         .filter(|t| {
             r.q("organization__name")
