@@ -29,7 +29,7 @@ pub enum Command {
     Serve,
     /// Create the database if missing, apply migrations, and exit.
     Migrate,
-    /// Validate the configuration and exit non-zero with the reason if it is wrong.
+    /// Validate the configuration and every mapping rule; exit non-zero with file:line errors.
     Check,
     /// Talk to the Ansible controller.
     Controller {
@@ -66,19 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Controller {
             command: ControllerCommand::Check,
         } => controller_check(&settings).await,
-        Command::Check => {
-            println!(
-                "configuration OK: {} source(s): {}",
-                settings.sources.len(),
-                settings
-                    .sources
-                    .iter()
-                    .map(|(n, s)| format!("{n} ({})", s.kind.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            Ok(())
-        }
+        Command::Check => check(&settings),
     }
 }
 
@@ -110,5 +98,29 @@ async fn controller_check(settings: &Settings) -> anyhow::Result<()> {
     );
     println!("user: {} (id {})", report.user.username, report.user.id);
     println!("auth: {}", serde_json::to_string(&report.auth)?);
+    Ok(())
+}
+
+fn check(settings: &Settings) -> anyhow::Result<()> {
+    let kinds = crate::startup::source_kinds(settings);
+    let path = &settings.mappings.path;
+    let mappings = crate::mapping::Mappings::load(path, &kinds).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::anyhow!("{} problem(s) in {}", errors.len(), path.display())
+    })?;
+    println!(
+        "configuration OK: {} source(s) ({}), {} rule(s) from {}, controller: {}",
+        settings.sources.len(),
+        kinds.keys().cloned().collect::<Vec<_>>().join(", "),
+        mappings.len(),
+        path.display(),
+        settings
+            .controller
+            .as_ref()
+            .map(|c| c.url.as_str())
+            .unwrap_or("none (dry-run)")
+    );
     Ok(())
 }

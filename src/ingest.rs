@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -33,12 +33,26 @@ pub struct Inbox {
 
 impl Inbox {
     /// Starts the writers. They stop once every `Inbox` clone is dropped and the queue is empty.
-    pub fn start(pool: PgPool, s: &IngestSettings) -> (Inbox, Vec<JoinHandle<()>>) {
+    /// `committed` is notified after each commit, so this replica's dispatcher starts at once.
+    pub fn start(
+        pool: PgPool,
+        s: &IngestSettings,
+        committed: Arc<Notify>,
+    ) -> (Inbox, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(s.queue_capacity.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let timeout = Duration::from_millis(s.commit_timeout_ms);
         let handles = (0..s.writers)
-            .map(|_| tokio::spawn(writer(pool.clone(), rx.clone(), s.batch_max, timeout)))
+            .map(|_| {
+                let w = writer(
+                    pool.clone(),
+                    rx.clone(),
+                    s.batch_max,
+                    timeout,
+                    committed.clone(),
+                );
+                tokio::spawn(w)
+            })
             .collect();
         (Inbox { tx, timeout }, handles)
     }
@@ -69,7 +83,13 @@ impl Inbox {
     }
 }
 
-async fn writer(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max: usize, timeout: Duration) {
+async fn writer(
+    pool: PgPool,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    max: usize,
+    timeout: Duration,
+    committed: Arc<Notify>,
+) {
     loop {
         let mut batch = Vec::new();
         {
@@ -86,6 +106,7 @@ async fn writer(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max: usize, t
             }
         }
         commit(&pool, batch, timeout).await;
+        committed.notify_one();
     }
 }
 

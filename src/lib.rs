@@ -7,11 +7,14 @@ pub mod error;
 pub mod event;
 pub mod http;
 pub mod ingest;
+pub mod mapping;
+pub mod notify;
 pub mod retry;
 pub mod signature;
 pub mod sources;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod workers;
 
 pub use startup::Application;

@@ -1,11 +1,16 @@
 //! `Application::build` wires settings into a running service; tests use it with port 0.
 
-use crate::config::Settings;
+use crate::config::{Settings, SourceKind};
+use crate::controller::Controller;
 use crate::http::{router, AppState};
 use crate::ingest::Inbox;
+use crate::mapping::{Mappings, SharedMappings};
+use crate::notify::Notifier;
 use crate::store;
+use crate::workers::{self, Hooks};
 use axum::Router;
 use sqlx::PgPool;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -18,6 +23,7 @@ pub struct Application {
     port: u16,
     shutdown: CancellationToken,
     writers: Vec<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -33,13 +39,67 @@ impl Application {
 
     /// Uses a pool whose database is already migrated (tests hand in their own).
     pub async fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
+        Self::build_with(settings, pool, Hooks::default()).await
+    }
+
+    /// Like `build_with_pool`, with fault-injection hooks for tests.
+    pub async fn build_with(
+        settings: Settings,
+        pool: PgPool,
+        hooks: Hooks,
+    ) -> anyhow::Result<Self> {
         let sources = crate::sources::build(&settings);
         if sources.is_empty() {
             tracing::warn!(
                 "no sources configured: every POST /hooks/* answers 404 (see deploy/config.example.yaml)"
             );
         }
-        let (inbox, writers) = Inbox::start(pool.clone(), &settings.ingest);
+        let shutdown = CancellationToken::new();
+        let kinds = source_kinds(&settings);
+        let mappings = if kinds.is_empty() {
+            tracing::warn!("no sources configured: mappings not loaded");
+            Mappings::empty()
+        } else {
+            Mappings::load(&settings.mappings.path, &kinds).map_err(|errors| {
+                let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                anyhow::anyhow!("mappings are invalid:\n  {}", list.join("\n  "))
+            })?
+        };
+        tracing::info!(rules = mappings.len(), path = %settings.mappings.path.display(), "mappings loaded");
+        let mappings = SharedMappings::new(mappings);
+        if !kinds.is_empty() {
+            tokio::spawn(crate::mapping::watch(
+                mappings.clone(),
+                settings.mappings.path.clone(),
+                kinds,
+                Duration::from_secs(settings.mappings.reload_interval_secs.max(1)),
+                shutdown.clone(),
+            ));
+        }
+        let controller = match &settings.controller {
+            Some(c) => Some(Arc::new(Controller::new(c, Some(pool.clone()))?)),
+            None => {
+                tracing::warn!(
+                    "no controller configured: DRY-RUN mode, launches are recorded, not sent"
+                );
+                None
+            }
+        };
+        let notifier = Arc::new(Notifier::new(&settings.sources).map_err(|e| anyhow::anyhow!(e))?);
+        let wake_dispatch = Arc::new(tokio::sync::Notify::new());
+        let ctx = Arc::new(workers::Context {
+            pool: pool.clone(),
+            settings: settings.workers.clone(),
+            controller,
+            mappings,
+            notifier,
+            wake_dispatch: wake_dispatch.clone(),
+            wake_launch: Arc::new(tokio::sync::Notify::new()),
+            wake_notify: Arc::new(tokio::sync::Notify::new()),
+            hooks,
+        });
+        let worker_handles = workers::start(ctx, shutdown.child_token());
+        let (inbox, writers) = Inbox::start(pool.clone(), &settings.ingest, wake_dispatch);
         let state = AppState {
             sources: Arc::new(sources),
             inbox,
@@ -53,8 +113,9 @@ impl Application {
             listener,
             router: router(state),
             port,
-            shutdown: CancellationToken::new(),
+            shutdown,
             writers,
+            workers: worker_handles,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
         })
     }
@@ -81,7 +142,7 @@ impl Application {
             }
         }
         // The router (and every Inbox sender) is gone now, so the writers finish their queue.
-        for w in self.writers {
+        for w in self.writers.into_iter().chain(self.workers) {
             let _ = tokio::time::timeout(grace, w).await;
         }
         tracing::info!("stopped");
@@ -111,4 +172,12 @@ pub fn cancel_on_signal(token: CancellationToken) {
         tracing::info!("shutdown requested");
         token.cancel();
     });
+}
+
+pub fn source_kinds(settings: &Settings) -> HashMap<String, SourceKind> {
+    settings
+        .sources
+        .iter()
+        .map(|(name, s)| (name.clone(), s.kind))
+        .collect()
 }

@@ -2,7 +2,6 @@
 
 use secrecy::SecretString;
 use serde::Deserialize;
-use std::path::PathBuf;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,8 +14,8 @@ pub struct ControllerSettings {
     /// Overrides discovery, e.g. `/api/controller/v2/`.
     pub api_root: Option<String>,
     pub auth: AuthSettings,
-    /// PEM bundle of extra CA certificates to trust.
-    pub ca_file: Option<PathBuf>,
+    /// PEM text of extra CA certificates to trust; write `ca_file: /path` to read it from a file.
+    pub ca: Option<String>,
     /// Turns TLS verification off. Logged as a warning at start-up; never for production.
     #[serde(default)]
     pub insecure_skip_verify: bool,

@@ -2,11 +2,15 @@
 
 mod controller;
 mod expand;
+mod reply;
 mod sources;
+mod workers;
 
 pub use controller::{AuthSettings, ControllerSettings, FlavourSetting, RetrySettings};
 pub use expand::{expand_env, resolve_files};
+pub use reply::ReplySettings;
 pub use sources::{SourceAuth, SourceKind, SourceSettings};
+pub use workers::{MappingSettings, WorkerSettings};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -21,6 +25,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub log: LogSettings,
     pub ingest: IngestSettings,
+    pub mappings: MappingSettings,
+    pub workers: WorkerSettings,
     /// Absent: dry-run, nothing is launched.
     #[serde(default)]
     pub controller: Option<ControllerSettings>,

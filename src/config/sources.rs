@@ -54,6 +54,9 @@ pub struct SourceSettings {
     pub replay_window_secs: u64,
     /// Overrides `server.body_limit_bytes` for this source.
     pub body_limit_bytes: Option<usize>,
+    /// Where job links and outcomes are posted back; absent means no post-backs.
+    #[serde(default)]
+    pub reply: Option<super::ReplySettings>,
 }
 
 fn default_replay_window() -> u64 {
@@ -103,6 +106,9 @@ impl SourceSettings {
                     self.kind.as_str()
                 ));
             }
+        }
+        if let Some(reply) = &self.reply {
+            reply.validate(self.kind)?;
         }
         match self.auth {
             SourceAuth::Hmac if self.secrets.is_empty() => {

@@ -28,11 +28,14 @@ impl Transport {
             // The API never needs redirects; a login answers 302, which we read ourselves.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("aap-bridge/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &s.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| ControllerError::Config(format!("ca_file {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| ControllerError::Config(format!("ca_file {}: {e}", path.display())))?;
+        if let Some(pem) = &s.ca {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| ControllerError::Config(format!("controller.ca_file: {e}")))?;
+            if certs.is_empty() {
+                return Err(ControllerError::Config(
+                    "controller.ca_file holds no PEM certificate".into(),
+                ));
+            }
             for c in certs {
                 b = b.add_root_certificate(c);
             }

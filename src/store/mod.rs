@@ -1,6 +1,9 @@
 //! Postgres: connecting, creating the database, migrations. Queries live in one file per table family.
 
+pub mod callbacks;
+pub mod dispatch;
 pub mod events;
+pub mod launches;
 pub mod tokens;
 
 use crate::config::DatabaseSettings;

@@ -55,3 +55,40 @@ async fn bad_config_names_the_problem() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("controller.url must be http"), "{err}");
 }
+
+const EXAMPLE_SOURCES: &str = "sources:\n  github: {kind: github, secrets: [a]}\n  pagerduty: {kind: pagerduty, secrets: [b]}\n  servicenow: {kind: servicenow, secrets: [c]}\n";
+
+#[tokio::test]
+async fn check_passes_on_each_shipped_mapping_file() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in ["servicenow.yaml", "github.yaml", "pagerduty.yaml"] {
+        let config = format!("{EXAMPLE_SOURCES}mappings: {{path: \"{root}/mappings/{file}\"}}\n");
+        let out = run(&["check"], &config).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{file}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("configuration OK"), "{stdout}");
+    }
+}
+
+#[tokio::test]
+async fn check_names_file_and_line_of_a_broken_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("broken.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: ok\n    source: github\n    launch: 1\n  - name: bad\n    source: github\n    launch: 2\n    extra_vars:\n      x: \"{{ payload.a \"\n",
+    )
+    .unwrap();
+    let config = format!(
+        "{EXAMPLE_SOURCES}mappings: {{path: \"{}\"}}\n",
+        rules.display()
+    );
+    let out = run(&["check"], &config).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:9:", rules.display())), "{err}");
+}

@@ -348,3 +348,20 @@ async fn controller_check_reports_the_token(pool: sqlx::PgPool) {
     assert!(report.auth.token_id.is_some());
     assert!(report.auth.expires_at.is_some());
 }
+
+#[tokio::test]
+async fn ca_file_is_read_and_a_bad_one_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ca.pem");
+    std::fs::write(&path, "not a certificate\n").unwrap();
+    let extra = format!("  ca_file: \"{}\"\n", path.display());
+    let s = controller_settings("https://aap.example.com", BASIC, &extra);
+    assert!(s.ca.is_some(), "ca_file is read into `ca`");
+    let err = Controller::new(&s, None)
+        .err()
+        .expect("no certificate in the file");
+    assert!(
+        matches!(err, ControllerError::Config(ref m) if m.contains("ca_file")),
+        "{err}"
+    );
+}

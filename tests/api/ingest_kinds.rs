@@ -42,7 +42,11 @@ async fn github_event_is_normalized(pool: PgPool) {
     assert_eq!(row["delivery_id"], "1001:gd-1");
     assert_eq!(row["event_type"], "issues.labeled");
     assert_eq!(row["category"], "disk_full");
-    assert_eq!(row["state"], "pending");
+    // The dispatcher may already have looked at it (no rules here: unmapped).
+    assert!(
+        row["state"] == "pending" || row["state"] == "unmapped",
+        "{row}"
+    );
     assert_eq!(
         row["ticket"],
         json!({"repo": "acme/ops", "number": "42", "url": "https://github.com/acme/ops/issues/42"})

@@ -8,3 +8,5 @@ mod controller_tokens;
 mod ingest;
 mod ingest_kinds;
 mod outage;
+mod pipeline;
+mod pipeline_faults;

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod fake_controller;
+pub mod fake_tickets;
+pub mod pipeline;
 pub mod proxy;
 pub mod senders;
 
@@ -24,6 +26,8 @@ database:
   acquire_timeout_ms: 1000
 ingest:
   commit_timeout_ms: 2000
+mappings:
+  path: tests/support/no-rules.yaml
 sources:
   gh:
     kind: github
@@ -64,8 +68,17 @@ impl TestApp {
 
     /// `app_pool` is what the service uses (maybe through a proxy); `pool` is for assertions.
     pub async fn spawn_with(pool: PgPool, app_pool: PgPool, yaml: &str) -> Self {
+        Self::spawn_hooked(pool, app_pool, yaml, Default::default()).await
+    }
+
+    pub async fn spawn_hooked(
+        pool: PgPool,
+        app_pool: PgPool,
+        yaml: &str,
+        hooks: aap_bridge::workers::Hooks,
+    ) -> Self {
         let settings = Settings::from_parts(Some(yaml), None, false).expect("test settings");
-        let app = Application::build_with_pool(settings, app_pool)
+        let app = Application::build_with(settings, app_pool, hooks)
             .await
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());

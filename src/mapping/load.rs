@@ -1,0 +1,406 @@
+//! Reading mapping files and checking them, every problem reported as `file:line: message`.
+
+use super::glob::Glob;
+use super::render::{self, has_markup, Compiled};
+use super::rule::{Rule, Target};
+use super::spec::{line_of, FileSpec, OneOrMany, RuleSpec, Tree};
+use super::{MappingError, Mappings, Reply};
+use crate::config::SourceKind;
+use serde_json::Value as Json;
+use serde_saphyr::Spanned;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+impl Mappings {
+    /// Loads one file, or every `*.yaml` / `*.yml` in a directory (sorted by name).
+    /// All problems are returned, not only the first.
+    pub fn load(
+        path: &Path,
+        sources: &HashMap<String, SourceKind>,
+    ) -> Result<Mappings, Vec<MappingError>> {
+        let files = mapping_files(path).map_err(|e| vec![e])?;
+        let mut loader = Loader {
+            sources,
+            env: render::environment(),
+            rules: Vec::new(),
+            names: HashMap::new(),
+            errors: Vec::new(),
+            templates: 0,
+        };
+        for file in &files {
+            loader.file(file);
+        }
+        if loader.errors.is_empty() {
+            Ok(Mappings {
+                rules: loader.rules,
+                env: loader.env,
+            })
+        } else {
+            Err(loader.errors)
+        }
+    }
+}
+
+/// The files `load` reads for `path`.
+pub(crate) fn mapping_files(path: &Path) -> Result<Vec<PathBuf>, MappingError> {
+    let whole = |message: String| MappingError {
+        file: path.to_path_buf(),
+        line: 0,
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read: {e}")))?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| whole(format!("cannot list: {e}")))? {
+        let p = entry
+            .map_err(|e| whole(format!("cannot list: {e}")))?
+            .path();
+        let yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+        if yaml && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+struct Loader<'a> {
+    sources: &'a HashMap<String, SourceKind>,
+    env: minijinja::Environment<'static>,
+    rules: Vec<Rule>,
+    /// Rule name -> where it was first defined.
+    names: HashMap<String, (PathBuf, usize)>,
+    errors: Vec<MappingError>,
+    /// Templates compiled so far; numbers their names so that no two can clash.
+    templates: usize,
+}
+
+impl Loader<'_> {
+    fn error(&mut self, file: &Path, line: usize, message: impl Into<String>) {
+        self.errors.push(MappingError {
+            file: file.to_path_buf(),
+            line,
+            message: message.into(),
+        });
+    }
+
+    fn file(&mut self, file: &Path) {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => return self.error(file, 0, format!("cannot read: {e}")),
+        };
+        // An empty file (or only comments) is a file with no rules yet, not an error.
+        let spec = match serde_saphyr::from_str::<Option<FileSpec>>(&text) {
+            Ok(Some(spec)) => spec,
+            Ok(None) => return,
+            Err(e) => {
+                let line = e.location().map_or(0, |l| l.line() as usize);
+                return self.error(file, line, yaml_message(&e));
+            }
+        };
+        let first_error = self.errors.len();
+        for rule in spec.rules {
+            let line = line_of(&rule);
+            if let Some(rule) = self.rule(file, line, rule.value) {
+                self.rules.push(rule);
+            }
+        }
+        // In reading order, not in the order the checks ran.
+        self.errors[first_error..].sort_by_key(|e| e.line);
+    }
+
+    /// Checks and compiles one rule; on any problem records it and returns None.
+    fn rule(&mut self, file: &Path, line: usize, spec: RuleSpec) -> Option<Rule> {
+        let before = self.errors.len();
+        let name = self.check_name(file, line, spec.name.as_ref());
+        let (source, kind) = self.check_source(file, line, spec.source.as_ref());
+        let event_type = self.globs(file, "event_type", spec.event_type.as_ref());
+        let target = self.target(file, line, &spec);
+        let when = self.when(file, spec.when.as_ref());
+
+        let reply = match (&spec.reply, kind) {
+            (Some(r), Some(kind)) if !Reply::allowed_for(kind).contains(&r.value) => {
+                let allowed: Vec<&str> = Reply::allowed_for(kind)
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect();
+                let msg = format!(
+                    "reply `{}` is not valid for a {} source; use one of {}",
+                    r.value.as_str(),
+                    kind.as_str(),
+                    allowed.join(", ")
+                );
+                self.error(file, line_of(r), msg);
+                Reply::None
+            }
+            (Some(r), _) => r.value,
+            (None, kind) => kind.map_or(Reply::None, Reply::default_for),
+        };
+        if let Some(m) = spec.max_concurrent.as_ref().filter(|m| m.value == 0) {
+            self.error(file, line_of(m), "max_concurrent must be at least 1");
+        }
+
+        let fields = self.fields(file, &name, &spec);
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(Rule {
+            name,
+            source,
+            event_type,
+            target: target?,
+            when,
+            fields,
+            reply,
+            report_outcome: spec.report_outcome.unwrap_or(true),
+            max_concurrent: spec.max_concurrent.map(|m| m.value),
+            coalesce_secs: spec.coalesce_secs,
+        })
+    }
+
+    /// The rule's name; records it, or an error if it is missing, empty or taken.
+    fn check_name(&mut self, file: &Path, line: usize, spec: Option<&Spanned<String>>) -> String {
+        let Some(spec) = spec else {
+            self.error(file, line, "missing field `name`");
+            return String::new();
+        };
+        let name = spec.value.trim().to_string();
+        if name.is_empty() {
+            self.error(file, line_of(spec), "rule `name` is empty");
+        } else if let Some((f, l)) = self.names.get(&name) {
+            let msg = format!(
+                "duplicate rule name `{name}` (first defined at {}:{l})",
+                f.display()
+            );
+            self.error(file, line_of(spec), msg);
+        } else {
+            self.names
+                .insert(name.clone(), (file.to_path_buf(), line_of(spec)));
+        }
+        name
+    }
+
+    /// The rule's source and its kind (None, with an error recorded, when not configured).
+    fn check_source(
+        &mut self,
+        file: &Path,
+        line: usize,
+        spec: Option<&Spanned<String>>,
+    ) -> (String, Option<SourceKind>) {
+        let Some(spec) = spec else {
+            self.error(file, line, "missing field `source`");
+            return (String::new(), None);
+        };
+        let source = spec.value.clone();
+        let kind = self.sources.get(&source).copied();
+        if kind.is_none() {
+            let mut known: Vec<&str> = self.sources.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            let msg = match known.is_empty() {
+                true => format!("unknown source `{source}` (no sources are configured)"),
+                false => format!(
+                    "unknown source `{source}`; configured: {}",
+                    known.join(", ")
+                ),
+            };
+            self.error(file, line_of(spec), msg);
+        }
+        (source, kind)
+    }
+
+    fn globs(&mut self, file: &Path, key: &str, spec: Option<&Spanned<OneOrMany>>) -> Vec<Glob> {
+        let Some(spec) = spec else { return Vec::new() };
+        let items = spec.value.items(line_of(spec));
+        if items.is_empty() {
+            self.error(file, line_of(spec), format!("`{key}` is an empty list"));
+        }
+        let mut globs = Vec::new();
+        for (pattern, line) in items {
+            match Glob::new(&pattern) {
+                Ok(g) => globs.push(g),
+                Err(e) => self.error(file, line, format!("{key}: {e}")),
+            }
+        }
+        globs
+    }
+
+    fn target(&mut self, file: &Path, line: usize, spec: &RuleSpec) -> Option<Target> {
+        match (&spec.launch, &spec.categories) {
+            (Some(launch), None) => Some(Target::One {
+                category: self.globs(file, "category", spec.category.as_ref()),
+                template: launch.value.0.clone(),
+            }),
+            (None, Some(_)) if spec.category.is_some() => {
+                let msg =
+                    "`category` goes with `launch`; with `categories` the keys are the categories";
+                let at = spec.category.as_ref().map_or(line, line_of);
+                self.error(file, at, msg);
+                None
+            }
+            (None, Some(map)) if map.value.is_empty() => {
+                self.error(file, line_of(map), "`categories` is empty");
+                None
+            }
+            (None, Some(map)) => {
+                let by: BTreeMap<_, _> = map
+                    .value
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.value.0.clone()))
+                    .collect();
+                Some(Target::ByCategory(by))
+            }
+            (Some(launch), Some(_)) => {
+                let msg =
+                    "give either `launch` (with an optional `category`) or `categories`, not both";
+                self.error(file, line_of(launch), msg);
+                None
+            }
+            (None, None) => {
+                let msg =
+                    "a rule needs `launch` (a template) or `categories` (category -> template)";
+                self.error(file, line, msg);
+                None
+            }
+        }
+    }
+
+    fn when(&mut self, file: &Path, spec: Option<&Spanned<OneOrMany>>) -> Vec<String> {
+        let Some(spec) = spec else { return Vec::new() };
+        let mut exprs = Vec::new();
+        for (expr, line) in spec.value.items(line_of(spec)) {
+            if expr.trim().is_empty() {
+                self.error(file, line, "when: empty expression");
+            } else if let Err(e) = render::check_expression(&self.env, &expr) {
+                self.error(file, line, format!("when `{expr}`: {e}"));
+            } else {
+                exprs.push(expr);
+            }
+        }
+        exprs
+    }
+
+    /// The launch fields, type-checked and compiled, in request order.
+    fn fields(
+        &mut self,
+        file: &Path,
+        rule: &str,
+        spec: &RuleSpec,
+    ) -> Vec<(&'static str, Compiled)> {
+        let all = [
+            ("extra_vars", &spec.extra_vars),
+            ("limit", &spec.limit),
+            ("inventory", &spec.inventory),
+            ("credentials", &spec.credentials),
+            ("job_tags", &spec.job_tags),
+            ("skip_tags", &spec.skip_tags),
+        ];
+        let mut out = Vec::new();
+        for (field, tree) in all {
+            let Some(tree) = tree else { continue };
+            if let Err(msg) = check_shape(field, &tree.value) {
+                self.error(file, line_of(tree), msg);
+                continue;
+            }
+            if let Some(c) = self.compile(file, rule, field.to_string(), tree) {
+                out.push((field, c));
+            }
+        }
+        out
+    }
+
+    fn compile(
+        &mut self,
+        file: &Path,
+        rule: &str,
+        path: String,
+        tree: &Spanned<Tree>,
+    ) -> Option<Compiled> {
+        let literal = |v: Json| Some(Compiled::Literal(v));
+        match &tree.value {
+            Tree::Null => literal(Json::Null),
+            Tree::Bool(b) => literal(Json::Bool(*b)),
+            Tree::Int(i) => literal(Json::from(*i)),
+            Tree::Float(f) => {
+                literal(serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number))
+            }
+            Tree::Str(s) if !has_markup(s) => literal(Json::String(s.clone())),
+            Tree::Str(s) => {
+                self.templates += 1;
+                let name = format!("{}:{rule}/{path}", self.templates);
+                match self.env.add_template_owned(name.clone(), s.clone()) {
+                    Ok(()) => Some(Compiled::Template {
+                        name,
+                        source: s.clone(),
+                    }),
+                    Err(e) => {
+                        let msg = format!("{path}: {}", render::describe(&e, s));
+                        self.error(file, line_of(tree), msg);
+                        None
+                    }
+                }
+            }
+            Tree::List(items) => {
+                let compiled: Vec<_> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| self.compile(file, rule, format!("{path}[{i}]"), t))
+                    .collect();
+                compiled
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(Compiled::List)
+            }
+            Tree::Map(entries) => {
+                let compiled: Vec<_> = entries
+                    .iter()
+                    .map(|(k, t)| {
+                        Some((
+                            k.clone(),
+                            self.compile(file, rule, format!("{path}.{k}"), t)?,
+                        ))
+                    })
+                    .collect();
+                compiled
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(Compiled::Map)
+            }
+        }
+    }
+}
+
+/// The controller's type for each launch field; strings may be templates.
+fn check_shape(field: &str, tree: &Tree) -> Result<(), String> {
+    let id_like = |t: &Tree| match t {
+        Tree::Int(i) => *i > 0,
+        Tree::Str(s) => has_markup(s) || s.trim().parse::<i64>().is_ok_and(|i| i > 0),
+        _ => false,
+    };
+    match (field, tree) {
+        ("extra_vars", Tree::Map(_)) => Ok(()),
+        ("extra_vars", _) => Err("`extra_vars` must be a map of variable names to values".into()),
+        ("limit", Tree::Str(s)) if s.trim().is_empty() => {
+            Err("limit is empty; refusing to run against the whole inventory".into())
+        }
+        ("limit" | "job_tags" | "skip_tags", Tree::Str(_)) => Ok(()),
+        ("limit" | "job_tags" | "skip_tags", _) => Err(format!("`{field}` must be a string")),
+        ("inventory", t) if id_like(t) => Ok(()),
+        ("inventory", _) => {
+            Err("`inventory` must be an inventory id (or a template giving one)".into())
+        }
+        ("credentials", Tree::List(items)) if items.iter().all(|t| id_like(&t.value)) => Ok(()),
+        ("credentials", _) => Err("`credentials` must be a list of credential ids".into()),
+        _ => Ok(()),
+    }
+}
+
+/// serde-saphyr's message without its " at line L, column C" suffix: the line is ours to print.
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let text = e.without_snippet().to_string();
+    match text.rfind(" at line ") {
+        Some(i) if text[i..].contains(", column ") => text[..i].to_string(),
+        _ => text,
+    }
+}

@@ -1,0 +1,297 @@
+//! Mapping rules: which controller template an event launches, with which variables.
+//!
+//! Rules are YAML files (see `mappings/` for examples). They are checked completely at load,
+//! templates included, so a bad file is refused with `file:line` errors instead of failing
+//! when the first matching event arrives.
+
+mod glob;
+mod load;
+mod render;
+mod rule;
+mod spec;
+mod watch;
+
+#[cfg(test)]
+mod tests_eval;
+#[cfg(test)]
+mod tests_files;
+#[cfg(test)]
+mod tests_load;
+
+pub use watch::{watch, SharedMappings};
+
+use crate::config::SourceKind;
+use crate::controller::types::TemplateKind;
+use crate::event::Event;
+use chrono::{DateTime, Utc};
+use rule::Rule;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use std::fmt;
+use std::path::PathBuf;
+
+/// The event as rules see it (see README, "The normalized event").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventView {
+    pub id: uuid::Uuid,
+    pub source: String,
+    pub kind: SourceKind,
+    pub delivery_id: String,
+    pub event_type: String,
+    pub category: Option<String>,
+    pub ticket: Json,
+    pub payload: Json,
+    pub received_at: DateTime<Utc>,
+}
+
+impl EventView {
+    pub fn from_event(id: uuid::Uuid, event: &Event, received_at: DateTime<Utc>) -> Self {
+        EventView {
+            id,
+            source: event.source.clone(),
+            kind: event.kind,
+            delivery_id: event.delivery_id.clone(),
+            event_type: event.event_type.clone(),
+            category: event.category.clone(),
+            ticket: serde_json::to_value(&event.ticket).unwrap_or_default(),
+            payload: event.payload.clone(),
+            received_at,
+        }
+    }
+}
+
+/// Which template to launch: by id, or by name (resolved against the controller at launch).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum TemplateRef {
+    Id {
+        kind: TemplateKind,
+        id: i64,
+    },
+    Name {
+        kind: TemplateKind,
+        name: String,
+        organization: Option<String>,
+    },
+}
+
+impl TemplateRef {
+    pub fn kind(&self) -> TemplateKind {
+        match self {
+            TemplateRef::Id { kind, .. } | TemplateRef::Name { kind, .. } => *kind,
+        }
+    }
+}
+
+impl fmt::Display for TemplateRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TemplateRef::Id { kind, id } => write!(f, "{} template {id}", kind.as_str()),
+            TemplateRef::Name {
+                kind,
+                name,
+                organization: Some(org),
+            } => write!(f, "{} template `{name}` ({org})", kind.as_str()),
+            TemplateRef::Name { kind, name, .. } => {
+                write!(f, "{} template `{name}`", kind.as_str())
+            }
+        }
+    }
+}
+
+/// How the outcome is posted back to the ticket.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    None,
+    /// ServiceNow work notes (internal).
+    WorkNotes,
+    /// ServiceNow additional comments (customer visible).
+    Comments,
+    /// GitHub issue or PR comment.
+    Comment,
+    /// GitHub commit status.
+    Status,
+    /// PagerDuty incident note.
+    Note,
+}
+
+impl Reply {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reply::None => "none",
+            Reply::WorkNotes => "work_notes",
+            Reply::Comments => "comments",
+            Reply::Comment => "comment",
+            Reply::Status => "status",
+            Reply::Note => "note",
+        }
+    }
+
+    pub fn default_for(kind: SourceKind) -> Reply {
+        match kind {
+            SourceKind::Servicenow => Reply::WorkNotes,
+            SourceKind::Github => Reply::Comment,
+            SourceKind::Pagerduty => Reply::Note,
+        }
+    }
+
+    /// The replies a source kind can carry out.
+    pub fn allowed_for(kind: SourceKind) -> &'static [Reply] {
+        match kind {
+            SourceKind::Servicenow => &[Reply::None, Reply::WorkNotes, Reply::Comments],
+            SourceKind::Github => &[Reply::None, Reply::Comment, Reply::Status],
+            SourceKind::Pagerduty => &[Reply::None, Reply::Note],
+        }
+    }
+}
+
+/// A launch a rule asks for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Planned {
+    pub rule: String,
+    pub template: TemplateRef,
+    /// The launch body: only the fields the rule sets, among `extra_vars`, `limit`,
+    /// `inventory`, `credentials`, `job_tags` and `skip_tags`.
+    pub request: Json,
+    pub reply: Reply,
+    pub report_outcome: bool,
+    pub max_concurrent: Option<u32>,
+    pub coalesce_secs: Option<u64>,
+}
+
+/// What the rules made of one event. Unmapped when `planned` and `failed` are both empty.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Decision {
+    pub planned: Vec<Planned>,
+    /// Rules that matched but could not be rendered: (rule, error).
+    pub failed: Vec<(String, String)>,
+    /// Rules for the event's source that did not match: (rule, why).
+    pub skipped: Vec<(String, String)>,
+    /// "source `x`, event type `y`, category `z`", for `reason`.
+    #[serde(skip)]
+    subject: String,
+}
+
+impl Decision {
+    pub fn is_unmapped(&self) -> bool {
+        self.planned.is_empty() && self.failed.is_empty()
+    }
+
+    /// One line on why nothing was launched (or what was).
+    pub fn reason(&self) -> String {
+        if !self.is_unmapped() {
+            return format!(
+                "{} rule(s) matched, {} failed to render",
+                self.planned.len() + self.failed.len(),
+                self.failed.len()
+            );
+        }
+        if self.skipped.is_empty() {
+            return format!("no rule for {}", self.subject);
+        }
+        let why: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(r, w)| format!("{r}: {w}"))
+            .collect();
+        format!("no rule matched {}; {}", self.subject, why.join("; "))
+    }
+}
+
+/// A problem in a mapping file. Line 0 means the whole file (it could not be read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MappingError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for MappingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.file.display(), self.message),
+            n => write!(f, "{}:{n}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for MappingError {}
+
+/// The loaded rules and their compiled templates.
+pub struct Mappings {
+    rules: Vec<Rule>,
+    env: minijinja::Environment<'static>,
+}
+
+impl fmt::Debug for Mappings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mappings")
+            .field("rules", &self.rule_names())
+            .finish()
+    }
+}
+
+impl Mappings {
+    pub fn empty() -> Self {
+        Mappings {
+            rules: Vec::new(),
+            env: render::environment(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn rule_names(&self) -> Vec<String> {
+        self.rules.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// Every rule that matches, in file order. A rule whose templates fail to render
+    /// goes to `failed`; the others still launch.
+    pub fn evaluate(&self, ev: &EventView) -> Decision {
+        let mut decision = Decision {
+            subject: format!(
+                "source `{}`, event type `{}`, {}",
+                ev.source,
+                ev.event_type,
+                ev.category
+                    .as_deref()
+                    .map_or("no category".to_string(), |c| format!("category `{c}`"))
+            ),
+            ..Decision::default()
+        };
+        let mut ctx = None;
+        for rule in self.rules.iter().filter(|r| r.source == ev.source) {
+            let template = match rule.select(ev) {
+                Ok(t) => t,
+                Err(why) => {
+                    decision.skipped.push((rule.name.clone(), why));
+                    continue;
+                }
+            };
+            let ctx = ctx.get_or_insert_with(|| render::context(ev));
+            if let Err(why) = rule.check_when(&self.env, ctx) {
+                decision.skipped.push((rule.name.clone(), why));
+                continue;
+            }
+            match rule.request(&self.env, ctx) {
+                Ok(request) => decision.planned.push(Planned {
+                    rule: rule.name.clone(),
+                    template: template.clone(),
+                    request,
+                    reply: rule.reply,
+                    report_outcome: rule.report_outcome,
+                    max_concurrent: rule.max_concurrent,
+                    coalesce_secs: rule.coalesce_secs,
+                }),
+                Err(e) => decision.failed.push((rule.name.clone(), e)),
+            }
+        }
+        decision
+    }
+}

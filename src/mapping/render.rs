@@ -1,0 +1,164 @@
+//! Jinja rendering of launch fields and `when` expressions, with minijinja.
+//!
+//! Templates are compiled once, at load, into the Mappings' environment. Undefined values
+//! are errors (strict), so a typo in a field name fails the launch instead of sending "".
+
+use super::EventView;
+use minijinja::{context, AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, Value};
+use serde_json::Value as Json;
+use std::collections::HashSet;
+
+pub(crate) fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Output goes to Ansible, not to a browser; a key ending in `.html` must not escape.
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env
+}
+
+/// What the templates see: `event`, plus `ticket`, `payload`, `category`, `event_type` and
+/// `source` as shortcuts.
+pub(crate) fn context(ev: &EventView) -> Value {
+    let event = serde_json::json!({
+        "id": ev.id.to_string(),
+        "source": ev.source,
+        "kind": ev.kind.as_str(),
+        "delivery_id": ev.delivery_id,
+        "event_type": ev.event_type,
+        "category": ev.category,
+        "ticket": ev.ticket,
+        "received_at": ev.received_at.to_rfc3339(),
+    });
+    context! {
+        event => Value::from_serialize(&event),
+        ticket => Value::from_serialize(&ev.ticket),
+        payload => Value::from_serialize(&ev.payload),
+        category => ev.category.clone(),
+        event_type => ev.event_type.clone(),
+        source => ev.source.clone(),
+    }
+}
+
+/// A launch field after load: literal values stay as they are, strings with Jinja
+/// markup are compiled templates (registered in the environment under `name`).
+#[derive(Debug, Clone)]
+pub(crate) enum Compiled {
+    Literal(Json),
+    Template { name: String, source: String },
+    List(Vec<Compiled>),
+    Map(Vec<(String, Compiled)>),
+}
+
+/// True when a string needs rendering; plain strings are kept as literals.
+pub(crate) fn has_markup(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+impl Compiled {
+    pub fn render(
+        &self,
+        env: &Environment<'static>,
+        ctx: &Value,
+        path: &str,
+    ) -> Result<Json, String> {
+        match self {
+            Compiled::Literal(v) => Ok(v.clone()),
+            Compiled::Template { name, source } => {
+                let t = env
+                    .get_template(name)
+                    .map_err(|e| format!("{path}: {}", describe(&e, source)))?;
+                t.render(ctx).map(Json::String).map_err(|e| {
+                    let names = undefined(env, t.undeclared_variables(true), ctx);
+                    format!("{path}: {}", runtime(&e, source, &names))
+                })
+            }
+            Compiled::List(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, c)| c.render(env, ctx, &format!("{path}[{i}]")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Json::Array),
+            Compiled::Map(entries) => {
+                let mut out = serde_json::Map::new();
+                for (k, c) in entries {
+                    out.insert(k.clone(), c.render(env, ctx, &format!("{path}.{k}"))?);
+                }
+                Ok(Json::Object(out))
+            }
+        }
+    }
+}
+
+/// Checks the syntax of a `when` expression.
+pub(crate) fn check_expression(env: &Environment<'static>, expr: &str) -> Result<(), String> {
+    env.compile_expression(expr)
+        .map(|_| ())
+        .map_err(|e| describe(&e, expr))
+}
+
+/// Evaluates a `when` expression to its truth value. An undefined result is an error,
+/// as it would be in a template.
+pub(crate) fn eval_expression(
+    env: &Environment<'static>,
+    expr: &str,
+    ctx: &Value,
+) -> Result<bool, String> {
+    let compiled = env
+        .compile_expression(expr)
+        .map_err(|e| describe(&e, expr))?;
+    match compiled.eval(ctx) {
+        Ok(v) if v.is_undefined() => Err(format!("`{}` is undefined", expr.trim())),
+        Ok(v) => Ok(v.is_true()),
+        Err(e) => {
+            let names = undefined(env, compiled.undeclared_variables(true), ctx);
+            Err(runtime(&e, expr, &names))
+        }
+    }
+}
+
+/// Which of the variable paths a template reads (`payload.a.b`) are undefined in `ctx`.
+/// minijinja's own error says only "undefined value", often without a position.
+fn undefined(env: &Environment<'static>, paths: HashSet<String>, ctx: &Value) -> Vec<String> {
+    let mut names: Vec<String> = paths
+        .into_iter()
+        .filter(|p| {
+            env.compile_expression(p)
+                .is_ok_and(|e| e.eval(ctx).map_or(true, |v| v.is_undefined()))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// One line about a render or evaluation error, naming the undefined variables if any.
+fn runtime(e: &Error, source: &str, undefined: &[String]) -> String {
+    if e.kind() != ErrorKind::UndefinedError {
+        return describe(e, source);
+    }
+    let names: Vec<String> = match undefined {
+        [] => e
+            .range()
+            .and_then(|r| source.get(r))
+            .map(|s| s.trim().to_string())
+            .into_iter()
+            .collect(),
+        names => names.to_vec(),
+    };
+    let hint = "(use `| default(…)` if it may be missing)";
+    match names.as_slice() {
+        [] => format!("undefined value in `{}` {hint}", source.trim()),
+        [one] => format!("`{one}` is undefined {hint}"),
+        many => format!("`{}` are undefined {hint}", many.join("`, `")),
+    }
+}
+
+/// One line about a minijinja error.
+pub(crate) fn describe(e: &Error, source: &str) -> String {
+    let what = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+    match e.line() {
+        Some(n) if source.contains('\n') => format!("{what} (template line {n})"),
+        _ => what,
+    }
+}

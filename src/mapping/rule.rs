@@ -1,0 +1,120 @@
+//! A rule after load, and how it matches and renders one event.
+
+use super::glob::{self, Glob};
+use super::render::{self, Compiled};
+use super::{EventView, Reply, TemplateRef};
+use minijinja::{Environment, Value};
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+
+/// Which template a rule launches.
+#[derive(Debug)]
+pub(crate) enum Target {
+    /// `launch`, for events whose category matches `category` (empty: any category).
+    One {
+        category: Vec<Glob>,
+        template: TemplateRef,
+    },
+    /// `categories`: the event's category picks the template.
+    ByCategory(BTreeMap<String, TemplateRef>),
+}
+
+/// A rule after load: globs parsed, templates compiled.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub name: String,
+    pub source: String,
+    /// Empty: any event type.
+    pub event_type: Vec<Glob>,
+    pub target: Target,
+    pub when: Vec<String>,
+    /// Launch fields in request order.
+    pub fields: Vec<(&'static str, Compiled)>,
+    pub reply: Reply,
+    pub report_outcome: bool,
+    pub max_concurrent: Option<u32>,
+    pub coalesce_secs: Option<u64>,
+}
+
+impl Rule {
+    /// The template for this event, or why the rule does not apply.
+    pub fn select(&self, ev: &EventView) -> Result<&TemplateRef, String> {
+        if !self.event_type.is_empty() && !glob::any_match(&self.event_type, &ev.event_type) {
+            return Err(format!(
+                "event type `{}` does not match {}",
+                ev.event_type,
+                glob::list(&self.event_type)
+            ));
+        }
+        match (&self.target, ev.category.as_deref()) {
+            (Target::One { category, template }, _) if category.is_empty() => Ok(template),
+            (_, None) => Err("the event has no category".into()),
+            (Target::One { category, template }, Some(c)) => {
+                if glob::any_match(category, c) {
+                    Ok(template)
+                } else {
+                    Err(format!(
+                        "category `{c}` does not match {}",
+                        glob::list(category)
+                    ))
+                }
+            }
+            (Target::ByCategory(map), Some(c)) => map.get(c).ok_or_else(|| {
+                let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+                format!("category `{c}` is not one of {}", keys.join(", "))
+            }),
+        }
+    }
+
+    pub fn check_when(&self, env: &Environment<'static>, ctx: &Value) -> Result<(), String> {
+        for expr in &self.when {
+            match render::eval_expression(env, expr, ctx) {
+                Ok(true) => {}
+                Ok(false) => return Err(format!("when `{expr}` is false")),
+                Err(e) => return Err(format!("when `{expr}`: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The launch body, rendered, with each field checked for the type the controller wants.
+    pub fn request(&self, env: &Environment<'static>, ctx: &Value) -> Result<Json, String> {
+        let mut body = serde_json::Map::new();
+        for (field, compiled) in &self.fields {
+            let value = compiled.render(env, ctx, field)?;
+            body.insert(field.to_string(), launch_value(field, value)?);
+        }
+        Ok(Json::Object(body))
+    }
+}
+
+fn launch_value(field: &str, value: Json) -> Result<Json, String> {
+    let as_id = |v: &Json| match v {
+        Json::Number(n) => n.as_i64(),
+        Json::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    match field {
+        "limit" => match value.as_str() {
+            Some(s) if s.trim().is_empty() => {
+                Err("limit rendered empty; refusing to run against the whole inventory".into())
+            }
+            _ => Ok(value),
+        },
+        "inventory" => as_id(&value)
+            .map(Json::from)
+            .ok_or_else(|| format!("inventory: `{value}` is not an inventory id")),
+        "credentials" => value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                as_id(v)
+                    .map(Json::from)
+                    .ok_or_else(|| format!("credentials: `{v}` is not a credential id"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Json::Array),
+        _ => Ok(value),
+    }
+}

@@ -1,0 +1,100 @@
+//! GitHub: an issue or pull-request comment, or a commit status.
+
+use super::{all_hex, checked_field, first_chars, Message, Phase, Prepared, Quote};
+use crate::event::POSTBACK_MARKER;
+use serde_json::{json, Map, Value};
+
+/// GitHub refuses commit status descriptions longer than this.
+const DESCRIPTION_MAX_CHARS: usize = 140;
+
+/// `POST /repos/{owner}/{repo}/issues/{number}/comments` with `{"body": text}`.
+/// Pull requests take comments through the same issue endpoint.
+pub(super) fn prepare_comment(ticket: &Value, msg: &Message) -> Result<Prepared, String> {
+    let repo = repo(ticket)?;
+    let number = checked_field(ticket, "number", "an issue or pull request number", |n| {
+        (1..=12).contains(&n.len())
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && n.parse::<u64>().is_ok_and(|n| n > 0)
+    })?;
+    Ok(Prepared {
+        method: "POST".into(),
+        path: format!("/repos/{repo}/issues/{number}/comments"),
+        body: json!({ "body": msg.text(Quote::Fenced) }),
+    })
+}
+
+/// `POST /repos/{owner}/{repo}/statuses/{sha}`: pending at launch, then success, failure or
+/// error. A dry run reports success with a "would launch" description, since no job will
+/// ever move the status on from pending.
+pub(super) fn prepare_status(
+    ticket: &Value,
+    msg: &Message,
+    context: &str,
+) -> Result<Prepared, String> {
+    let repo = repo(ticket)?;
+    let sha = checked_field(ticket, "sha", "a commit sha (40 hex digits)", |s| {
+        all_hex(s, 40)
+    })?;
+    let (state, description) = if msg.dry_run {
+        (
+            "success",
+            format!("{POSTBACK_MARKER} Dry run: would launch {}", msg.template),
+        )
+    } else {
+        match msg.phase {
+            Phase::Launched => (
+                "pending",
+                format!(
+                    "{POSTBACK_MARKER} Job {} running ({})",
+                    msg.job_id, msg.template
+                ),
+            ),
+            Phase::Finished => {
+                let state = match msg.status.as_deref() {
+                    Some("successful") => "success",
+                    Some("failed") => "failure",
+                    _ => "error",
+                };
+                (
+                    state,
+                    format!(
+                        "{POSTBACK_MARKER} Job {} {}{}",
+                        msg.job_id,
+                        msg.status.as_deref().unwrap_or("finished"),
+                        msg.after()
+                    ),
+                )
+            }
+        }
+    };
+    let mut body = Map::new();
+    body.insert("state".into(), state.into());
+    if msg.job_url.starts_with("https://") || msg.job_url.starts_with("http://") {
+        body.insert("target_url".into(), msg.job_url.clone().into());
+    }
+    body.insert(
+        "description".into(),
+        first_chars(&description, DESCRIPTION_MAX_CHARS).into(),
+    );
+    body.insert("context".into(), context.into());
+    Ok(Prepared {
+        method: "POST".into(),
+        path: format!("/repos/{repo}/statuses/{}", sha.to_ascii_lowercase()),
+        body: Value::Object(body),
+    })
+}
+
+/// `owner/name`, each part `[A-Za-z0-9_.-]+` and not `.` or `..`.
+fn repo(ticket: &Value) -> Result<String, String> {
+    checked_field(ticket, "repo", "`owner/name`", |r| {
+        let parts: Vec<&str> = r.split('/').collect();
+        r.len() <= 200
+            && parts.len() == 2
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.bytes().any(|b| b != b'.')
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+            })
+    })
+}

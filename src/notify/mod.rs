@@ -1,0 +1,257 @@
+//! Post-backs: the job link and the outcome, written to the ticket that caused the launch.
+//!
+//! [`prepare`] turns a ticket and a [`Message`] into a [`Prepared`] request (method, path and
+//! body), which the outbox stores as JSON. [`Notifier::send`] later sends it to the source's
+//! configured `reply.api_url` and sorts the answer into done, retry later, or give up.
+//!
+//! Paths are built only from validated ticket fields and the host only from configuration, so a
+//! delivery cannot steer the bridge to another host or another API path. Every text starts with
+//! [`POSTBACK_MARKER`], so the webhook our own post-back provokes is ignored at ingest.
+
+mod answer;
+mod github;
+mod pagerduty;
+mod send;
+mod servicenow;
+
+pub use answer::{SendError, MAX_RETRY_AFTER};
+pub use send::Notifier;
+
+use crate::config::SourceKind;
+use crate::event::POSTBACK_MARKER;
+use crate::mapping::Reply;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Most characters of job output quoted in a post-back (the end is kept).
+pub const STDOUT_TAIL_MAX_CHARS: usize = 3000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Launched,
+    Finished,
+}
+
+/// What happened, for the message text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub phase: Phase,
+    pub rule: String,
+    /// Template name, or `job template 15`.
+    pub template: String,
+    pub job_id: i64,
+    pub job_url: String,
+    /// Final status for `Finished`: `successful`, `failed`, `error` or `canceled`.
+    pub status: Option<String>,
+    pub elapsed_secs: Option<f64>,
+    pub stdout_tail: Option<String>,
+    pub dry_run: bool,
+}
+
+/// A request ready to send to a ticket system, stored in the outbox as JSON: method, path
+/// (relative to the source's `api_url`, built only from validated ticket fields), body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prepared {
+    pub method: String,
+    pub path: String,
+    pub body: Value,
+}
+
+/// Builds the post-back for a ticket. `Err` says why no reply is possible: missing or invalid
+/// ticket fields, a reply the kind cannot carry out, or `Reply::None`.
+pub fn prepare(
+    kind: SourceKind,
+    reply: Reply,
+    ticket: &Value,
+    msg: &Message,
+    status_context: &str,
+) -> Result<Prepared, String> {
+    match (kind, reply) {
+        (_, Reply::None) => Err("reply is `none`".into()),
+        (SourceKind::Servicenow, Reply::WorkNotes | Reply::Comments) => {
+            servicenow::prepare(reply, ticket, msg)
+        }
+        (SourceKind::Github, Reply::Comment) => github::prepare_comment(ticket, msg),
+        (SourceKind::Github, Reply::Status) => github::prepare_status(ticket, msg, status_context),
+        (SourceKind::Pagerduty, Reply::Note) => pagerduty::prepare(ticket, msg),
+        (kind, reply) => Err(format!(
+            "reply `{}` is not possible for a {} source",
+            reply.as_str(),
+            kind.as_str()
+        )),
+    }
+}
+
+/// How job output is quoted in the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quote {
+    Plain,
+    /// A Markdown fenced code block (also keeps `@mentions` in the output from notifying).
+    Fenced,
+}
+
+impl Message {
+    fn succeeded(&self) -> bool {
+        self.status.as_deref() == Some("successful")
+    }
+
+    /// ` after 12.3 s`, or nothing when the time is unknown.
+    fn after(&self) -> String {
+        match self.elapsed_secs {
+            Some(s) if s.is_finite() && s >= 0.0 => format!(" after {s:.1} s"),
+            _ => String::new(),
+        }
+    }
+
+    fn url_suffix(&self) -> String {
+        if self.job_url.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", self.job_url)
+        }
+    }
+
+    /// The one-line summary: launched, dry run, or finished.
+    pub fn headline(&self) -> String {
+        if self.dry_run {
+            return format!(
+                "{POSTBACK_MARKER} Dry run: would launch {} for rule {}",
+                self.template, self.rule
+            );
+        }
+        match self.phase {
+            Phase::Launched => format!(
+                "{POSTBACK_MARKER} Launched job {} ({}) for rule {}{}",
+                self.job_id,
+                self.template,
+                self.rule,
+                self.url_suffix()
+            ),
+            Phase::Finished => format!(
+                "{POSTBACK_MARKER} Job {} finished: {}{}{}",
+                self.job_id,
+                self.status.as_deref().unwrap_or("unknown"),
+                self.after(),
+                self.url_suffix()
+            ),
+        }
+    }
+
+    /// The full text: the headline plus, for a job that did not succeed, the end of its output.
+    pub fn text(&self, quote: Quote) -> String {
+        let mut text = self.headline();
+        let tail = self
+            .stdout_tail
+            .as_deref()
+            .map(str::trim_end)
+            .filter(|t| !t.trim().is_empty());
+        if let (Phase::Finished, false, false, Some(tail)) =
+            (self.phase, self.dry_run, self.succeeded(), tail)
+        {
+            let tail = last_chars(tail, STDOUT_TAIL_MAX_CHARS);
+            text.push_str("\n\nLast output:\n");
+            match quote {
+                Quote::Plain => text.push_str(tail),
+                Quote::Fenced => {
+                    let fence = "`".repeat(longest_backtick_run(tail).max(2) + 1);
+                    text.push_str(&format!("{fence}\n{tail}\n{fence}"));
+                }
+            }
+        }
+        text
+    }
+}
+
+/// The last `max` characters of `s`, on a character boundary.
+pub(crate) fn last_chars(s: &str, max: usize) -> &str {
+    let count = s.chars().count();
+    if count <= max {
+        return s;
+    }
+    let start = s.char_indices().nth(count - max).map_or(0, |(i, _)| i);
+    &s[start..]
+}
+
+/// At most `max` characters, ending in `…` when cut.
+pub(crate) fn first_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn longest_backtick_run(s: &str) -> usize {
+    s.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+/// A ticket field as text: a string, or a number written as digits.
+pub(crate) fn ticket_field(ticket: &Value, name: &str) -> Option<String> {
+    match ticket.get(name)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A required ticket field that must pass `valid`; the error names the field and the rule.
+pub(crate) fn checked_field(
+    ticket: &Value,
+    name: &str,
+    rule: &str,
+    valid: impl Fn(&str) -> bool,
+) -> Result<String, String> {
+    let v = ticket_field(ticket, name).ok_or_else(|| format!("ticket has no `{name}`"))?;
+    if valid(&v) {
+        Ok(v)
+    } else {
+        Err(format!("ticket `{name}` is not {rule}"))
+    }
+}
+
+pub(crate) fn all_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(status: &str, tail: &str) -> Message {
+        Message {
+            phase: Phase::Finished,
+            rule: "r".into(),
+            template: "job template 15".into(),
+            job_id: 7,
+            job_url: "https://aap/jobs/7".into(),
+            status: Some(status.into()),
+            elapsed_secs: Some(12.34),
+            stdout_tail: Some(tail.into()),
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn tail_only_for_failures_fenced_longer_than_its_backticks() {
+        let ok = finished("successful", "all good");
+        assert_eq!(
+            ok.text(Quote::Fenced),
+            "[aap-bridge] Job 7 finished: successful after 12.3 s: https://aap/jobs/7"
+        );
+        let bad = finished("failed", "x ```` y");
+        let text = bad.text(Quote::Fenced);
+        assert!(text.ends_with("\n`````\nx ```` y\n`````"), "{text}");
+        let long = finished("error", &"é".repeat(5000));
+        let plain = long.text(Quote::Plain);
+        assert_eq!(plain.matches('é').count(), STDOUT_TAIL_MAX_CHARS);
+    }
+
+    #[test]
+    fn cutting_respects_characters() {
+        assert_eq!(last_chars("añb", 2), "ñb");
+        assert_eq!(first_chars("añbc", 3), "añ…");
+        assert_eq!(first_chars("ab", 3), "ab");
+    }
+}

@@ -1,0 +1,111 @@
+//! `callbacks`: the post-back outbox. At-least-once delivery; one row per launch and phase.
+
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+pub struct NewCallback<'a> {
+    pub launch_id: Uuid,
+    pub event_id: Uuid,
+    pub source: &'a str,
+    pub phase: &'a str,
+    pub request: &'a Value,
+    /// Set when the post-back cannot even be built (it goes straight to dead letters).
+    pub error: Option<&'a str>,
+}
+
+pub async fn enqueue(conn: &mut PgConnection, c: &NewCallback<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO callbacks (id, launch_id, event_id, source, phase, request, state, last_error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (launch_id, phase) DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(c.launch_id)
+    .bind(c.event_id)
+    .bind(c.source)
+    .bind(c.phase)
+    .bind(Json(c.request))
+    .bind(if c.error.is_some() { "dead" } else { "pending" })
+    .bind(c.error)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Due {
+    pub id: Uuid,
+    pub source: String,
+    pub phase: String,
+    pub request: Json<Value>,
+    pub attempts: i32,
+}
+
+/// Claims due callbacks with a lease. A `finished` post-back waits for its `launched` one, so a
+/// ticket never reads the outcome before the link.
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    lease_secs: u64,
+) -> Result<Vec<Due>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE callbacks SET attempts = attempts + 1,
+             lease_until = now() + make_interval(secs => $2)
+         WHERE id IN (
+             SELECT c.id FROM callbacks c
+             WHERE c.state = 'pending' AND c.next_attempt_at <= now()
+               AND (c.lease_until IS NULL OR c.lease_until < now())
+               AND NOT (c.phase = 'finished' AND EXISTS (
+                   SELECT 1 FROM callbacks p
+                   WHERE p.launch_id = c.launch_id AND p.phase = 'launched' AND p.state = 'pending'))
+             ORDER BY c.next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, source, phase, request, attempts",
+    )
+    .bind(limit)
+    .bind(lease_secs as f64)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn sent(pool: &PgPool, id: Uuid, status: u16) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE callbacks SET state = 'sent', sent_at = now(), last_status = $2, lease_until = NULL,
+             last_error = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status as i32)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+pub async fn retry_at(
+    pool: &PgPool,
+    id: Uuid,
+    delay_ms: u64,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE callbacks SET next_attempt_at = now() + make_interval(secs => $2),
+             lease_until = NULL, last_error = $3 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(delay_ms as f64 / 1000.0)
+    .bind(error)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+pub async fn dead(pool: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE callbacks SET state = 'dead', lease_until = NULL, last_error = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,52 @@
+//! Event rows as the dispatcher claims and settles them.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct PendingEvent {
+    pub id: Uuid,
+    pub source: String,
+    pub kind: String,
+    pub delivery_id: String,
+    pub event_type: String,
+    pub category: Option<String>,
+    pub ticket: Json<Value>,
+    pub payload: Json<Value>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Oldest pending events, locked for this transaction; other replicas skip them.
+pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<PendingEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, source, kind, delivery_id, event_type, category, ticket, payload, received_at
+         FROM events WHERE state = 'pending' ORDER BY received_at LIMIT $1
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn settle(
+    conn: &mut PgConnection,
+    id: Uuid,
+    state: &str,
+    reason: Option<&str>,
+    decision: &Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE events SET state = $2, state_reason = $3, decision = $4, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(reason)
+    .bind(Json(decision))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,162 @@
+//! Claims pending events, evaluates the mapping rules, records the decision on the event and
+//! plans one launch per matching rule, all in one transaction.
+
+use super::Context;
+use crate::config::SourceKind;
+use crate::mapping::{EventView, Planned, TemplateRef};
+use crate::store::{dispatch, launches};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
+    let mappings = ctx.mappings.current();
+    let batch = ctx.settings.dispatch_batch;
+    let mut tx = ctx.pool.begin().await?;
+    let events = dispatch::claim(&mut tx, batch).await?;
+    if events.is_empty() {
+        return Ok(false);
+    }
+    let mut planned_any = false;
+    for e in &events {
+        let Ok(kind) = serde_json::from_value::<SourceKind>(Value::String(e.kind.clone())) else {
+            dispatch::settle(
+                &mut tx,
+                e.id,
+                "failed",
+                Some("unknown source kind"),
+                &Value::Null,
+            )
+            .await?;
+            continue;
+        };
+        let view = EventView {
+            id: e.id,
+            source: e.source.clone(),
+            kind,
+            delivery_id: e.delivery_id.clone(),
+            event_type: e.event_type.clone(),
+            category: e.category.clone(),
+            ticket: e.ticket.0.clone(),
+            payload: e.payload.0.clone(),
+            received_at: e.received_at,
+        };
+        let decision = mappings.evaluate(&view);
+        let recorded = serde_json::to_value(&decision).unwrap_or(Value::Null);
+        if decision.planned.is_empty() {
+            let (state, reason) = if decision.failed.is_empty() {
+                ("unmapped", decision.reason())
+            } else {
+                ("failed", failures(&decision.failed))
+            };
+            tracing::info!(event_id = %e.id, state, %reason, "event not launched");
+            dispatch::settle(&mut tx, e.id, state, Some(&reason), &recorded).await?;
+            continue;
+        }
+        for p in &decision.planned {
+            plan(&mut tx, &ctx, &view, p).await?;
+        }
+        let note = (!decision.failed.is_empty()).then(|| failures(&decision.failed));
+        dispatch::settle(&mut tx, e.id, "dispatched", note.as_deref(), &recorded).await?;
+        planned_any = true;
+    }
+    tx.commit().await?;
+    if planned_any {
+        ctx.wake_launch.notify_one();
+    }
+    Ok(events.len() as i64 == batch)
+}
+
+async fn plan(
+    conn: &mut sqlx::PgConnection,
+    ctx: &Context,
+    e: &EventView,
+    p: &Planned,
+) -> anyhow::Result<()> {
+    let id = Uuid::now_v7();
+    let (kind, template_id, name, org) = match &p.template {
+        TemplateRef::Id { kind, id } => (*kind, Some(*id), None, None),
+        TemplateRef::Name {
+            kind,
+            name,
+            organization,
+        } => (*kind, None, Some(name.as_str()), organization.as_deref()),
+    };
+    let coalesce_key = p
+        .coalesce_secs
+        .map(|_| format!("{}|{}", p.rule, ticket_key(&e.ticket)));
+    let target = match (&coalesce_key, p.coalesce_secs) {
+        (Some(key), Some(secs)) => launches::coalesce_target(conn, key, secs as i64).await?,
+        _ => None,
+    };
+    let state = match (target, ctx.controller.is_some()) {
+        (Some(_), _) => "coalesced",
+        (None, true) => "planned",
+        (None, false) => "dry_run",
+    };
+    let request = with_marker(&p.request, e.id, id);
+    let reply = serde_json::to_value(p.reply)?;
+    launches::insert(
+        conn,
+        &launches::NewLaunch {
+            id,
+            event_id: e.id,
+            rule: &p.rule,
+            source: &e.source,
+            kind: e.kind.as_str(),
+            ticket: &e.ticket,
+            template_kind: kind.as_str(),
+            template_id,
+            template_name: name,
+            template_org: org,
+            request: &request,
+            reply: reply.as_str().unwrap_or("none"),
+            report_outcome: p.report_outcome,
+            max_concurrent: p.max_concurrent.map(|n| n as i32),
+            coalesce_key: coalesce_key.as_deref(),
+            coalesced_into: target,
+            state,
+        },
+    )
+    .await?;
+    tracing::info!(event_id = %e.id, launch_id = %id, rule = %p.rule, state, "launch planned");
+    Ok(())
+}
+
+/// Adds the markers that let a launch be found on the controller after a crash.
+pub fn with_marker(request: &Value, event_id: Uuid, launch_id: Uuid) -> Value {
+    let mut req = match request {
+        Value::Object(_) => request.clone(),
+        _ => json!({}),
+    };
+    let Some(obj) = req.as_object_mut() else {
+        return req;
+    };
+    let vars = obj.entry("extra_vars").or_insert_with(|| json!({}));
+    if let Some(vars) = vars.as_object_mut() {
+        vars.insert("aap_bridge_event_id".into(), json!(event_id.to_string()));
+        vars.insert("aap_bridge_launch_id".into(), json!(launch_id.to_string()));
+    }
+    req
+}
+
+/// What makes two events "the same ticket" for coalescing.
+fn ticket_key(t: &Value) -> String {
+    let f = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("");
+    format!(
+        "{}/{}/{}/{}/{}",
+        f("table"),
+        f("sys_id"),
+        f("repo"),
+        f("number"),
+        f("incident_id")
+    )
+}
+
+fn failures(failed: &[(String, String)]) -> String {
+    failed
+        .iter()
+        .map(|(rule, err)| format!("rule {rule}: {err}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,132 @@
+//! Background workers. Each claims rows with `FOR UPDATE SKIP LOCKED`, so any number of replicas
+//! can share one database.
+
+mod dispatcher;
+mod launcher;
+mod notifier;
+mod postback;
+mod tracker;
+
+use crate::config::WorkerSettings;
+use crate::controller::Controller;
+use crate::mapping::SharedMappings;
+use crate::notify::Notifier;
+use sqlx::PgPool;
+use std::future::Future;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Fault injection for tests.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Behave like a crash right after a launch POST succeeded: nothing is committed.
+    pub crash_after_launch_post: Arc<AtomicBool>,
+}
+
+pub struct Context {
+    pub pool: PgPool,
+    pub settings: WorkerSettings,
+    /// None: dry-run.
+    pub controller: Option<Arc<Controller>>,
+    pub mappings: SharedMappings,
+    pub notifier: Arc<Notifier>,
+    pub wake_dispatch: Arc<Notify>,
+    pub wake_launch: Arc<Notify>,
+    pub wake_notify: Arc<Notify>,
+    pub hooks: Hooks,
+}
+
+pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
+    let every = Duration::from_millis(ctx.settings.poll_interval_ms);
+    let track_every = Duration::from_millis(ctx.settings.tracker_interval_ms);
+    let c = ctx.clone();
+    let mut handles = vec![
+        spawn_loop(
+            "dispatcher",
+            cancel.clone(),
+            ctx.wake_dispatch.clone(),
+            every,
+            {
+                let c = c.clone();
+                move || dispatcher::step(c.clone())
+            },
+        ),
+        spawn_loop(
+            "notifier",
+            cancel.clone(),
+            ctx.wake_notify.clone(),
+            every,
+            {
+                let c = c.clone();
+                move || notifier::step(c.clone())
+            },
+        ),
+    ];
+    if ctx.controller.is_some() {
+        handles.push(spawn_loop(
+            "launcher",
+            cancel.clone(),
+            ctx.wake_launch.clone(),
+            every,
+            {
+                let c = c.clone();
+                move || launcher::step(c.clone())
+            },
+        ));
+        handles.push(spawn_loop(
+            "tracker",
+            cancel,
+            Arc::new(Notify::new()),
+            track_every,
+            {
+                let c = c.clone();
+                move || tracker::step(c.clone())
+            },
+        ));
+    }
+    handles
+}
+
+/// Runs `step` until cancelled: again at once while it finds work, else after a wake-up or `every`.
+fn spawn_loop<F, Fut>(
+    name: &'static str,
+    cancel: CancellationToken,
+    wake: Arc<Notify>,
+    every: Duration,
+    mut step: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<bool>> + Send,
+{
+    tokio::spawn(async move {
+        let mut failures = 0u32;
+        while !cancel.is_cancelled() {
+            let pause = match step().await {
+                Ok(true) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(false) => {
+                    failures = 0;
+                    every
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(worker = name, error = %e, "worker step failed");
+                    every * failures.min(10)
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        tracing::debug!(worker = name, "stopped");
+    })
+}

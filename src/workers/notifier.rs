@@ -1,0 +1,66 @@
+//! Delivers the outbox: retries with backoff and jitter, honours Retry-After and rate-limit
+//! resets, and dead-letters permanent failures with the reason.
+
+use super::Context;
+use crate::notify::{Prepared, SendError};
+use crate::retry::Backoff;
+use crate::store::callbacks;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+const LEASE_SECS: u64 = 120;
+
+pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
+    let due = callbacks::claim_due(&ctx.pool, 32, LEASE_SECS).await?;
+    if due.is_empty() {
+        return Ok(false);
+    }
+    let mut set = JoinSet::new();
+    for cb in due {
+        let ctx = ctx.clone();
+        set.spawn(async move {
+            if let Err(e) = deliver(&ctx, cb).await {
+                tracing::warn!(error = %e, "callback bookkeeping failed");
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    Ok(true)
+}
+
+async fn deliver(ctx: &Context, cb: callbacks::Due) -> anyhow::Result<()> {
+    let prepared: Prepared = match serde_json::from_value(cb.request.0.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(
+                callbacks::dead(&ctx.pool, cb.id, &format!("unreadable request: {e}")).await?,
+            )
+        }
+    };
+    match ctx.notifier.send(&cb.source, &prepared).await {
+        Ok(status) => {
+            tracing::info!(callback_id = %cb.id, phase = %cb.phase, status, "post-back delivered");
+            callbacks::sent(&ctx.pool, cb.id, status).await?;
+        }
+        Err(SendError::Permanent { reason }) => {
+            tracing::warn!(callback_id = %cb.id, %reason, "post-back dead-lettered");
+            callbacks::dead(&ctx.pool, cb.id, &reason).await?;
+        }
+        Err(SendError::Retry { after, reason }) => {
+            if cb.attempts >= ctx.settings.callback_max_attempts {
+                let why = format!("{reason} (gave up after {} attempts)", cb.attempts);
+                tracing::warn!(callback_id = %cb.id, reason = %why, "post-back dead-lettered");
+                return Ok(callbacks::dead(&ctx.pool, cb.id, &why).await?);
+            }
+            let backoff = Backoff::new(
+                ctx.settings.callback_retry_base_ms,
+                ctx.settings.callback_retry_max_ms,
+            );
+            // The server's own Retry-After / rate-limit reset wins over our schedule.
+            let delay = after.unwrap_or_else(|| backoff.delay(cb.attempts as u32));
+            tracing::info!(callback_id = %cb.id, %reason, ?delay, "post-back will be retried");
+            callbacks::retry_at(&ctx.pool, cb.id, delay.as_millis() as u64, &reason).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Builds post-backs into the outbox, in the caller's transaction.
+
+use super::Context;
+use crate::config::SourceKind;
+use crate::mapping::Reply;
+use crate::notify::{self, Message, Phase};
+use crate::store::callbacks::{self, NewCallback};
+use crate::store::launches::LaunchRow;
+use serde_json::{json, Value};
+
+pub struct Outcome<'a> {
+    pub job_id: i64,
+    pub url: &'a str,
+    pub status: Option<&'a str>,
+    pub elapsed: Option<f64>,
+    pub stdout_tail: Option<String>,
+}
+
+pub fn template_label(row: &LaunchRow) -> String {
+    let kind = if row.template_kind == "workflow" {
+        "workflow template"
+    } else {
+        "job template"
+    };
+    match (&row.template_name, row.template_id) {
+        (Some(name), _) => format!("{kind} \"{name}\""),
+        (None, Some(id)) => format!("{kind} {id}"),
+        (None, None) => kind.to_string(),
+    }
+}
+
+pub async fn enqueue(
+    conn: &mut sqlx::PgConnection,
+    ctx: &Context,
+    row: &LaunchRow,
+    phase: Phase,
+    o: Outcome<'_>,
+) -> Result<(), sqlx::Error> {
+    let reply: Reply =
+        serde_json::from_value(Value::String(row.reply.clone())).unwrap_or(Reply::None);
+    if reply == Reply::None || (phase == Phase::Finished && !row.report_outcome) {
+        return Ok(());
+    }
+    if !ctx.notifier.can_reply(&row.source) {
+        tracing::debug!(source = %row.source, "no reply settings for this source; no post-back");
+        return Ok(());
+    }
+    let Ok(kind) = serde_json::from_value::<SourceKind>(Value::String(row.kind.clone())) else {
+        return Ok(());
+    };
+    let msg = Message {
+        phase,
+        rule: row.rule.clone(),
+        template: template_label(row),
+        job_id: o.job_id,
+        job_url: o.url.to_string(),
+        status: o.status.map(str::to_string),
+        elapsed_secs: o.elapsed,
+        stdout_tail: o.stdout_tail,
+        dry_run: false,
+    };
+    let context = ctx.notifier.status_context(&row.source);
+    let phase_name = match phase {
+        Phase::Launched => "launched",
+        Phase::Finished => "finished",
+    };
+    let (request, error) = match notify::prepare(kind, reply, &row.ticket.0, &msg, &context) {
+        Ok(p) => (serde_json::to_value(p).unwrap_or(Value::Null), None),
+        // Recorded as a dead letter, so the reason is visible.
+        Err(reason) => (json!({}), Some(reason)),
+    };
+    callbacks::enqueue(
+        conn,
+        &NewCallback {
+            launch_id: row.id,
+            event_id: row.event_id,
+            source: &row.source,
+            phase: phase_name,
+            request: &request,
+            error: error.as_deref(),
+        },
+    )
+    .await?;
+    ctx.wake_notify.notify_one();
+    Ok(())
+}
