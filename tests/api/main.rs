@@ -10,3 +10,4 @@ mod ingest_kinds;
 mod outage;
 mod pipeline;
 mod pipeline_faults;
+mod storm;

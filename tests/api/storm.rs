@@ -1,0 +1,117 @@
+//! Storm control: a cap on a rule's running jobs (the rest wait, none dropped) and a coalescing
+//! window (same rule + same ticket -> one launch).
+
+use crate::support::pipeline::{wait_for, Options, Pipeline};
+use crate::support::Sender;
+use sqlx::PgPool;
+use std::time::Duration;
+
+const CAPPED: &str = r#"
+rules:
+  - name: capped
+    source: snow
+    category: disk_full
+    launch: 15
+    max_concurrent: 2
+    reply: none
+"#;
+
+const COALESCED: &str = r#"
+rules:
+  - name: coalesced
+    source: snow
+    category: disk_full
+    launch: 15
+    coalesce_secs: 300
+    reply: none
+"#;
+
+async fn count(pool: &PgPool, state: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM launches WHERE state = $1")
+        .bind(state)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn max_concurrent_holds_the_rest_until_jobs_finish(pool: PgPool) {
+    let opts = Options {
+        rules: CAPPED,
+        job_duration: Duration::from_secs(3600),
+        ..Options::default()
+    };
+    let p = Pipeline::start(pool.clone(), opts).await;
+    for n in 0..5 {
+        p.deliver(Sender::ServiceNow, &format!("storm-{n}")).await;
+    }
+    wait_for("two launches", 10, || async {
+        (p.controller.jobs_launched() == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(p.controller.jobs_launched(), 2, "the cap holds");
+    assert_eq!(count(&pool, "planned").await, 3, "the others wait");
+
+    // Finish the running jobs; the tracker notices and the waiting launches go out, two at a time.
+    let mut finished = 0;
+    while finished < 5 {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT job_id FROM launches WHERE state = 'launched'")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert!(ids.len() <= 2, "never more than 2 active: {ids:?}");
+        for id in &ids {
+            p.controller.set_job_status(*id, "successful");
+        }
+        let target = finished + ids.len() as i64;
+        wait_for("jobs to finish", 10, || async {
+            (count(&pool, "finished").await >= target).then_some(())
+        })
+        .await;
+        finished = target;
+        if finished < 5 {
+            wait_for("the next launches", 10, || async {
+                (count(&pool, "launched").await > 0).then_some(())
+            })
+            .await;
+        }
+    }
+    assert_eq!(
+        p.controller.jobs_launched(),
+        5,
+        "every event launched in the end"
+    );
+}
+
+#[sqlx::test]
+async fn coalescing_window_turns_a_burst_into_one_launch(pool: PgPool) {
+    let opts = Options {
+        rules: COALESCED,
+        ..Options::default()
+    };
+    let p = Pipeline::start(pool.clone(), opts).await;
+    for n in 0..4 {
+        p.deliver(Sender::ServiceNow, &format!("same-ticket-{n}"))
+            .await;
+    }
+    wait_for("all four decided", 10, || async {
+        let decided: i64 = sqlx::query_scalar("SELECT count(*) FROM launches")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (decided == 4).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(p.controller.jobs_launched(), 1);
+    assert_eq!(count(&pool, "coalesced").await, 3);
+    let attached: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT coalesced_into) FROM launches WHERE state = 'coalesced'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(attached, 1, "later events are attached to the one launch");
+}
