@@ -9,6 +9,10 @@ fn example_config_loads() {
         "pagerduty-secret",
         "snow-legacy-token",
         "controller-password",
+        "github-token",
+        "pagerduty-api-key",
+        "snow-password",
+        "snow-oauth-token",
     ] {
         std::fs::write(dir.path().join(f), "s3cret\n").unwrap();
     }
@@ -19,6 +23,17 @@ fn example_config_loads() {
         .replace("${SERVICENOW_SECRET}", "sn");
     let s = Settings::from_parts(Some(&text), None, false).expect("example config is valid");
     assert_eq!(s.sources.len(), 4);
+    assert!(
+        s.sources.values().all(|src| src.reply.is_some()),
+        "every example source replies"
+    );
+    let notifier = aap_bridge::notify::Notifier::new(&s.sources).expect("reply clients build");
+    assert_eq!(notifier.status_context("github"), "aap-bridge");
+    assert!(
+        s.sources.values().all(|src| src.reply.is_some()),
+        "every example source replies"
+    );
+    aap_bridge::notify::Notifier::new(&s.sources).expect("reply settings build clients");
     let c = s.controller.expect("controller section");
     assert_eq!(c.auth.mode(), "password");
 }

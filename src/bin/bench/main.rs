@@ -1,13 +1,19 @@
-//! Benchmark harness. `cargo run --release --bin bench -- ingest` starts `aap-bridge serve` as a
-//! child process against a fresh database and drives signed GitHub deliveries at it.
+//! Benchmark harness. Each subcommand starts `aap-bridge serve` as a child process against a
+//! fresh database (so the service's CPU and RSS are its own) and measures it from outside.
+//!
+//! - `ingest`: signed GitHub deliveries at 64 connections: committed events/s, p50/p99.
+//! - `pipeline`: event -> launch latency against an instant fake controller, and the controller
+//!   requests one tracker round costs for 1,000 running jobs.
+
+mod fake;
+mod ingest;
+mod pipeline;
 
 use aap_bridge::signature::{hmac_sha256, to_hex};
 use clap::{Parser, Subcommand};
 use sqlx::migrate::MigrateDatabase;
 use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -35,6 +41,15 @@ enum What {
         #[arg(long, default_value_t = 2)]
         warmup_seconds: u64,
     },
+    /// Event -> launch latency (p50/p99) with an instant controller; tracker cost for 1,000 jobs.
+    Pipeline {
+        /// Events to send (each launches one job).
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+        /// Deliveries per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+    },
 }
 
 const SECRET: &str = "bench-secret";
@@ -47,7 +62,8 @@ async fn main() -> anyhow::Result<()> {
             connections,
             seconds,
             warmup_seconds,
-        } => ingest(&args.database_url, connections, seconds, warmup_seconds).await,
+        } => ingest::run(&args.database_url, connections, seconds, warmup_seconds).await,
+        What::Pipeline { events, rate } => pipeline::run(&args.database_url, events, rate).await,
     }
 }
 
@@ -58,7 +74,8 @@ struct Server {
 }
 
 impl Server {
-    async fn start(server_url: &str) -> anyhow::Result<Self> {
+    /// `extra` is appended to the service's config (controller, mappings, sources).
+    async fn start(server_url: &str, extra: &str) -> anyhow::Result<Self> {
         let name = format!("aap_bridge_bench_{}", std::process::id());
         let db_url = match server_url.rsplit_once('/') {
             Some((root, _)) => format!("{root}/{name}"),
@@ -72,7 +89,7 @@ impl Server {
             &config,
             format!(
                 "server:\n  listen: \"127.0.0.1:{port}\"\ndatabase:\n  url: \"{db_url}\"\n\
-                 log:\n  level: warn\nsources:\n  gh:\n    kind: github\n    secrets: [{SECRET}]\n"
+                 log:\n  level: warn\nsources:\n  gh:\n    kind: github\n    secrets: [{SECRET}]\n{extra}"
             ),
         )?;
         let exe = sibling("aap-bridge")?;
@@ -131,7 +148,7 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn sample_body() -> Vec<u8> {
+pub fn sample_body() -> Vec<u8> {
     let labels: Vec<_> = (0..5)
         .map(|i| serde_json::json!({"id": i, "name": format!("label-{i}"), "color": "ededed"}))
         .collect();
@@ -148,90 +165,28 @@ fn sample_body() -> Vec<u8> {
     .unwrap()
 }
 
-async fn ingest(db: &str, connections: usize, seconds: u64, warmup: u64) -> anyhow::Result<()> {
-    let server = Server::start(db).await?;
-    let body = bytes::Bytes::from(sample_body());
-    let sig = format!(
+/// Writes a mappings file for the service and returns its path.
+pub fn rules_file(name: &str, text: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!(
+        "aap_bridge_bench_{}_{name}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+pub fn signature(body: &[u8]) -> String {
+    format!(
         "sha256={}",
-        to_hex(&hmac_sha256(SECRET.as_bytes(), &[&body]))
-    );
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()?;
-    let url = format!("{}/hooks/gh", server.base);
-    let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let (client, url, body, sig) = (client.clone(), url.clone(), body.clone(), sig.clone());
-        let (measuring, stop) = (measuring.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let (mut ok, mut other) = (0u64, 0u64);
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let t = Instant::now();
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-github-event", "issues")
-                    .header("x-github-delivery", format!("{c}-{n}"))
-                    .header("x-hub-signature-256", &sig)
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let accepted = matches!(&r, Ok(r) if r.status().as_u16() == 202);
-                if measuring.load(Ordering::Relaxed) {
-                    lat.push(t.elapsed().as_micros() as u32);
-                    if accepted {
-                        ok += 1
-                    } else {
-                        other += 1
-                    }
-                }
-            }
-            (lat, ok, other)
-        }));
+        to_hex(&hmac_sha256(SECRET.as_bytes(), &[body]))
+    )
+}
+
+/// The `p` quantile of sorted microseconds, in milliseconds.
+pub fn quantile_ms(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
     }
-    tokio::time::sleep(Duration::from_secs(warmup)).await;
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    let (mut lat, mut ok, mut other) = (Vec::new(), 0, 0);
-    for t in tasks {
-        let (l, o, x) = t.await?;
-        lat.extend(l);
-        ok += o;
-        other += x;
-    }
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
-    let pool = sqlx::PgPool::connect(&server.db_url).await?;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await?;
-    pool.close().await;
-    println!("ingest: {connections} connections, {seconds} s measured after {warmup} s warm-up, body {} bytes", body.len());
-    println!("  accepted (202, committed): {ok}  other: {other}");
-    println!("  throughput: {:.0} events/s", ok as f64 / elapsed);
-    println!(
-        "  latency: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        pct(0.50),
-        pct(0.99),
-        pct(1.0)
-    );
-    println!("  rows in events (incl. warm-up): {stored}");
-    if let Some(kib) = server.peak_rss_kib() {
-        println!("  service peak RSS: {:.1} MiB", kib as f64 / 1024.0);
-    }
-    server.stop().await
+    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len() - 1);
+    sorted[i] as f64 / 1000.0
 }
