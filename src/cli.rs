@@ -3,6 +3,8 @@
 use crate::config::Settings;
 use crate::startup::{cancel_on_signal, Application};
 use clap::{Parser, Subcommand};
+
+mod admin;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -31,11 +33,26 @@ pub enum Command {
     Migrate,
     /// Validate the configuration and every mapping rule; exit non-zero with file:line errors.
     Check,
+    /// Exit 0 if the local service answers `GET /healthz` with 200 (for container health checks).
+    Health {
+        /// Defaults to http://127.0.0.1:<port of server.listen>/healthz.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Talk to the Ansible controller.
     Controller {
         #[command(subcommand)]
         command: ControllerCommand,
     },
+    /// Show what the rules would do with a delivery (no server, no database, nothing launched).
+    #[command(long_about = admin::SIMULATE_HELP)]
+    Simulate(admin::SimulateArgs),
+    /// List stored events with their state and reason, or show one in full (--id).
+    #[command(long_about = admin::EVENTS_HELP)]
+    Events(admin::EventsArgs),
+    /// Store a copy of an event as a new pending event, so it is mapped and launched again.
+    #[command(long_about = admin::REPLAY_HELP)]
+    Replay(admin::ReplayArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -67,6 +84,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: ControllerCommand::Check,
         } => controller_check(&settings).await,
         Command::Check => check(&settings),
+        Command::Health { url } => health(&settings, url).await,
+        Command::Simulate(args) => admin::simulate(&settings, &args),
+        Command::Events(args) => admin::events(&settings, &args).await,
+        Command::Replay(args) => admin::replay(&settings, &args).await,
     }
 }
 
@@ -122,5 +143,27 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
             .map(|c| c.url.as_str())
             .unwrap_or("none (dry-run)")
     );
+    Ok(())
+}
+
+async fn health(settings: &Settings, url: Option<String>) -> anyhow::Result<()> {
+    let url = match url {
+        Some(u) => u,
+        None => {
+            let port = settings
+                .server
+                .listen
+                .rsplit(':')
+                .next()
+                .unwrap_or("8080")
+                .to_string();
+            format!("http://127.0.0.1:{port}/healthz")
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?;
+    let status = client.get(&url).send().await?.status();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}");
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! aap-bridge: signed webhooks in, Ansible controller jobs out, results posted back.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod controller;
@@ -8,6 +9,7 @@ pub mod event;
 pub mod http;
 pub mod ingest;
 pub mod mapping;
+pub mod metrics;
 pub mod notify;
 pub mod retry;
 pub mod signature;

@@ -48,6 +48,7 @@ impl Application {
         pool: PgPool,
         hooks: Hooks,
     ) -> anyhow::Result<Self> {
+        crate::metrics::install();
         let sources = crate::sources::build(&settings);
         if sources.is_empty() {
             tracing::warn!(
@@ -67,6 +68,7 @@ impl Application {
         };
         tracing::info!(rules = mappings.len(), path = %settings.mappings.path.display(), "mappings loaded");
         let mappings = SharedMappings::new(mappings);
+        let admin_mappings = mappings.clone();
         if !kinds.is_empty() {
             tokio::spawn(crate::mapping::watch(
                 mappings.clone(),
@@ -97,6 +99,7 @@ impl Application {
             wake_launch: Arc::new(tokio::sync::Notify::new()),
             wake_notify: Arc::new(tokio::sync::Notify::new()),
             hooks,
+            retention: settings.retention.clone(),
         });
         let worker_handles = workers::start(ctx, shutdown.child_token());
         let (inbox, writers) = Inbox::start(pool.clone(), &settings.ingest, wake_dispatch);
@@ -104,6 +107,8 @@ impl Application {
             sources: Arc::new(sources),
             inbox,
             pool,
+            mappings: admin_mappings,
+            admin_token: settings.admin.token.clone(),
         };
         let listener = TcpListener::bind(&settings.server.listen)
             .await

@@ -13,6 +13,7 @@ fn example_config_loads() {
         "pagerduty-api-key",
         "snow-password",
         "snow-oauth-token",
+        "admin-token",
     ] {
         std::fs::write(dir.path().join(f), "s3cret\n").unwrap();
     }
@@ -34,6 +35,7 @@ fn example_config_loads() {
         "every example source replies"
     );
     aap_bridge::notify::Notifier::new(&s.sources).expect("reply settings build clients");
+    assert!(s.admin.token.is_some(), "the example enables the admin API");
     let c = s.controller.expect("controller section");
     assert_eq!(c.auth.mode(), "password");
 }

@@ -1,16 +1,18 @@
 //! Settings: built-in defaults < YAML file < `AAP_BRIDGE__SECTION__KEY` environment variables.
 
+mod admin;
 mod controller;
 mod expand;
 mod reply;
 mod sources;
 mod workers;
 
+pub use admin::AdminSettings;
 pub use controller::{AuthSettings, ControllerSettings, FlavourSetting, RetrySettings};
 pub use expand::{expand_env, resolve_files};
 pub use reply::ReplySettings;
 pub use sources::{SourceAuth, SourceKind, SourceSettings};
-pub use workers::{MappingSettings, WorkerSettings};
+pub use workers::{MappingSettings, RetentionSettings, WorkerSettings};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -27,11 +29,15 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub mappings: MappingSettings,
     pub workers: WorkerSettings,
+    pub retention: RetentionSettings,
     /// Absent: dry-run, nothing is launched.
     #[serde(default)]
     pub controller: Option<ControllerSettings>,
     #[serde(default)]
     pub sources: BTreeMap<String, SourceSettings>,
+    /// The admin API; without a token it is disabled.
+    #[serde(default)]
+    pub admin: AdminSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -39,3 +39,14 @@ pub struct WorkerSettings {
     /// Lines of stdout included in a failure post-back.
     pub stdout_tail_lines: usize,
 }
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Finished events (with their launches and callbacks) older than this are deleted; 0 keeps all.
+    pub max_age_days: u32,
+    /// How often one replica prunes.
+    pub interval_secs: u64,
+    /// Rows deleted per statement, so pruning never holds long locks.
+    pub batch: i64,
+}

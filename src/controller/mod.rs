@@ -155,8 +155,18 @@ impl Controller {
             if let Some(b) = body {
                 rb = rb.json(b);
             }
+            let started = std::time::Instant::now();
             let result = self.t.execute(rb).await;
             let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+            metrics::histogram!("aap_bridge_controller_request_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            let outcome = if result.is_err() || status >= 500 {
+                "error"
+            } else {
+                "ok"
+            };
+            metrics::counter!("aap_bridge_controller_requests_total", "outcome" => outcome)
+                .increment(1);
             if status == 401 {
                 if let (Some(api), Some(cred), false) = (api, &cred, recovered) {
                     recovered = true;

@@ -17,3 +17,16 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
         Err(ApiError::unavailable("database unreachable"))
     }
 }
+
+/// Prometheus text format.
+pub async fn metrics(State(app): State<AppState>) -> impl axum::response::IntoResponse {
+    let handle = crate::metrics::install();
+    let body = crate::metrics::render(&handle, &app.pool).await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+}

@@ -17,12 +17,26 @@ pub async fn receive(
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let result = handle(&app, &source, &headers, body).await;
-    match &result {
-        Ok((status, _)) => tracing::info!(status = status.as_u16(), "delivery handled"),
-        Err(e) => {
-            tracing::warn!(status = e.status.as_u16(), error = %e.message, "delivery refused")
+    let label = crate::metrics::source_label(app.sources.contains_key(&source), &source);
+    let outcome = match &result {
+        Ok((status, body)) => {
+            tracing::info!(status = status.as_u16(), "delivery handled");
+            body.get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("accepted")
+                .to_string()
         }
-    }
+        Err(e) => {
+            tracing::warn!(status = e.status.as_u16(), error = %e.message, "delivery refused");
+            if e.status == StatusCode::UNAUTHORIZED {
+                metrics::counter!("aap_bridge_signature_failures_total", "source" => label.clone())
+                    .increment(1);
+            }
+            "rejected".to_string()
+        }
+    };
+    metrics::counter!("aap_bridge_events_received_total", "source" => label, "outcome" => outcome)
+        .increment(1);
     result
 }
 

@@ -1,5 +1,6 @@
 //! The router: webhook intake, health, and JSON errors for everything else.
 
+pub mod admin;
 mod health;
 mod hooks;
 
@@ -18,6 +19,10 @@ pub struct AppState {
     pub sources: Arc<Sources>,
     pub inbox: Inbox,
     pub pool: PgPool,
+    /// The rules in force, for the admin `simulate` call.
+    pub mappings: crate::mapping::SharedMappings,
+    /// `admin.token`; None disables the admin API.
+    pub admin_token: Option<secrecy::SecretString>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -25,6 +30,8 @@ pub fn router(state: AppState) -> Router {
         .route("/hooks/{source}", post(hooks::receive))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .nest("/api/v1", admin::routes(&state))
+        .route("/metrics", get(health::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Each source enforces its own limit while reading the body.

@@ -65,6 +65,29 @@ impl Source {
     }
 }
 
+impl Source {
+    /// Normalizes WITHOUT checking the signature. Only for the admin `simulate` call (itself
+    /// authenticated with the admin token) and the `simulate` command; never for a delivery.
+    pub fn normalize_unverified(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Event, ApiError> {
+        let d = Delivery {
+            source: &self.name,
+            headers,
+            body,
+        };
+        let event = self.receiver.normalize(&d)?;
+        if crate::event::contains_nul(&event.payload) {
+            return Err(ApiError::bad_request(
+                "payload contains a NUL character (\\u0000), which cannot be stored",
+            ));
+        }
+        Ok(event)
+    }
+}
+
 pub type Sources = HashMap<String, Arc<Source>>;
 
 pub fn build(settings: &Settings) -> Sources {

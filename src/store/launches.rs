@@ -29,11 +29,14 @@ pub struct LaunchRow {
     pub job_status: Option<String>,
     pub job_url: Option<String>,
     pub ignored_fields: Option<Json<Value>>,
+    /// When the event arrived (for the dispatch latency metric).
+    pub received_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, event_id, rule, source, kind, ticket, template_kind, template_id, \
     template_name, template_org, request, reply, report_outcome, state, attempts, launching_at, \
-    job_id, job_status, job_url, ignored_fields";
+    job_id, job_status, job_url, ignored_fields, \
+    (SELECT e.received_at FROM events e WHERE e.id = launches.event_id) AS received_at";
 
 pub struct NewLaunch<'a> {
     pub id: Uuid,

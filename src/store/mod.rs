@@ -1,5 +1,6 @@
 //! Postgres: connecting, creating the database, migrations. Queries live in one file per table family.
 
+pub mod admin;
 pub mod callbacks;
 pub mod dispatch;
 pub mod events;

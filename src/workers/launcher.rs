@@ -115,6 +115,7 @@ async fn not_sent(ctx: &Context, row: &LaunchRow, text: &str) -> anyhow::Result<
         ctx.settings.launch_retry_max_ms,
     );
     let delay = backoff.delay(row.attempts.max(1) as u32);
+    counted("retried");
     tracing::warn!(launch_id = %row.id, error = %text, ?delay, "controller not reached; will retry");
     launches::retry_later(&ctx.pool, row.id, text, delay.as_millis() as u64).await?;
     Ok(())
@@ -148,6 +149,14 @@ async fn record_launched(
         postback::enqueue(&mut tx, ctx, row, Phase::Launched, outcome).await?;
     }
     tx.commit().await?;
+    counted("launched");
+    if let Some(received) = row.received_at {
+        let waited = (chrono::Utc::now() - received)
+            .num_microseconds()
+            .unwrap_or(0) as f64
+            / 1e6;
+        metrics::histogram!("aap_bridge_dispatch_latency_seconds").record(waited.max(0.0));
+    }
     tracing::info!(launch_id = %row.id, job_id, %url, "launched");
     Ok(())
 }
@@ -164,6 +173,7 @@ async fn handle_error(ctx: &Context, row: &LaunchRow, e: ControllerError) -> any
                 ctx.settings.launch_retry_max_ms,
             );
             let delay = backoff.delay(row.attempts.max(1) as u32);
+            counted("retried");
             tracing::warn!(launch_id = %row.id, error = %text, ?delay, "controller not reached; will retry");
             launches::retry_later(&ctx.pool, row.id, &text, delay.as_millis() as u64).await?;
         }
@@ -176,6 +186,7 @@ async fn handle_error(ctx: &Context, row: &LaunchRow, e: ControllerError) -> any
             launches::reconcile_soon(&ctx.pool, row.id, &text, after).await?;
         }
         _ => {
+            counted("rejected");
             tracing::warn!(launch_id = %row.id, error = %text, "launch rejected");
             launches::settle(&ctx.pool, row.id, "rejected", &text).await?;
         }
@@ -200,6 +211,7 @@ async fn reconcile(ctx: &Context, c: &Controller, row: &LaunchRow) -> anyhow::Re
             .and_then(Value::as_str)
             == Some(marker.as_str())
     }) {
+        counted("reconciled");
         tracing::info!(launch_id = %row.id, job_id = job.id, "reconciled: the job exists");
         return record_launched(ctx, c, row, job.id, &job.status, None).await;
     }
@@ -207,14 +219,20 @@ async fn reconcile(ctx: &Context, c: &Controller, row: &LaunchRow) -> anyhow::Re
     let info = c.launch_info(kind, template_id).await?;
     if info.get("ask_variables_on_launch").and_then(Value::as_bool) != Some(true) {
         let why = "no job carries the marker and the template does not prompt for variables; cannot tell whether it launched";
+        counted("unknown");
         return Ok(launches::settle(&ctx.pool, row.id, "unknown", why).await?);
     }
     if row.attempts >= ctx.settings.launch_max_attempts {
         let why = format!("no job carries the marker after {} attempts", row.attempts);
+        counted("unknown");
         return Ok(launches::settle(&ctx.pool, row.id, "unknown", &why).await?);
     }
     tracing::info!(launch_id = %row.id, "reconciled: no job carries the marker; relaunching");
     launches::retry_later(&ctx.pool, row.id, "reconciled: not launched", 0).await?;
     ctx.wake_launch.notify_one();
     Ok(())
+}
+
+fn counted(result: &'static str) {
+    metrics::counter!("aap_bridge_launches_total", "result" => result).increment(1);
 }

@@ -5,7 +5,11 @@ mod dispatcher;
 mod launcher;
 mod notifier;
 mod postback;
+pub mod retention;
 mod tracker;
+
+/// The launch markers, for the admin `simulate` call.
+pub use dispatcher::with_marker;
 
 use crate::config::WorkerSettings;
 use crate::controller::Controller;
@@ -38,6 +42,7 @@ pub struct Context {
     pub wake_launch: Arc<Notify>,
     pub wake_notify: Arc<Notify>,
     pub hooks: Hooks,
+    pub retention: crate::config::RetentionSettings,
 }
 
 pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
@@ -66,6 +71,23 @@ pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<JoinHandle<()>
             },
         ),
     ];
+    let prune_every = Duration::from_secs(ctx.retention.interval_secs.max(1));
+    handles.push(spawn_loop(
+        "retention",
+        cancel.clone(),
+        Arc::new(Notify::new()),
+        prune_every,
+        {
+            let c = c.clone();
+            move || {
+                let c = c.clone();
+                async move {
+                    retention::prune(&c.pool, &c.retention).await?;
+                    Ok(false)
+                }
+            }
+        },
+    ));
     if ctx.controller.is_some() {
         handles.push(spawn_loop(
             "launcher",

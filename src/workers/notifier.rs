@@ -39,19 +39,23 @@ async fn deliver(ctx: &Context, cb: callbacks::Due) -> anyhow::Result<()> {
     };
     match ctx.notifier.send(&cb.source, &prepared).await {
         Ok(status) => {
+            count(&cb.source, "sent");
             tracing::info!(callback_id = %cb.id, phase = %cb.phase, status, "post-back delivered");
             callbacks::sent(&ctx.pool, cb.id, status).await?;
         }
         Err(SendError::Permanent { reason }) => {
+            count(&cb.source, "dead");
             tracing::warn!(callback_id = %cb.id, %reason, "post-back dead-lettered");
             callbacks::dead(&ctx.pool, cb.id, &reason).await?;
         }
         Err(SendError::Retry { after, reason }) => {
             if cb.attempts >= ctx.settings.callback_max_attempts {
+                count(&cb.source, "dead");
                 let why = format!("{reason} (gave up after {} attempts)", cb.attempts);
                 tracing::warn!(callback_id = %cb.id, reason = %why, "post-back dead-lettered");
                 return Ok(callbacks::dead(&ctx.pool, cb.id, &why).await?);
             }
+            count(&cb.source, "retry");
             let backoff = Backoff::new(
                 ctx.settings.callback_retry_base_ms,
                 ctx.settings.callback_retry_max_ms,
@@ -63,4 +67,9 @@ async fn deliver(ctx: &Context, cb: callbacks::Due) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn count(source: &str, result: &'static str) {
+    metrics::counter!("aap_bridge_callback_attempts_total", "source" => source.to_string(), "result" => result)
+        .increment(1);
 }

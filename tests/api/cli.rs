@@ -92,3 +92,33 @@ async fn check_names_file_and_line_of_a_broken_rule() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:9:", rules.display())), "{err}");
 }
+
+#[sqlx::test]
+async fn health_command_checks_the_service(pool: sqlx::PgPool) {
+    let app = crate::support::TestApp::spawn(pool).await;
+    let ok = run(
+        &["health", "--url", &format!("{}/healthz", app.base)],
+        "log: {level: warn}\n",
+    )
+    .await;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = run(
+        &[
+            "health",
+            "--url",
+            &format!("http://127.0.0.1:{port}/healthz"),
+        ],
+        "log: {level: warn}\n",
+    )
+    .await;
+    assert!(!down.status.success());
+}

@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use senders::Sender;
 
+/// The admin API token of the pipeline config (`pipeline::config`).
+pub const ADMIN_TOKEN: &str = "admin-secret";
+
 /// Sources every test app has; secrets are `<kind>-old` and `<kind>-new` (rotation).
 pub const SOURCES_YAML: &str = r#"
 server:
@@ -133,6 +136,38 @@ impl TestApp {
             .expect("request completes");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// An admin API call (`/api/v1/…`) with the bearer `token` (None: no Authorization header).
+    pub async fn admin_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        let mut req = self
+            .client
+            .request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request completes");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// An admin API call with the right token, e.g. `admin("GET", "/events", None)`.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.admin_as(Some(ADMIN_TOKEN), method, path, body).await
     }
 
     pub async fn event_count(&self) -> i64 {

@@ -75,6 +75,7 @@ pub fn config(
 server: {{listen: "127.0.0.1:0", shutdown_grace_secs: 5}}
 database: {{acquire_timeout_ms: 2000}}
 ingest: {{commit_timeout_ms: 3000}}
+admin: {{token: "{admin}"}}
 mappings: {{path: "{mappings}", reload_interval_secs: 1}}
 workers:
   poll_interval_ms: 50
@@ -106,7 +107,8 @@ sources:
     timestamp_header: X-Bridge-Timestamp
     reply: {{api_url: "{tickets}", username: snow-bot, password: snow-pass}}
 "#,
-        mappings = mappings.display()
+        mappings = mappings.display(),
+        admin = super::ADMIN_TOKEN,
     )
 }
 

@@ -4,6 +4,7 @@
 //! - `ingest`: signed GitHub deliveries at 64 connections: committed events/s, p50/p99.
 //! - `pipeline`: event -> launch latency against an instant fake controller, and the controller
 //!   requests one tracker round costs for 1,000 running jobs.
+//! - `all`: both, with their defaults. Each prints the service's peak RSS.
 
 mod fake;
 mod ingest;
@@ -41,6 +42,8 @@ enum What {
         #[arg(long, default_value_t = 2)]
         warmup_seconds: u64,
     },
+    /// Everything, with defaults: `ingest` then `pipeline`.
+    All,
     /// Event -> launch latency (p50/p99) with an instant controller; tracker cost for 1,000 jobs.
     Pipeline {
         /// Events to send (each launches one job).
@@ -64,6 +67,10 @@ async fn main() -> anyhow::Result<()> {
             warmup_seconds,
         } => ingest::run(&args.database_url, connections, seconds, warmup_seconds).await,
         What::Pipeline { events, rate } => pipeline::run(&args.database_url, events, rate).await,
+        What::All => {
+            ingest::run(&args.database_url, 64, 10, 2).await?;
+            pipeline::run(&args.database_url, 1000, 200).await
+        }
     }
 }
 

@@ -1,0 +1,12 @@
+//! The admin API (`/api/v1/…`): off unless a bearer token is configured.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Bearer token for `/api/v1/…` (`token_file:` to read it from a mounted secret).
+    /// Absent: every admin route answers 401 "disabled".
+    pub token: Option<SecretString>,
+}

@@ -1,0 +1,77 @@
+//! `POST /simulate`: what the current rules would do with a delivery. Nothing is stored or
+//! launched, and the signature is not checked (the call itself needs the admin token).
+
+use crate::error::ApiError;
+use crate::http::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulateRequest {
+    /// A configured source name (the `{source}` of `/hooks/{source}`).
+    pub source: String,
+    /// Headers as the sender would send them, e.g. `X-GitHub-Event`; signatures are not needed.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The delivery body: a JSON document, or a string sent as is (e.g. a form-encoded body).
+    pub body: Value,
+}
+
+impl SimulateRequest {
+    pub fn body_bytes(&self) -> Vec<u8> {
+        match &self.body {
+            Value::String(s) => s.as_bytes().to_vec(),
+            other => other.to_string().into_bytes(),
+        }
+    }
+}
+
+pub async fn simulate(State(app): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+    // The envelope may hold the largest body a source accepts, escaped in a JSON string.
+    let largest = app
+        .sources
+        .values()
+        .map(|s| s.body_limit)
+        .max()
+        .unwrap_or(0);
+    let limit = largest.saturating_mul(2).saturating_add(64 * 1024);
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if is_length_limit(&e) {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {e}"))
+        }
+    })?;
+    let req: SimulateRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "request body must be {{\"source\": …, \"headers\": {{…}}, \"body\": …}}: {e}"
+        ))
+    })?;
+    let headers =
+        crate::admin::header_map(req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let mappings = app.mappings.current();
+    let answer = crate::admin::simulate(
+        &app.sources,
+        &mappings,
+        &req.source,
+        &headers,
+        &req.body_bytes(),
+    )?;
+    Ok(Json(answer))
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}

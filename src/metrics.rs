@@ -1,0 +1,139 @@
+//! Prometheus metrics: counters and histograms recorded where things happen, plus gauges read
+//! from the database at scrape time (queue depths, launches by state, token age), so every
+//! replica reports the same picture.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sqlx::PgPool;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Installs the process-wide recorder once (tests start several apps in one process).
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+                .expect("buckets are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "aap_bridge_events_received_total",
+        "Deliveries by source and outcome (accepted, duplicate, ignored, rejected)"
+    );
+    describe_counter!(
+        "aap_bridge_signature_failures_total",
+        "Deliveries refused with 401, by source"
+    );
+    describe_counter!(
+        "aap_bridge_launches_total",
+        "Launch attempts by result (launched, rejected, unknown, retried, reconciled)"
+    );
+    describe_counter!(
+        "aap_bridge_controller_requests_total",
+        "Controller API calls by outcome (ok, error)"
+    );
+    describe_counter!(
+        "aap_bridge_callback_attempts_total",
+        "Post-back attempts by source and result (sent, retry, dead)"
+    );
+    describe_histogram!(
+        "aap_bridge_dispatch_latency_seconds",
+        Unit::Seconds,
+        "Event received to launch POST answered"
+    );
+    describe_histogram!(
+        "aap_bridge_controller_request_duration_seconds",
+        Unit::Seconds,
+        "Controller API call duration"
+    );
+    describe_gauge!("aap_bridge_queue_depth", "Rows waiting, by queue");
+    describe_gauge!("aap_bridge_launches", "Launches by state");
+    describe_gauge!(
+        "aap_bridge_controller_token_age_seconds",
+        "Age of the managed controller token"
+    );
+    describe_gauge!(
+        "aap_bridge_database_up",
+        "1 when the database answered the scrape's queries"
+    );
+    describe_gauge!("aap_bridge_up", "1 while the process serves");
+}
+
+/// Text exposition, after refreshing the database gauges (bounded by a 2 s timeout).
+pub async fn render(handle: &PrometheusHandle, pool: &PgPool) -> String {
+    metrics::gauge!("aap_bridge_up").set(1.0);
+    let ok = tokio::time::timeout(Duration::from_secs(2), refresh(pool)).await;
+    metrics::gauge!("aap_bridge_database_up").set(if matches!(ok, Ok(Ok(()))) { 1.0 } else { 0.0 });
+    handle.run_upkeep();
+    handle.render()
+}
+
+async fn refresh(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let depths: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT 'events_pending', count(*) FROM events WHERE state = 'pending'
+         UNION ALL SELECT 'launches_planned', count(*) FROM launches WHERE state = 'planned'
+         UNION ALL SELECT 'launches_launching', count(*) FROM launches WHERE state = 'launching'
+         UNION ALL SELECT 'launches_running', count(*) FROM launches WHERE state = 'launched'
+         UNION ALL SELECT 'callbacks_pending', count(*) FROM callbacks WHERE state = 'pending'
+         UNION ALL SELECT 'callbacks_dead', count(*) FROM callbacks WHERE state = 'dead'",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (queue, n) in depths {
+        metrics::gauge!("aap_bridge_queue_depth", "queue" => queue).set(n as f64);
+    }
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM launches GROUP BY state")
+            .fetch_all(pool)
+            .await?;
+    for state in [
+        "planned",
+        "launching",
+        "launched",
+        "finished",
+        "rejected",
+        "unknown",
+        "dry_run",
+        "coalesced",
+    ] {
+        let n = states
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n);
+        metrics::gauge!("aap_bridge_launches", "state" => state).set(n as f64);
+    }
+    let age: Option<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM now() - created_at)::float8 FROM controller_tokens
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if let Some(age) = age {
+        metrics::gauge!("aap_bridge_controller_token_age_seconds").set(age);
+    }
+    Ok(())
+}
+
+/// Source label for a delivery: configured names only, so random paths cannot grow the series.
+pub fn source_label(known: bool, source: &str) -> String {
+    if known {
+        source.to_string()
+    } else {
+        "unknown".to_string()
+    }
+}

@@ -1,0 +1,280 @@
+//! Read and repair queries for the admin API and the `events` / `replay` commands.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// One event as listed: no payload, headers or decision.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct EventSummary {
+    pub id: Uuid,
+    pub source: String,
+    pub kind: String,
+    pub delivery_id: String,
+    pub event_type: String,
+    pub category: Option<String>,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub ticket: Json<Value>,
+    /// The event this one is a replay of.
+    pub replay_of: Option<Uuid>,
+}
+
+const SUMMARY: &str = "id, source, kind, delivery_id, event_type, category, state, state_reason, \
+    received_at, ticket, replay_of";
+
+/// One event with everything the bridge recorded about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    pub summary: EventSummary,
+    pub headers: Value,
+    pub payload: Value,
+    /// What the rules made of it (null while pending or when ignored).
+    pub decision: Value,
+    pub updated_at: DateTime<Utc>,
+    pub launches: Vec<LaunchView>,
+    pub callbacks: Vec<CallbackView>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct LaunchView {
+    pub id: Uuid,
+    pub rule: String,
+    pub state: String,
+    pub template_kind: String,
+    pub template_id: Option<i64>,
+    pub template_name: Option<String>,
+    pub template_org: Option<String>,
+    pub request: Json<Value>,
+    pub job_id: Option<i64>,
+    pub job_status: Option<String>,
+    pub job_url: Option<String>,
+    pub ignored_fields: Option<Json<Value>>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub launched_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub elapsed_secs: Option<f64>,
+    pub coalesced_into: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct CallbackView {
+    pub id: Uuid,
+    pub launch_id: Uuid,
+    pub event_id: Uuid,
+    pub source: String,
+    pub phase: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub request: Json<Value>,
+}
+
+const CALLBACK: &str = "id, launch_id, event_id, source, phase, state, attempts, next_attempt_at, \
+    last_status, last_error, created_at, sent_at, request";
+
+/// Filters for listing events; `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub source: Option<String>,
+    pub state: Option<String>,
+    pub category: Option<String>,
+    pub event_type: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Only events older than this one (ids are UUIDv7, so time-ordered): the page cursor.
+    pub before: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// A page of events, newest first, and the cursor for the next page (None on the last page).
+pub async fn list_events(
+    pool: &PgPool,
+    f: &EventFilter,
+) -> Result<(Vec<EventSummary>, Option<Uuid>), sqlx::Error> {
+    let mut rows: Vec<EventSummary> = sqlx::query_as(&format!(
+        "SELECT {SUMMARY} FROM events
+         WHERE ($1::text IS NULL OR source = $1)
+           AND ($2::text IS NULL OR state = $2)
+           AND ($3::text IS NULL OR category = $3)
+           AND ($4::text IS NULL OR event_type = $4)
+           AND ($5::timestamptz IS NULL OR received_at >= $5)
+           AND ($6::timestamptz IS NULL OR received_at < $6)
+           AND ($7::uuid IS NULL OR id < $7)
+         ORDER BY id DESC LIMIT $8"
+    ))
+    .bind(&f.source)
+    .bind(&f.state)
+    .bind(&f.category)
+    .bind(&f.event_type)
+    .bind(f.since)
+    .bind(f.until)
+    .bind(f.before)
+    .bind(f.limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let next = if rows.len() as i64 > f.limit {
+        rows.truncate(f.limit as usize);
+        rows.last().map(|r| r.id)
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+#[derive(sqlx::FromRow)]
+struct DetailRow {
+    #[sqlx(flatten)]
+    summary: EventSummary,
+    headers: Json<Value>,
+    payload: Json<Value>,
+    decision: Option<Json<Value>>,
+    updated_at: DateTime<Utc>,
+}
+
+/// The event with its launches and callbacks; None if there is no such event.
+pub async fn event_detail(pool: &PgPool, id: Uuid) -> Result<Option<EventDetail>, sqlx::Error> {
+    let row: Option<DetailRow> = sqlx::query_as(&format!(
+        "SELECT {SUMMARY}, headers, payload, decision, updated_at FROM events WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let launches: Vec<LaunchView> = sqlx::query_as(
+        "SELECT id, rule, state, template_kind, template_id, template_name, template_org, request,
+                job_id, job_status, job_url, ignored_fields, attempts, last_error, created_at,
+                launched_at, started_at, finished_at, elapsed_secs, coalesced_into
+         FROM launches WHERE event_id = $1 ORDER BY created_at, id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    let callbacks: Vec<CallbackView> = sqlx::query_as(&format!(
+        "SELECT {CALLBACK} FROM callbacks WHERE event_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(EventDetail {
+        summary: row.summary,
+        headers: row.headers.0,
+        payload: row.payload.0,
+        decision: row.decision.map(|d| d.0).unwrap_or(Value::Null),
+        updated_at: row.updated_at,
+        launches,
+        callbacks,
+    }))
+}
+
+/// A replay that was stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Replayed {
+    pub event_id: Uuid,
+    pub replay_of: Uuid,
+    pub delivery_id: String,
+}
+
+/// Copies an event into a new pending row (`<delivery_id>#replay-<n>`); the dispatcher then
+/// treats it like any delivery. None if there is no such event.
+pub async fn replay(pool: &PgPool, id: Uuid) -> Result<Option<Replayed>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // Locking the original serializes concurrent replays of it, so each gets its own number.
+    let original: Option<String> =
+        sqlx::query_scalar("SELECT delivery_id FROM events WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(delivery) = original else {
+        return Ok(None);
+    };
+    let earlier: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE replay_of = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut n = earlier + 1;
+    let new_id = Uuid::now_v7();
+    loop {
+        let delivery_id = format!("{delivery}#replay-{n}");
+        let inserted = sqlx::query(
+            "INSERT INTO events (id, source, kind, delivery_id, event_type, category, ticket,
+                                 headers, payload, state, replay_of)
+             SELECT $1, source, kind, $2, event_type, category, ticket, headers, payload,
+                    'pending', id
+             FROM events WHERE id = $3
+             ON CONFLICT (source, delivery_id) DO NOTHING",
+        )
+        .bind(new_id)
+        .bind(&delivery_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            tx.commit().await?;
+            return Ok(Some(Replayed {
+                event_id: new_id,
+                replay_of: id,
+                delivery_id,
+            }));
+        }
+        // A replay whose original was deleted (retention) still holds this number.
+        n += 1;
+    }
+}
+
+/// Callbacks, newest first, optionally in one state.
+pub async fn list_callbacks(
+    pool: &PgPool,
+    state: Option<&str>,
+    limit: i64,
+) -> Result<Vec<CallbackView>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {CALLBACK} FROM callbacks WHERE ($1::text IS NULL OR state = $1)
+         ORDER BY created_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(state)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+pub enum Retry {
+    Queued(CallbackView),
+    /// Not dead: its current state.
+    NotDead(String),
+    NotFound,
+}
+
+/// A dead callback goes back to `pending`, due now, with its attempts reset.
+pub async fn retry_callback(pool: &PgPool, id: Uuid) -> Result<Retry, sqlx::Error> {
+    let row: Option<CallbackView> = sqlx::query_as(&format!(
+        "UPDATE callbacks SET state = 'pending', attempts = 0, next_attempt_at = now(),
+             lease_until = NULL
+         WHERE id = $1 AND state = 'dead' RETURNING {CALLBACK}"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(row) = row {
+        return Ok(Retry::Queued(row));
+    }
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM callbacks WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(state.map_or(Retry::NotFound, Retry::NotDead))
+}
