@@ -122,15 +122,22 @@ async fn controller_check(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check(settings: &Settings) -> anyhow::Result<()> {
+/// Loads the mapping rules, printing each problem as `file:line: message` on stderr.
+fn load_mappings(settings: &Settings) -> anyhow::Result<crate::mapping::Mappings> {
     let kinds = crate::startup::source_kinds(settings);
     let path = &settings.mappings.path;
-    let mappings = crate::mapping::Mappings::load(path, &kinds).map_err(|errors| {
+    crate::mapping::Mappings::load(path, &kinds).map_err(|errors| {
         for e in &errors {
             eprintln!("{e}");
         }
         anyhow::anyhow!("{} problem(s) in {}", errors.len(), path.display())
-    })?;
+    })
+}
+
+fn check(settings: &Settings) -> anyhow::Result<()> {
+    let kinds = crate::startup::source_kinds(settings);
+    let path = &settings.mappings.path;
+    let mappings = load_mappings(settings)?;
     println!(
         "configuration OK: {} source(s) ({}), {} rule(s) from {}, controller: {}",
         settings.sources.len(),

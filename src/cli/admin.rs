@@ -113,14 +113,7 @@ pub fn simulate(settings: &Settings, args: &SimulateArgs) -> anyhow::Result<()> 
         (None, None) => anyhow::bail!("give the delivery body with --body FILE or --body-json"),
     };
     let sources = crate::sources::build(settings);
-    let kinds = crate::startup::source_kinds(settings);
-    let path = &settings.mappings.path;
-    let mappings = crate::mapping::Mappings::load(path, &kinds).map_err(|errors| {
-        for e in &errors {
-            eprintln!("{e}");
-        }
-        anyhow::anyhow!("{} problem(s) in {}", errors.len(), path.display())
-    })?;
+    let mappings = super::load_mappings(settings)?;
     let answer = crate::admin::simulate(&sources, &mappings, &args.source, &headers, &body)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     out(&serde_json::to_string_pretty(&answer)?)

@@ -88,7 +88,7 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
     })
 }
 
-fn is_length_limit(e: &axum::Error) -> bool {
+pub(crate) fn is_length_limit(e: &axum::Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if err.is::<http_body_util::LengthLimitError>() {

@@ -2,7 +2,7 @@
 
 pub mod admin;
 mod health;
-mod hooks;
+pub(crate) mod hooks;
 
 use crate::error::ApiError;
 use crate::ingest::Inbox;

@@ -167,16 +167,7 @@ async fn handle_error(ctx: &Context, row: &LaunchRow, e: ControllerError) -> any
         // Nothing reached the controller (or it refused to authenticate): launching again is safe.
         ControllerError::Connect(_)
         | ControllerError::Store(_)
-        | ControllerError::Unauthorized(_) => {
-            let backoff = Backoff::new(
-                ctx.settings.launch_retry_base_ms,
-                ctx.settings.launch_retry_max_ms,
-            );
-            let delay = backoff.delay(row.attempts.max(1) as u32);
-            counted("retried");
-            tracing::warn!(launch_id = %row.id, error = %text, ?delay, "controller not reached; will retry");
-            launches::retry_later(&ctx.pool, row.id, &text, delay.as_millis() as u64).await?;
-        }
+        | ControllerError::Unauthorized(_) => not_sent(ctx, row, &text).await?,
         // The POST may have been acted on: find out before doing anything else.
         ControllerError::NoAnswer(_)
         | ControllerError::Unavailable { .. }

@@ -41,7 +41,7 @@ pub async fn simulate(State(app): State<AppState>, body: Body) -> Result<Json<Va
         .unwrap_or(0);
     let limit = largest.saturating_mul(2).saturating_add(64 * 1024);
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if is_length_limit(&e) {
+        if crate::http::hooks::is_length_limit(&e) {
             ApiError::too_large(limit)
         } else {
             ApiError::bad_request(format!("could not read the request body: {e}"))
@@ -63,15 +63,4 @@ pub async fn simulate(State(app): State<AppState>, body: Body) -> Result<Json<Va
         &req.body_bytes(),
     )?;
     Ok(Json(answer))
-}
-
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
 }
