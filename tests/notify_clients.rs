@@ -25,6 +25,7 @@ fn launched() -> Message {
         elapsed_secs: None,
         stdout_tail: None,
         dry_run: false,
+        problem: None,
     }
 }
 
@@ -125,6 +126,7 @@ fn successful_jobs_carry_no_output_and_long_output_is_cut() {
 fn dry_run_text() {
     let m = Message {
         dry_run: true,
+        problem: None,
         job_id: 0,
         job_url: String::new(),
         ..launched()

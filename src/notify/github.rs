@@ -35,7 +35,12 @@ pub(super) fn prepare_status(
     let sha = checked_field(ticket, "sha", "a commit sha (40 hex digits)", |s| {
         all_hex(s, 40)
     })?;
-    let (state, description) = if msg.dry_run {
+    let (state, description) = if let Some(problem) = &msg.problem {
+        (
+            "error",
+            format!("{POSTBACK_MARKER} Not launched: {problem}"),
+        )
+    } else if msg.dry_run {
         (
             "success",
             format!("{POSTBACK_MARKER} Dry run: would launch {}", msg.template),

@@ -47,6 +47,9 @@ pub struct Message {
     pub elapsed_secs: Option<f64>,
     pub stdout_tail: Option<String>,
     pub dry_run: bool,
+    /// Set when no job ran: the controller refused the launch, or whether it launched is unknown.
+    #[serde(default)]
+    pub problem: Option<String>,
 }
 
 /// A request ready to send to a ticket system, stored in the outbox as JSON: method, path
@@ -117,6 +120,12 @@ impl Message {
         if self.dry_run {
             return format!(
                 "{POSTBACK_MARKER} Dry run: would launch {} for rule {}",
+                self.template, self.rule
+            );
+        }
+        if let Some(problem) = &self.problem {
+            return format!(
+                "{POSTBACK_MARKER} Could not launch {} for rule {}: {problem}",
                 self.template, self.rule
             );
         }
@@ -230,7 +239,25 @@ mod tests {
             elapsed_secs: Some(12.34),
             stdout_tail: Some(tail.into()),
             dry_run: false,
+            problem: None,
         }
+    }
+
+    #[test]
+    fn a_launch_that_never_ran_says_why_and_errors_the_status() {
+        let mut m = finished("rejected", "");
+        m.problem = Some("the controller refused it: no inventory".into());
+        assert_eq!(
+            m.text(Quote::Plain),
+            "[aap-bridge] Could not launch job template 15 for rule r: the controller refused it: no inventory"
+        );
+        let ticket = serde_json::json!({"repo": "acme/ops", "sha": "a".repeat(40)});
+        let p = prepare(SourceKind::Github, Reply::Status, &ticket, &m, "aap-bridge").unwrap();
+        assert_eq!(p.body["state"], "error");
+        assert!(p.body["description"]
+            .as_str()
+            .unwrap()
+            .contains("Not launched"));
     }
 
     #[test]

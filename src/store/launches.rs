@@ -264,18 +264,23 @@ pub async fn reconcile_soon(
     .map(|_| ())
 }
 
-/// `launching` -> `rejected` or `unknown`, with the reason.
-pub async fn settle(pool: &PgPool, id: Uuid, state: &str, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// `launching` -> `rejected` or `unknown`, with the reason. False if no longer `launching`.
+pub async fn settle<'e, E: sqlx::PgExecutor<'e>>(
+    ex: E,
+    id: Uuid,
+    state: &str,
+    error: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
         "UPDATE launches SET state = $2, last_error = $3, lease_until = NULL, updated_at = now()
          WHERE id = $1 AND state = 'launching'",
     )
     .bind(id)
     .bind(state)
     .bind(error)
-    .execute(pool)
-    .await
-    .map(|_| ())
+    .execute(ex)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -145,6 +145,7 @@ async fn record_launched(
             status: None,
             elapsed: None,
             stdout_tail: None,
+            problem: None,
         };
         postback::enqueue(&mut tx, ctx, row, Phase::Launched, outcome).await?;
     }
@@ -177,9 +178,8 @@ async fn handle_error(ctx: &Context, row: &LaunchRow, e: ControllerError) -> any
             launches::reconcile_soon(&ctx.pool, row.id, &text, after).await?;
         }
         _ => {
-            counted("rejected");
             tracing::warn!(launch_id = %row.id, error = %text, "launch rejected");
-            launches::settle(&ctx.pool, row.id, "rejected", &text).await?;
+            give_up(ctx, row, "rejected", &text).await?;
         }
     }
     Ok(())
@@ -210,17 +210,46 @@ async fn reconcile(ctx: &Context, c: &Controller, row: &LaunchRow) -> anyhow::Re
     let info = c.launch_info(kind, template_id).await?;
     if info.get("ask_variables_on_launch").and_then(Value::as_bool) != Some(true) {
         let why = "no job carries the marker and the template does not prompt for variables; cannot tell whether it launched";
-        counted("unknown");
-        return Ok(launches::settle(&ctx.pool, row.id, "unknown", why).await?);
+        return give_up(ctx, row, "unknown", why).await;
     }
     if row.attempts >= ctx.settings.launch_max_attempts {
         let why = format!("no job carries the marker after {} attempts", row.attempts);
-        counted("unknown");
-        return Ok(launches::settle(&ctx.pool, row.id, "unknown", &why).await?);
+        return give_up(ctx, row, "unknown", &why).await;
     }
     tracing::info!(launch_id = %row.id, "reconciled: no job carries the marker; relaunching");
     launches::retry_later(&ctx.pool, row.id, "reconciled: not launched", 0).await?;
     ctx.wake_launch.notify_one();
+    Ok(())
+}
+
+/// `rejected` or `unknown`: no job the bridge can follow. The ticket is told, in the place of
+/// the outcome post-back, so nobody waits for a job that is not coming.
+async fn give_up(
+    ctx: &Context,
+    row: &LaunchRow,
+    state: &'static str,
+    why: &str,
+) -> anyhow::Result<()> {
+    counted(state);
+    let mut tx = ctx.pool.begin().await?;
+    if launches::settle(&mut *tx, row.id, state, why).await? {
+        let problem = match state {
+            "rejected" => format!("the controller refused it: {why}"),
+            _ => format!(
+                "cannot tell whether it launched ({why}); check the controller before retrying"
+            ),
+        };
+        let outcome = Outcome {
+            job_id: 0,
+            url: "",
+            status: Some(state),
+            elapsed: None,
+            stdout_tail: None,
+            problem: Some(problem),
+        };
+        postback::enqueue(&mut tx, ctx, row, Phase::Finished, outcome).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

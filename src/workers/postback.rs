@@ -14,6 +14,8 @@ pub struct Outcome<'a> {
     pub status: Option<&'a str>,
     pub elapsed: Option<f64>,
     pub stdout_tail: Option<String>,
+    /// No job ran (rejected, or unknown whether it launched): said instead of an outcome.
+    pub problem: Option<String>,
 }
 
 pub fn template_label(row: &LaunchRow) -> String {
@@ -58,6 +60,7 @@ pub async fn enqueue(
         elapsed_secs: o.elapsed,
         stdout_tail: o.stdout_tail,
         dry_run: false,
+        problem: o.problem,
     };
     let context = ctx.notifier.status_context(&row.source);
     let phase_name = match phase {

@@ -71,6 +71,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
                 status: Some(&s.status),
                 elapsed: Some(s.elapsed),
                 stdout_tail: tail,
+                problem: None,
             };
             postback::enqueue(&mut tx, &ctx, &row, Phase::Finished, outcome).await?;
             tracing::info!(launch_id = %t.id, job_id = t.job_id, status = %s.status, "job finished");

@@ -155,3 +155,50 @@ async fn without_a_controller_the_launch_is_recorded_as_dry_run(pool: PgPool) {
     assert_eq!(request["extra_vars"]["incident_number"], "INC0010001");
     assert!(request["extra_vars"]["aap_bridge_launch_id"].is_string());
 }
+
+const NEEDS_SURVEY: &str = r#"
+rules:
+  - name: needs-survey
+    source: snow
+    category: disk_full
+    launch: 40
+    reply: work_notes
+"#;
+
+#[sqlx::test]
+async fn a_refused_launch_is_told_to_the_ticket_once(pool: PgPool) {
+    let opts = Options {
+        rules: NEEDS_SURVEY,
+        ..Options::default()
+    };
+    let p = Pipeline::start(pool.clone(), opts).await;
+    p.controller
+        .add_job_template(crate::support::fake_controller::TemplateSpec {
+            id: Some(40),
+            variables_needed: vec!["change_ticket".into()],
+            ..Default::default()
+        });
+    p.deliver(Sender::ServiceNow, "refused-1").await;
+    let notes = wait_for("the refusal note", 20, || async {
+        let n = p.tickets.servicenow_notes(SYS_ID);
+        (!n.is_empty()).then_some(n)
+    })
+    .await;
+    assert!(
+        notes[0].1.starts_with("[aap-bridge] Could not launch"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[0].1.contains("change_ticket"),
+        "the controller's reason: {notes:?}"
+    );
+    assert_eq!(p.controller.jobs_launched(), 0);
+    let (state, error): (String, String) = sqlx::query_as("SELECT state, last_error FROM launches")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "rejected");
+    assert!(error.contains("variables"), "{error}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(p.tickets.servicenow_notes(SYS_ID).len(), 1, "told once");
+}
