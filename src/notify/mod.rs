@@ -124,10 +124,17 @@ impl Message {
             );
         }
         if let Some(problem) = &self.problem {
-            return format!(
-                "{POSTBACK_MARKER} Could not launch {} for rule {}: {problem}",
-                self.template, self.rule
-            );
+            return if self.job_id > 0 {
+                format!(
+                    "{POSTBACK_MARKER} Job {} ({}): {problem}",
+                    self.job_id, self.template
+                )
+            } else {
+                format!(
+                    "{POSTBACK_MARKER} Could not launch {} for rule {}: {problem}",
+                    self.template, self.rule
+                )
+            };
         }
         match self.phase {
             Phase::Launched => format!(
@@ -246,6 +253,7 @@ mod tests {
     #[test]
     fn a_launch_that_never_ran_says_why_and_errors_the_status() {
         let mut m = finished("rejected", "");
+        m.job_id = 0;
         m.problem = Some("the controller refused it: no inventory".into());
         assert_eq!(
             m.text(Quote::Plain),

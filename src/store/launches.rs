@@ -288,11 +288,12 @@ pub struct Tracked {
     pub id: Uuid,
     pub job_id: i64,
     pub job_status: Option<String>,
+    pub missing_polls: i32,
 }
 
 pub async fn launched(pool: &PgPool, limit: i64) -> Result<Vec<Tracked>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, job_id, job_status FROM launches
+        "SELECT id, job_id, job_status, missing_polls FROM launches
          WHERE state = 'launched' AND job_id IS NOT NULL ORDER BY launched_at LIMIT $1",
     )
     .bind(limit)
@@ -336,4 +337,16 @@ pub async fn progress(
     .execute(conn)
     .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// Counts one more poll without the job (or resets the count); returns the new count.
+pub async fn set_missing(pool: &PgPool, id: Uuid, missing: bool) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE launches SET missing_polls = CASE WHEN $2 THEN missing_polls + 1 ELSE 0 END
+         WHERE id = $1 RETURNING missing_polls",
+    )
+    .bind(id)
+    .bind(missing)
+    .fetch_one(pool)
+    .await
 }

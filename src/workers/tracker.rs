@@ -38,8 +38,12 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         .collect();
     for t in &tracked {
         let Some(s) = states.get(&t.job_id) else {
+            missing(&ctx, t).await?;
             continue;
         };
+        if t.missing_polls > 0 {
+            launches::set_missing(&ctx.pool, t.id, false).await?;
+        }
         let terminal = is_terminal(&s.status);
         // A row still `launched` with a terminal status (e.g. found by reconciliation) must finish.
         if t.job_status.as_deref() == Some(s.status.as_str()) && !terminal {
@@ -85,4 +89,45 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
 fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
     s.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|d| d.with_timezone(&Utc))
+}
+
+/// Polls in a row without the job before the launch is given up as `missing`.
+const MISSING_POLLS: i32 = 3;
+
+/// The controller no longer lists the job (deleted, or hidden from the service user). After a
+/// few polls in a row the launch is finished as `missing`, so it stops holding a `max_concurrent`
+/// slot, and the ticket is told.
+async fn missing(ctx: &Context, t: &launches::Tracked) -> anyhow::Result<()> {
+    let polls = launches::set_missing(&ctx.pool, t.id, true).await?;
+    if polls < MISSING_POLLS {
+        return Ok(());
+    }
+    let mut tx = ctx.pool.begin().await?;
+    let p = Progress {
+        status: "missing",
+        started: None,
+        finished: None,
+        elapsed: None,
+        terminal: true,
+    };
+    if launches::progress(&mut tx, t.id, &p).await? {
+        let row = launches::get(&mut tx, t.id).await?;
+        let url = row.job_url.clone().unwrap_or_default();
+        let problem = format!(
+            "job {} is no longer listed by the controller (deleted?); its outcome is unknown",
+            t.job_id
+        );
+        let outcome = Outcome {
+            job_id: t.job_id,
+            url: &url,
+            status: Some("missing"),
+            elapsed: None,
+            stdout_tail: None,
+            problem: Some(problem),
+        };
+        postback::enqueue(&mut tx, ctx, &row, Phase::Finished, outcome).await?;
+        tracing::warn!(launch_id = %t.id, job_id = t.job_id, "job vanished from the controller");
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -115,3 +115,58 @@ async fn coalescing_window_turns_a_burst_into_one_launch(pool: PgPool) {
     .unwrap();
     assert_eq!(attached, 1, "later events are attached to the one launch");
 }
+
+#[sqlx::test]
+async fn a_deleted_job_frees_its_slot_and_the_ticket_is_told(pool: PgPool) {
+    let opts = Options {
+        rules: CAPPED_ONE,
+        job_duration: Duration::from_secs(3600),
+        ..Options::default()
+    };
+    let p = Pipeline::start(pool.clone(), opts).await;
+    p.deliver(Sender::ServiceNow, "vanish-1").await;
+    p.deliver(Sender::ServiceNow, "vanish-2").await;
+    wait_for("the first launch", 10, || async {
+        (p.controller.jobs_launched() == 1).then_some(())
+    })
+    .await;
+    let job: i64 = sqlx::query_scalar("SELECT job_id FROM launches WHERE state = 'launched'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // Someone deletes the running job on the controller.
+    p.controller.delete_job(job);
+    wait_for("the second launch, once the slot is free", 15, || async {
+        (p.controller.jobs_launched() == 2).then_some(())
+    })
+    .await;
+    let status: String = sqlx::query_scalar("SELECT job_status FROM launches WHERE job_id = $1")
+        .bind(job)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "missing");
+    let notes = wait_for("the notes", 10, || async {
+        let n = p
+            .tickets
+            .servicenow_notes("9d385017c611228701d22104cc95c371");
+        n.iter()
+            .any(|(_, t)| t.contains("no longer listed"))
+            .then_some(n)
+    })
+    .await;
+    assert!(notes
+        .iter()
+        .any(|(_, t)| t.starts_with("[aap-bridge] Could not launch")
+            || t.contains("no longer listed")));
+}
+
+const CAPPED_ONE: &str = r#"
+rules:
+  - name: capped-one
+    source: snow
+    category: disk_full
+    launch: 15
+    max_concurrent: 1
+    reply: work_notes
+"#;

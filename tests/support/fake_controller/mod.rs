@@ -208,6 +208,11 @@ impl FakeController {
         }
     }
 
+    /// Deletes a job, as an operator or AWX's cleanup job would: it vanishes from every list.
+    pub fn delete_job(&self, id: i64) {
+        self.st().jobs.remove(&id);
+    }
+
     pub fn job(&self, id: i64) -> Option<Value> {
         let st = self.st();
         let job = st.jobs.get(&id)?;
