@@ -1,7 +1,7 @@
 //! `controller_tokens`: the managed token and the lock that makes one replica rotate it.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredToken {
@@ -12,13 +12,17 @@ pub struct StoredToken {
     pub created_at: DateTime<Utc>,
 }
 
-pub async fn get(pool: &PgPool, key: &str) -> Result<Option<StoredToken>, sqlx::Error> {
+/// The stored token, through the pool or inside the rotation transaction.
+pub async fn get<'e, E: sqlx::PgExecutor<'e>>(
+    ex: E,
+    key: &str,
+) -> Result<Option<StoredToken>, sqlx::Error> {
     sqlx::query_as(
         "SELECT token_id, token, endpoint, expires_at, created_at
          FROM controller_tokens WHERE controller_key = $1",
     )
     .bind(key)
-    .fetch_optional(pool)
+    .fetch_optional(ex)
     .await
 }
 
@@ -29,19 +33,6 @@ pub async fn lock(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error>
         .execute(conn)
         .await
         .map(|_| ())
-}
-
-pub async fn get_locked(
-    conn: &mut PgConnection,
-    key: &str,
-) -> Result<Option<StoredToken>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT token_id, token, endpoint, expires_at, created_at
-         FROM controller_tokens WHERE controller_key = $1",
-    )
-    .bind(key)
-    .fetch_optional(conn)
-    .await
 }
 
 pub async fn put(conn: &mut PgConnection, key: &str, t: &StoredToken) -> Result<(), sqlx::Error> {

@@ -110,9 +110,7 @@ impl ManagedToken {
         };
         let mut tx = pool.begin().await.map_err(store_err)?;
         tokens::lock(&mut tx, &self.key).await.map_err(store_err)?;
-        let stored = tokens::get_locked(&mut tx, &self.key)
-            .await
-            .map_err(store_err)?;
+        let stored = tokens::get(&mut *tx, &self.key).await.map_err(store_err)?;
         if let Some(s) = &stored {
             // Another replica rotated while we waited for the lock: use its token.
             if self.fresh(s) && failed.as_deref() != Some(s.token.as_str()) {
