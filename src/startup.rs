@@ -89,6 +89,12 @@ impl Application {
         };
         let notifier = Arc::new(Notifier::new(&settings.sources).map_err(|e| anyhow::anyhow!(e))?);
         let wake_dispatch = Arc::new(tokio::sync::Notify::new());
+        let health = Arc::new(crate::controller::ControllerHealth::new(
+            Duration::from_millis(settings.workers.controller_probe_ms.max(50)),
+        ));
+        let settle_secs = settings
+            .workers
+            .settle_secs(settings.controller.as_ref().map_or(30, |c| c.timeout_secs));
         let ctx = Arc::new(workers::Context {
             pool: pool.clone(),
             settings: settings.workers.clone(),
@@ -100,6 +106,12 @@ impl Application {
             wake_notify: Arc::new(tokio::sync::Notify::new()),
             hooks,
             retention: settings.retention.clone(),
+            replica: replica_name(),
+            launch_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.workers.launch_concurrency,
+            )),
+            health: health.clone(),
+            settle_secs,
         });
         let worker_handles = workers::start(ctx, shutdown.child_token());
         let (inbox, writers) = Inbox::start(pool.clone(), &settings.ingest, wake_dispatch);
@@ -109,6 +121,7 @@ impl Application {
             pool,
             mappings: admin_mappings,
             admin_token: settings.admin.token.clone(),
+            controller_health: settings.controller.is_some().then_some(health),
         };
         let listener = TcpListener::bind(&settings.server.listen)
             .await
@@ -177,6 +190,18 @@ pub fn cancel_on_signal(token: CancellationToken) {
         tracing::info!("shutdown requested");
         token.cancel();
     });
+}
+
+/// Host name and a random suffix: unique per process, readable in `launches.owner`.
+fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|| "bridge".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
 }
 
 pub fn source_kinds(settings: &Settings) -> HashMap<String, SourceKind> {

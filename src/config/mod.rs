@@ -150,6 +150,9 @@ impl Settings {
         if let Some(c) = &self.controller {
             c.validate().map_err(ConfigError)?;
         }
+        self.workers
+            .validate(self.controller.as_ref().map(|c| c.timeout_secs))
+            .map_err(ConfigError)?;
         for (name, source) in &self.sources {
             source
                 .validate(name)

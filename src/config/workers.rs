@@ -21,8 +21,21 @@ pub struct WorkerSettings {
     pub dispatch_batch: i64,
     /// Launch POSTs in flight at once per replica.
     pub launch_concurrency: usize,
-    /// A launch left in `launching` this long (a crash between POST and commit) is reconciled.
+    /// Lease of a launch attempt, renewed every third of it while the attempt works; a row
+    /// whose lease ran out is reconciled (never POSTed again without proof).
     pub launch_lease_secs: u64,
+    /// After an unclear launch answer (timeout, 502-504, unreadable 2xx), "not launched" is
+    /// concluded only after this long since the POST (and two empty reads apart). Unset:
+    /// max(120, 4 × controller.timeout_secs).
+    #[serde(default)]
+    pub launch_settle_secs: Option<u64>,
+    /// How often an unclear launch is read back from the controller (also the gap between the
+    /// two empty reads that conclude "not launched").
+    pub reconcile_interval_secs: u64,
+    /// Reconciliation errors in a row (template deleted, 403/404) before a launch is `unknown`.
+    pub reconcile_max_errors: i32,
+    /// While the controller is unreachable, launches wait and it is probed this often.
+    pub controller_probe_ms: u64,
     /// Reconciliation looks for jobs created this long before the launch attempt (clock skew).
     pub reconcile_skew_secs: u64,
     /// Relaunch attempts after which a launch becomes `unknown`.
@@ -38,6 +51,35 @@ pub struct WorkerSettings {
     pub callback_retry_max_ms: u64,
     /// Lines of stdout included in a failure post-back.
     pub stdout_tail_lines: usize,
+}
+
+impl WorkerSettings {
+    /// The settle window in force for a controller whose requests time out after `timeout_secs`.
+    pub fn settle_secs(&self, timeout_secs: u64) -> u64 {
+        self.launch_settle_secs
+            .unwrap_or_else(|| (4 * timeout_secs).max(120))
+    }
+
+    pub fn validate(&self, controller_timeout_secs: Option<u64>) -> Result<(), String> {
+        if self.launch_lease_secs == 0 {
+            return Err("workers.launch_lease_secs must be at least 1".into());
+        }
+        if self.launch_concurrency == 0 || self.reconcile_interval_secs == 0 {
+            return Err(
+                "workers.launch_concurrency and workers.reconcile_interval_secs must be at least 1"
+                    .into(),
+            );
+        }
+        if let (Some(settle), Some(timeout)) = (self.launch_settle_secs, controller_timeout_secs) {
+            if settle <= timeout {
+                return Err(format!(
+                    "workers.launch_settle_secs ({settle}) must be longer than controller.timeout_secs ({timeout}): \
+                     a launch the controller acts on late would otherwise be launched twice"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

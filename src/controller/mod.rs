@@ -3,10 +3,12 @@
 
 mod api;
 pub mod auth;
+mod health;
 mod transport;
 pub mod types;
 
 pub use auth::{ApiInfo, AuthState};
+pub use health::{ControllerHealth, Health};
 pub use types::*;
 
 use crate::config::{ControllerSettings, FlavourSetting};
@@ -24,7 +26,11 @@ pub struct Controller {
     api_root: Option<String>,
     link_template: Option<String>,
     api: tokio::sync::OnceCell<ApiInfo>,
+    /// Template names resolved to ids, so launches skip the lookup (refreshed on a 404).
+    names: std::sync::Mutex<std::collections::HashMap<NameKey, i64>>,
 }
+
+type NameKey = (TemplateKind, String, Option<String>);
 
 /// What `aap-bridge controller check` prints.
 #[derive(Debug, Serialize)]
@@ -51,7 +57,12 @@ impl Controller {
             api_root: s.api_root.clone(),
             link_template: s.job_link_template.clone(),
             api: tokio::sync::OnceCell::new(),
+            names: Default::default(),
         })
+    }
+
+    pub fn timeout(&self) -> std::time::Duration {
+        self.t.timeout
     }
 
     pub fn base_url(&self) -> &str {
@@ -105,6 +116,13 @@ impl Controller {
                     version,
                 });
             }
+            if status >= 500 {
+                // Down or overloaded is not "no API here": launches wait, nobody is refused.
+                return Err(ControllerError::Unavailable {
+                    status,
+                    attempts: 1,
+                });
+            }
             tried.push(format!("{path} (HTTP {status})"));
         }
         Err(ControllerError::NotFound(format!(
@@ -112,6 +130,55 @@ impl Controller {
             self.t.base,
             tried.join(", ")
         )))
+    }
+
+    /// Everything a launch needs before its POST: discovery and a fresh credential, so the
+    /// critical section after the owner check is the POST alone.
+    pub async fn prepare(&self) -> Result<(), ControllerError> {
+        let api = self.api().await?;
+        self.auth.credential(&self.t, api).await.map(|_| ())
+    }
+
+    /// A cheap unauthenticated look: does the controller answer its ping?
+    pub async fn probe(&self) -> Result<(), ControllerError> {
+        let api = self.api().await?;
+        let resp = self
+            .send(Method::GET, &format!("{}ping/", api.root), None, None)
+            .await?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            s if s >= 500 => Err(ControllerError::Unavailable {
+                status: s,
+                attempts: 1,
+            }),
+            s => Err(ControllerError::Protocol(format!("ping answered HTTP {s}"))),
+        }
+    }
+
+    /// A template's id by name, from the cache or one lookup.
+    pub async fn template_id_by_name(
+        &self,
+        kind: TemplateKind,
+        name: &str,
+        organization: Option<&str>,
+    ) -> Result<i64, ControllerError> {
+        let key = (kind, name.to_string(), organization.map(str::to_string));
+        if let Some(id) = self.names_cache().get(&key) {
+            return Ok(*id);
+        }
+        let t = self.template_by_name(kind, name, organization).await?;
+        self.names_cache().insert(key, t.id);
+        Ok(t.id)
+    }
+
+    /// Drops a cached name whose id the controller no longer knows.
+    pub fn forget_template_name(&self, kind: TemplateKind, name: &str, organization: Option<&str>) {
+        let key = (kind, name.to_string(), organization.map(str::to_string));
+        self.names_cache().remove(&key);
+    }
+
+    fn names_cache(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<NameKey, i64>> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// An authenticated call, with retries where they cannot do harm.

@@ -17,6 +17,8 @@ pub struct Transport {
     pub jar: Option<Arc<Jar>>,
     pub backoff: Backoff,
     pub max_attempts: u32,
+    /// The whole-request timeout: the longest a launch POST can take from our side.
+    pub timeout: Duration,
 }
 
 impl Transport {
@@ -60,6 +62,7 @@ impl Transport {
             jar,
             backoff: Backoff::new(s.retry.base_delay_ms, s.retry.max_delay_ms),
             max_attempts: s.retry.max_attempts,
+            timeout: Duration::from_secs(s.timeout_secs),
         })
     }
 

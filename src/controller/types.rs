@@ -42,6 +42,17 @@ impl TemplateKind {
     }
 }
 
+impl std::str::FromStr for TemplateKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "job" => Ok(TemplateKind::Job),
+            "workflow" => Ok(TemplateKind::Workflow),
+            other => Err(format!("`{other}` is not a template kind (job, workflow)")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Template {
     pub id: i64,

@@ -10,9 +10,14 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// Ready to accept deliveries: the database answers (migrations ran before the listener opened).
+/// The controller's state is detail only: deliveries are stored durably while it is away.
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     if crate::store::ping(&app.pool).await {
-        Ok(Json(json!({"status": "ready"})))
+        let controller = match &app.controller_health {
+            Some(h) => serde_json::to_value(h.get()).unwrap_or(Value::Null),
+            None => json!({"state": "dry_run"}),
+        };
+        Ok(Json(json!({"status": "ready", "controller": controller})))
     } else {
         Err(ApiError::unavailable("database unreachable"))
     }

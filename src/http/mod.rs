@@ -23,6 +23,8 @@ pub struct AppState {
     pub mappings: crate::mapping::SharedMappings,
     /// `admin.token`; None disables the admin API.
     pub admin_token: Option<secrecy::SecretString>,
+    /// None in dry-run (no controller configured).
+    pub controller_health: Option<Arc<crate::controller::ControllerHealth>>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -4,7 +4,8 @@
 use super::Context;
 use crate::config::SourceKind;
 use crate::mapping::{EventView, Planned, TemplateRef};
-use crate::store::{dispatch, launches};
+use crate::store::dispatch;
+use crate::store::launches::{self, LaunchState};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -17,7 +18,9 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     if events.is_empty() {
         return Ok(false);
     }
-    let mut planned_any = false;
+    // Decide every event first (pure), then take all coalescing locks of the batch at once,
+    // in one global order, so two replicas' batches can never deadlock.
+    let mut decided = Vec::with_capacity(events.len());
     for e in &events {
         let Ok(kind) = serde_json::from_value::<SourceKind>(Value::String(e.kind.clone())) else {
             dispatch::settle(
@@ -42,22 +45,31 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
             received_at: e.received_at,
         };
         let decision = mappings.evaluate(&view);
-        let recorded = serde_json::to_value(&decision).unwrap_or(Value::Null);
+        decided.push((view, decision));
+    }
+    let keys: Vec<String> = decided
+        .iter()
+        .flat_map(|(view, d)| d.planned.iter().filter_map(|p| coalesce_key(view, p)))
+        .collect();
+    launches::lock_coalesce_keys(&mut tx, &keys).await?;
+    let mut planned_any = false;
+    for (view, decision) in &decided {
+        let recorded = serde_json::to_value(decision).unwrap_or(Value::Null);
         if decision.planned.is_empty() {
             let (state, reason) = if decision.failed.is_empty() {
                 ("unmapped", decision.reason())
             } else {
                 ("failed", failures(&decision.failed))
             };
-            tracing::info!(event_id = %e.id, state, %reason, "event not launched");
-            dispatch::settle(&mut tx, e.id, state, Some(&reason), &recorded).await?;
+            tracing::info!(event_id = %view.id, state, %reason, "event not launched");
+            dispatch::settle(&mut tx, view.id, state, Some(&reason), &recorded).await?;
             continue;
         }
         for p in &decision.planned {
-            plan(&mut tx, &ctx, &view, p).await?;
+            plan(&mut tx, &ctx, view, p).await?;
         }
         let note = (!decision.failed.is_empty()).then(|| failures(&decision.failed));
-        dispatch::settle(&mut tx, e.id, "dispatched", note.as_deref(), &recorded).await?;
+        dispatch::settle(&mut tx, view.id, "dispatched", note.as_deref(), &recorded).await?;
         planned_any = true;
     }
     tx.commit().await?;
@@ -82,17 +94,15 @@ async fn plan(
             organization,
         } => (*kind, None, Some(name.as_str()), organization.as_deref()),
     };
-    let coalesce_key = p
-        .coalesce_secs
-        .map(|_| format!("{}|{}", p.rule, ticket_key(&e.ticket)));
+    let coalesce_key = coalesce_key(e, p);
     let target = match (&coalesce_key, p.coalesce_secs) {
         (Some(key), Some(secs)) => launches::coalesce_target(conn, key, secs as i64).await?,
         _ => None,
     };
     let state = match (target, ctx.controller.is_some()) {
-        (Some(_), _) => "coalesced",
-        (None, true) => "planned",
-        (None, false) => "dry_run",
+        (Some(_), _) => LaunchState::Coalesced,
+        (None, true) => LaunchState::Planned,
+        (None, false) => LaunchState::DryRun,
     };
     let request = with_marker(&p.request, e.id, id);
     let reply = serde_json::to_value(p.reply)?;
@@ -105,7 +115,7 @@ async fn plan(
             source: &e.source,
             kind: e.kind.as_str(),
             ticket: &e.ticket,
-            template_kind: kind.as_str(),
+            template_kind: kind,
             template_id,
             template_name: name,
             template_org: org,
@@ -119,7 +129,7 @@ async fn plan(
         },
     )
     .await?;
-    tracing::info!(event_id = %e.id, launch_id = %id, rule = %p.rule, state, "launch planned");
+    tracing::info!(event_id = %e.id, launch_id = %id, rule = %p.rule, %state, "launch planned");
     Ok(())
 }
 
@@ -138,6 +148,11 @@ pub fn with_marker(request: &Value, event_id: Uuid, launch_id: Uuid) -> Value {
         vars.insert("aap_bridge_launch_id".into(), json!(launch_id.to_string()));
     }
     req
+}
+
+fn coalesce_key(e: &EventView, p: &Planned) -> Option<String> {
+    p.coalesce_secs
+        .map(|_| format!("{}|{}", p.rule, ticket_key(&e.ticket)))
 }
 
 /// What makes two events "the same ticket" for coalescing.

@@ -5,6 +5,7 @@ mod dispatcher;
 mod launcher;
 mod notifier;
 mod postback;
+mod reconcile;
 pub mod retention;
 mod tracker;
 
@@ -12,7 +13,7 @@ mod tracker;
 pub use dispatcher::with_marker;
 
 use crate::config::WorkerSettings;
-use crate::controller::Controller;
+use crate::controller::{Controller, ControllerHealth};
 use crate::mapping::SharedMappings;
 use crate::notify::Notifier;
 use sqlx::PgPool;
@@ -43,6 +44,13 @@ pub struct Context {
     pub wake_notify: Arc<Notify>,
     pub hooks: Hooks,
     pub retention: crate::config::RetentionSettings,
+    /// This replica's name in launch leases (`owner`).
+    pub replica: String,
+    /// Launch attempts in flight on this replica (`launch_concurrency`).
+    pub launch_slots: Arc<tokio::sync::Semaphore>,
+    pub health: Arc<ControllerHealth>,
+    /// The settle window for unclear launch answers (`WorkerSettings::settle_secs`).
+    pub settle_secs: u64,
 }
 
 pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<JoinHandle<()>> {

@@ -19,7 +19,7 @@ pub struct Outcome<'a> {
 }
 
 pub fn template_label(row: &LaunchRow) -> String {
-    let kind = if row.template_kind == "workflow" {
+    let kind = if row.template_kind == crate::controller::TemplateKind::Workflow {
         "workflow template"
     } else {
         "job template"
