@@ -44,6 +44,8 @@ pub struct Pipeline {
     pub controller: FakeController,
     pub tickets: FakeTickets,
     pub dir: tempfile::TempDir,
+    /// The service config, so `replica` can start more bridges like it.
+    pub yaml: String,
 }
 
 pub struct Options {
@@ -51,6 +53,7 @@ pub struct Options {
     pub lease_secs: u64,
     pub job_duration: Duration,
     pub rules: &'static str,
+    pub tuning: Tuning,
 }
 
 impl Default for Options {
@@ -60,6 +63,24 @@ impl Default for Options {
             lease_secs: 30,
             job_duration: Duration::from_millis(300),
             rules: RULES,
+            tuning: Tuning::default(),
+        }
+    }
+}
+
+/// Timings a fault test sets: the controller client's timeout and extra `workers:` keys.
+#[derive(Clone)]
+pub struct Tuning {
+    pub controller_timeout_secs: u64,
+    /// YAML lines (indented by 2) under `workers:`; they replace the test defaults' keys.
+    pub workers: String,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            controller_timeout_secs: 5,
+            workers: String::new(),
         }
     }
 }
@@ -70,6 +91,22 @@ pub fn config(
     mappings: &std::path::Path,
     lease_secs: u64,
 ) -> String {
+    config_tuned(
+        controller,
+        tickets,
+        mappings,
+        lease_secs,
+        &Tuning::default(),
+    )
+}
+
+pub fn config_tuned(
+    controller: &str,
+    tickets: &str,
+    mappings: &std::path::Path,
+    lease_secs: u64,
+    tuning: &Tuning,
+) -> String {
     format!(
         r#"
 server: {{listen: "127.0.0.1:0", shutdown_grace_secs: 5}}
@@ -78,18 +115,11 @@ ingest: {{commit_timeout_ms: 3000}}
 admin: {{token: "{admin}"}}
 mappings: {{path: "{mappings}", reload_interval_secs: 1}}
 workers:
-  poll_interval_ms: 50
-  tracker_interval_ms: 100
-  launch_lease_secs: {lease_secs}
-  reconcile_skew_secs: 60
-  launch_retry_base_ms: 100
-  launch_retry_max_ms: 400
-  callback_retry_base_ms: 100
-  callback_retry_max_ms: 1000
+{workers}
 controller:
   url: "{controller}"
   retry: {{max_attempts: 2, base_delay_ms: 20, max_delay_ms: 50}}
-  timeout_secs: 5
+  timeout_secs: {timeout}
   auth: {{mode: basic, username: svc, password: svc-pass}}
 sources:
   gh:
@@ -109,7 +139,45 @@ sources:
 "#,
         mappings = mappings.display(),
         admin = super::ADMIN_TOKEN,
+        workers = worker_lines(lease_secs, &tuning.workers),
+        timeout = tuning.controller_timeout_secs,
     )
+}
+
+/// Fast test timings, with `extra`'s keys winning (YAML forbids a key twice).
+fn worker_lines(lease_secs: u64, extra: &str) -> String {
+    let lease = lease_secs.to_string();
+    let defaults = [
+        ("poll_interval_ms", "50"),
+        ("tracker_interval_ms", "100"),
+        ("launch_lease_secs", lease.as_str()),
+        ("reconcile_skew_secs", "60"),
+        ("launch_retry_base_ms", "100"),
+        ("launch_retry_max_ms", "400"),
+        ("callback_retry_base_ms", "100"),
+        ("callback_retry_max_ms", "1000"),
+    ];
+    let key = |line: &str| {
+        line.trim()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let overridden: Vec<String> = extra.lines().map(key).collect();
+    let mut out: Vec<String> = defaults
+        .iter()
+        .filter(|(k, _)| !overridden.iter().any(|o| o == k))
+        .map(|(k, v)| format!("  {k}: {v}"))
+        .collect();
+    out.extend(
+        extra
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string),
+    );
+    out.join("\n")
 }
 
 impl Pipeline {
@@ -127,21 +195,32 @@ impl Pipeline {
         let tickets = FakeTickets::start().await;
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rules.yaml"), opts.rules).unwrap();
-        let app = Self::app(
-            &pool,
-            &controller,
-            &tickets,
+        let yaml = config_tuned(
+            &controller.url(),
+            &tickets.url(),
             dir.path(),
             opts.lease_secs,
-            opts.hooks,
-        )
-        .await;
+            &opts.tuning,
+        );
+        let app = TestApp::spawn_hooked(pool.clone(), pool.clone(), &yaml, opts.hooks).await;
         Pipeline {
             app,
             controller,
             tickets,
             dir,
+            yaml,
         }
+    }
+
+    /// Another bridge with the same config, database and fakes.
+    pub async fn replica(&self, hooks: Hooks) -> TestApp {
+        TestApp::spawn_hooked(
+            self.app.pool.clone(),
+            self.app.pool.clone(),
+            &self.yaml,
+            hooks,
+        )
+        .await
     }
 
     /// Another bridge process on the same database and fakes.
@@ -185,4 +264,54 @@ pub async fn launch_states(pool: &PgPool) -> Vec<(String, Option<i64>)> {
         .fetch_all(pool)
         .await
         .unwrap()
+}
+
+/// Waits until the pipeline has nothing in flight: no pending event, no planned or launching
+/// launch, no pending callback, and the controller's job count unchanged over several polls.
+/// Returns the job count. Tests assert after this, never after a fixed sleep.
+pub async fn wait_quiescent(pool: &PgPool, controller: &FakeController, secs: u64) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let (mut stable, mut last) = (0, usize::MAX);
+    loop {
+        let jobs = controller.jobs_launched();
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM events WHERE state = 'pending')
+                  + (SELECT count(*) FROM launches WHERE state IN ('planned', 'launching'))
+                  + (SELECT count(*) FROM callbacks WHERE state = 'pending')",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap_or(1);
+        if busy == 0 && jobs == last {
+            stable += 1;
+            if stable >= 5 {
+                return jobs;
+            }
+        } else {
+            stable = 0;
+        }
+        last = jobs;
+        assert!(
+            Instant::now() < deadline,
+            "no quiescence after {secs} s: {busy} rows in flight, {jobs} jobs"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Deadlocks Postgres detected in this test's database so far.
+pub async fn deadlocks(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Jobs the controller created per launch marker; exactly once means every value is 1.
+pub fn jobs_per_launch(c: &FakeController) -> std::collections::HashMap<String, usize> {
+    let mut out = std::collections::HashMap::new();
+    for marker in c.job_markers() {
+        *out.entry(marker.unwrap_or_default()).or_insert(0) += 1;
+    }
+    out
 }

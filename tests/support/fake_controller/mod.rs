@@ -6,6 +6,7 @@
 //! below and read back what the client under test sent.
 
 mod auth;
+mod faults;
 mod http;
 mod jobs;
 mod model;
@@ -13,6 +14,7 @@ mod render;
 mod server;
 mod tokens;
 
+pub use faults::LaunchFault;
 use model::{Kind, State, Template, User};
 use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -219,6 +221,20 @@ impl FakeController {
         Some(render::job_json(&st, job, chrono::Utc::now()))
     }
 
+    /// The `aap_bridge_launch_id` of every job that exists (None: a job without the marker).
+    pub fn job_markers(&self) -> Vec<Option<String>> {
+        let st = self.st();
+        st.jobs
+            .values()
+            .map(|j| {
+                let key = "\"aap_bridge_launch_id\": \"";
+                let start = j.extra_vars.find(key)? + key.len();
+                let len = j.extra_vars[start..].find('"')?;
+                Some(j.extra_vars[start..start + len].to_string())
+            })
+            .collect()
+    }
+
     pub fn jobs_launched(&self) -> usize {
         self.st().jobs_launched
     }
@@ -284,6 +300,16 @@ impl FakeController {
     /// Applies to jobs launched afterwards: pending for d/2, running until d, then the outcome.
     pub fn set_job_duration(&self, d: Duration) {
         self.st().job_duration = d;
+    }
+
+    /// Applies `fault` to the next `n` launch POSTs.
+    pub fn set_launch_fault(&self, fault: LaunchFault, n: usize) {
+        self.st().faults.launch = (n > 0).then_some((fault, n));
+    }
+
+    /// Delays every template list answer (lookups by name) by `d`.
+    pub fn set_lookup_delay(&self, d: Duration) {
+        self.st().faults.lookup_delay = d;
     }
 
     pub fn shutdown(&self) {

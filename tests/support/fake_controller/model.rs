@@ -194,6 +194,7 @@ pub struct State {
     pub fail_next: (usize, u16),
     pub down: bool,
     pub job_duration: Duration,
+    pub faults: super::faults::Faults,
 }
 
 impl State {
@@ -225,6 +226,7 @@ impl State {
             fail_next: (0, 503),
             down: false,
             job_duration: Duration::ZERO,
+            faults: Default::default(),
         }
     }
 

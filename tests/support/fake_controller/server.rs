@@ -1,6 +1,7 @@
 //! The HTTP side: one axum fallback handler, faults and accounting first, then routing.
 
 use super::auth::{self, Who};
+use super::faults::LaunchFault;
 use super::http::{only, Req, Resp};
 use super::jobs;
 use super::model::{Kind, State};
@@ -52,9 +53,50 @@ async fn handle(AxState(state): AxState<Shared>, req: Request) -> Response {
         headers: parts.headers,
         body: body.to_vec(),
     };
-    let (resp, flavour) = {
+    let lock = |s: &Shared| s.lock().unwrap_or_else(|e| e.into_inner()).flavour;
+    let flavour = lock(&state);
+    let is_launch = r.method == "POST" && r.path.ends_with("/launch/");
+    let is_lookup = r.method == "GET" && r.path.ends_with("job_templates/");
+    let (fault, lookup_delay) = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-        (respond(&mut st, &r), st.flavour)
+        let fault = if is_launch && !st.down {
+            st.faults.take_launch()
+        } else {
+            None
+        };
+        (fault, st.faults.lookup_delay)
+    };
+    if is_lookup && !lookup_delay.is_zero() {
+        tokio::time::sleep(lookup_delay).await;
+    }
+    let act = |state: &Shared, r: &Req| {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        respond(&mut st, r)
+    };
+    let resp = match fault {
+        None => act(&state, &r),
+        Some(LaunchFault::AnswerLate(d)) => {
+            // In a task of its own: the job is created even after the client hung up.
+            let state = state.clone();
+            let done = tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                act(&state, &r)
+            });
+            done.await.unwrap_or_else(|_| outage(500))
+        }
+        Some(LaunchFault::Drop504) => outage(504),
+        Some(LaunchFault::ActThen504) => {
+            act(&state, &r);
+            outage(504)
+        }
+        Some(LaunchFault::Answer504ThenAct(d)) => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                act(&state, &r);
+            });
+            outage(504)
+        }
     };
     finish(resp, flavour, started)
 }
