@@ -90,7 +90,7 @@ impl Application {
         let notifier = Arc::new(Notifier::new(&settings.sources).map_err(|e| anyhow::anyhow!(e))?);
         let wake_dispatch = Arc::new(tokio::sync::Notify::new());
         let health = Arc::new(crate::controller::ControllerHealth::new(
-            Duration::from_millis(settings.workers.controller_probe_ms.max(50)),
+            Duration::from_millis(settings.workers.probe_interval_ms.max(50)),
         ));
         let settle_secs = settings
             .workers
@@ -112,6 +112,9 @@ impl Application {
             )),
             health: health.clone(),
             settle_secs,
+            down_sources: workers::DownSources::new(Duration::from_millis(
+                settings.workers.probe_interval_ms.max(50),
+            )),
         });
         let worker_handles = workers::start(ctx, shutdown.child_token());
         let (inbox, writers) = Inbox::start(pool.clone(), &settings.ingest, wake_dispatch);

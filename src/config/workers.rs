@@ -34,8 +34,9 @@ pub struct WorkerSettings {
     pub reconcile_interval_secs: u64,
     /// Reconciliation errors in a row (template deleted, 403/404) before a launch is `unknown`.
     pub reconcile_max_errors: i32,
-    /// While the controller is unreachable, launches wait and it is probed this often.
-    pub controller_probe_ms: u64,
+    /// While the controller (or a ticket API) is unreachable, work for it waits and it is
+    /// probed this often; the first answer releases everything that waited.
+    pub probe_interval_ms: u64,
     /// Reconciliation looks for jobs created this long before the launch attempt (clock skew).
     pub reconcile_skew_secs: u64,
     /// Relaunch attempts after which a launch becomes `unknown`.

@@ -69,10 +69,48 @@ pub async fn claim_due(
     .await
 }
 
+/// While a ticket API is down: its oldest waiting post-back, whatever its backoff says, as the
+/// probe that finds the API back.
+pub async fn claim_probe(
+    pool: &PgPool,
+    source: &str,
+    lease_secs: u64,
+) -> Result<Option<Due>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE callbacks SET attempts = attempts + 1,
+             lease_until = now() + make_interval(secs => $2)
+         WHERE id = (
+             SELECT c.id FROM callbacks c
+             WHERE c.state = 'pending' AND c.source = $1
+               AND (c.lease_until IS NULL OR c.lease_until < now())
+               AND NOT (c.phase = 'finished' AND EXISTS (
+                   SELECT 1 FROM callbacks p
+                   WHERE p.launch_id = c.launch_id AND p.phase = 'launched' AND p.state = 'pending'))
+             ORDER BY c.created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, source, phase, request, attempts",
+    )
+    .bind(source)
+    .bind(lease_secs as f64)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The ticket API answers again: its waiting post-backs are due now.
+pub async fn release_source(pool: &PgPool, source: &str) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE callbacks SET next_attempt_at = now()
+         WHERE state = 'pending' AND source = $1 AND next_attempt_at > now()",
+    )
+    .bind(source)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected())
+}
+
 pub async fn sent(pool: &PgPool, id: Uuid, status: u16) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE callbacks SET state = 'sent', sent_at = now(), last_status = $2, lease_until = NULL,
-             last_error = NULL WHERE id = $1",
+             last_error = NULL WHERE id = $1 AND state = 'pending'",
     )
     .bind(id)
     .bind(status as i32)
@@ -89,7 +127,7 @@ pub async fn retry_at(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE callbacks SET next_attempt_at = now() + make_interval(secs => $2),
-             lease_until = NULL, last_error = $3 WHERE id = $1",
+             lease_until = NULL, last_error = $3 WHERE id = $1 AND state = 'pending'",
     )
     .bind(id)
     .bind(delay_ms as f64 / 1000.0)
@@ -101,7 +139,8 @@ pub async fn retry_at(
 
 pub async fn dead(pool: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE callbacks SET state = 'dead', lease_until = NULL, last_error = $2 WHERE id = $1",
+        "UPDATE callbacks SET state = 'dead', lease_until = NULL, last_error = $2
+         WHERE id = $1 AND state = 'pending'",
     )
     .bind(id)
     .bind(error)

@@ -2,6 +2,7 @@
 //! can share one database.
 
 mod dispatcher;
+mod down;
 mod launcher;
 mod notifier;
 mod postback;
@@ -23,6 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+
+pub use down::DownSources;
 use tokio_util::sync::CancellationToken;
 
 /// Fault injection for tests.
@@ -51,6 +54,8 @@ pub struct Context {
     pub health: Arc<ControllerHealth>,
     /// The settle window for unclear launch answers (`WorkerSettings::settle_secs`).
     pub settle_secs: u64,
+    /// Ticket APIs found down, probed every `probe_interval_ms`.
+    pub down_sources: down::DownSources,
 }
 
 pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<JoinHandle<()>> {

@@ -11,7 +11,14 @@ use tokio::task::JoinSet;
 const LEASE_SECS: u64 = 120;
 
 pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
-    let due = callbacks::claim_due(&ctx.pool, 32, LEASE_SECS).await?;
+    let mut due = callbacks::claim_due(&ctx.pool, 32, LEASE_SECS).await?;
+    // A ticket API that was down is probed with its oldest post-back; when that goes through,
+    // everything that waited for it is released at once instead of at the end of its backoff.
+    for source in ctx.down_sources.probes_due() {
+        if let Some(cb) = callbacks::claim_probe(&ctx.pool, &source, LEASE_SECS).await? {
+            due.push(cb);
+        }
+    }
     if due.is_empty() {
         return Ok(false);
     }
@@ -39,6 +46,10 @@ async fn deliver(ctx: &Context, cb: callbacks::Due) -> anyhow::Result<()> {
     };
     match ctx.notifier.send(&cb.source, &prepared).await {
         Ok(status) => {
+            if ctx.down_sources.up(&cb.source) {
+                let n = callbacks::release_source(&ctx.pool, &cb.source).await?;
+                tracing::info!(source = %cb.source, released = n, "ticket API answers again: waiting post-backs released");
+            }
             count(&cb.source, "sent");
             tracing::info!(callback_id = %cb.id, phase = %cb.phase, status, "post-back delivered");
             callbacks::sent(&ctx.pool, cb.id, status).await?;
@@ -49,6 +60,10 @@ async fn deliver(ctx: &Context, cb: callbacks::Due) -> anyhow::Result<()> {
             callbacks::dead(&ctx.pool, cb.id, &reason).await?;
         }
         Err(SendError::Retry { after, reason }) => {
+            if after.is_none() {
+                // Down, not throttling us (a throttle names its own delay).
+                ctx.down_sources.down(&cb.source);
+            }
             if cb.attempts >= ctx.settings.callback_max_attempts {
                 count(&cb.source, "dead");
                 let why = format!("{reason} (gave up after {} attempts)", cb.attempts);

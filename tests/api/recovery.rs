@@ -54,3 +54,54 @@ async fn a_minute_long_outage_then_everything_launches_within_seconds(pool: PgPo
         "the last waiting launch went out {after:.1} s after the recovery"
     );
 }
+
+#[sqlx::test]
+async fn post_backs_that_waited_for_a_ticket_api_go_out_within_seconds(pool: PgPool) {
+    let opts = Options {
+        job_duration: Duration::from_millis(100),
+        tuning: Tuning {
+            // Production backoff for post-backs: without the probe they would trickle out.
+            workers: "  callback_retry_base_ms: 2000\n  callback_retry_max_ms: 600000\n".into(),
+            ..Tuning::default()
+        },
+        ..Options::default()
+    };
+    let p = Pipeline::start(pool.clone(), opts).await;
+    p.tickets.set_down(true);
+    for n in 0..12 {
+        p.deliver(Sender::ServiceNow, &format!("ticket-down-{n}"))
+            .await;
+    }
+    // Let every post-back fail five times: each then sits in a backoff of 16-32 s.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM callbacks WHERE state = 'pending' AND attempts >= 5",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if waiting >= 12 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("every launched post-back failed five times");
+    p.tickets.set_down(false);
+    let back = chrono::Utc::now();
+    wait_quiescent(&pool, &p.controller, 60).await;
+    let (sent, last): (i64, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as("SELECT count(*), max(sent_at) FROM callbacks WHERE state = 'sent'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(sent, 24, "a launched and a finished note per event");
+    let after = (last - back).num_milliseconds() as f64 / 1000.0;
+    println!("last post-back {after:.1} s after the ticket API came back");
+    assert!(
+        after < 10.0,
+        "the last post-back went out {after:.1} s after the recovery"
+    );
+}

@@ -131,6 +131,11 @@ impl FakeTickets {
         self.st().fail = Some((n, status, retry_after_secs));
     }
 
+    /// Every request answers 503 (no Retry-After) until `set_down(false)`.
+    pub fn set_down(&self, down: bool) {
+        self.st().fail = down.then_some((usize::MAX, 503, None));
+    }
+
     /// The next `n` GitHub requests hit the primary rate limit: 403 with
     /// `x-ratelimit-remaining: 0` and `x-ratelimit-reset` `reset_in_secs` from now.
     pub fn set_github_rate_limited(&self, n: usize, reset_in_secs: u64) {
