@@ -70,15 +70,14 @@ pub async fn claim_due(
 }
 
 /// While a ticket API is down: its oldest waiting post-back, whatever its backoff says, as the
-/// probe that finds the API back.
+/// probe that finds the API back. A probe is not an attempt: it never dead-letters anything.
 pub async fn claim_probe(
     pool: &PgPool,
     source: &str,
     lease_secs: u64,
 ) -> Result<Option<Due>, sqlx::Error> {
     sqlx::query_as(
-        "UPDATE callbacks SET attempts = attempts + 1,
-             lease_until = now() + make_interval(secs => $2)
+        "UPDATE callbacks SET lease_until = now() + make_interval(secs => $2)
          WHERE id = (
              SELECT c.id FROM callbacks c
              WHERE c.state = 'pending' AND c.source = $1
