@@ -10,7 +10,11 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// Ready to accept deliveries: the database answers (migrations ran before the listener opened).
+/// Not ready once shutdown has begun, so load balancers stop sending during the drain.
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if app.stopping.is_cancelled() {
+        return Err(ApiError::unavailable("shutting down"));
+    }
     if crate::store::ping(&app.pool).await {
         Ok(Json(json!({"status": "ready"})))
     } else {

@@ -23,6 +23,8 @@ pub struct AppState {
     pub mappings: crate::mapping::SharedMappings,
     /// `admin.token`; None disables the admin API.
     pub admin_token: Option<secrecy::SecretString>,
+    /// Cancelled on SIGTERM: `/readyz` turns 503 while the listener still serves (the drain).
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 pub fn router(state: AppState) -> Router {

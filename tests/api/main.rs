@@ -13,4 +13,5 @@ mod outage;
 mod pipeline;
 mod pipeline_faults;
 mod retention;
+mod shutdown;
 mod storm;
