@@ -179,7 +179,7 @@ impl Application {
             }
         };
         shutdown.cancel();
-        // A broken replica is restarted sooner without a drain; every hook answers 503 anyway.
+        // A broken replica is better restarted at once than drained.
         if fault.is_none() && !drain.is_zero() {
             tracing::info!(
                 drain_secs = drain.as_secs(),
