@@ -7,6 +7,7 @@ use crate::event::Event;
 use crate::store::events::{insert_batch, Insert};
 use sqlx::PgPool;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
@@ -34,10 +35,12 @@ pub struct Inbox {
 impl Inbox {
     /// Starts the writers. They stop once every `Inbox` clone is dropped and the queue is empty.
     /// `committed` is notified after each commit, so this replica's dispatcher starts at once.
+    /// `panic_hook` is fault injection for tests (`workers::Hooks::panic_commit_writer`).
     pub fn start(
         pool: PgPool,
         s: &IngestSettings,
         committed: Arc<Notify>,
+        panic_hook: Arc<AtomicBool>,
     ) -> (Inbox, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(s.queue_capacity.max(1));
         let rx = Arc::new(Mutex::new(rx));
@@ -50,6 +53,7 @@ impl Inbox {
                     s.batch_max,
                     timeout,
                     committed.clone(),
+                    panic_hook.clone(),
                 );
                 tokio::spawn(w)
             })
@@ -89,6 +93,7 @@ async fn writer(
     max: usize,
     timeout: Duration,
     committed: Arc<Notify>,
+    panic_hook: Arc<AtomicBool>,
 ) {
     loop {
         let mut batch = Vec::new();
@@ -104,6 +109,9 @@ async fn writer(
                     Err(_) => break,
                 }
             }
+        }
+        if panic_hook.swap(false, Ordering::SeqCst) {
+            panic!("fault injection: commit writer panics");
         }
         commit(&pool, batch, timeout).await;
         committed.notify_one();

@@ -1,5 +1,7 @@
 //! `Application::build` wires settings into a running service; tests use it with port 0.
 
+mod supervise;
+
 use crate::config::{Settings, SourceKind};
 use crate::controller::Controller;
 use crate::http::{router, AppState};
@@ -11,10 +13,11 @@ use crate::workers::{self, Hooks};
 use axum::Router;
 use sqlx::PgPool;
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
+use supervise::Tasks;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub struct Application {
@@ -22,8 +25,9 @@ pub struct Application {
     router: Router,
     port: u16,
     shutdown: CancellationToken,
-    writers: Vec<JoinHandle<()>>,
-    workers: Vec<JoinHandle<()>>,
+    /// Commit writers, workers and the mapping watcher.
+    tasks: Tasks,
+    drain: Duration,
     grace: Duration,
 }
 
@@ -69,14 +73,16 @@ impl Application {
         tracing::info!(rules = mappings.len(), path = %settings.mappings.path.display(), "mappings loaded");
         let mappings = SharedMappings::new(mappings);
         let admin_mappings = mappings.clone();
+        let mut tasks = Tasks::default();
         if !kinds.is_empty() {
-            tokio::spawn(crate::mapping::watch(
+            let watcher = tokio::spawn(crate::mapping::watch(
                 mappings.clone(),
                 settings.mappings.path.clone(),
                 kinds,
                 Duration::from_secs(settings.mappings.reload_interval_secs.max(1)),
                 shutdown.clone(),
             ));
+            tasks.add("mapping watcher", watcher);
         }
         let controller = match &settings.controller {
             Some(c) => Some(Arc::new(Controller::new(c, Some(pool.clone()))?)),
@@ -95,6 +101,7 @@ impl Application {
         let settle_secs = settings
             .workers
             .settle_secs(settings.controller.as_ref().map_or(30, |c| c.timeout_secs));
+        let panic_writer = hooks.panic_commit_writer.clone();
         let ctx = Arc::new(workers::Context {
             pool: pool.clone(),
             settings: settings.workers.clone(),
@@ -116,8 +123,14 @@ impl Application {
                 settings.workers.probe_interval_ms.max(50),
             )),
         });
-        let worker_handles = workers::start(ctx, shutdown.child_token());
-        let (inbox, writers) = Inbox::start(pool.clone(), &settings.ingest, wake_dispatch);
+        for (name, handle) in workers::start(ctx, shutdown.child_token()) {
+            tasks.add(name, handle);
+        }
+        let (inbox, writers) =
+            Inbox::start(pool.clone(), &settings.ingest, wake_dispatch, panic_writer);
+        for (i, handle) in writers.into_iter().enumerate() {
+            tasks.add(format!("commit writer {i}"), handle);
+        }
         let state = AppState {
             sources: Arc::new(sources),
             inbox,
@@ -125,6 +138,7 @@ impl Application {
             mappings: admin_mappings,
             admin_token: settings.admin.token.clone(),
             controller_health: settings.controller.is_some().then_some(health),
+            stopping: shutdown.clone(),
         };
         let listener = TcpListener::bind(&settings.server.listen)
             .await
@@ -135,8 +149,8 @@ impl Application {
             router: router(state),
             port,
             shutdown,
-            writers,
-            workers: worker_handles,
+            tasks,
+            drain: Duration::from_secs(settings.server.drain_secs),
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
         })
     }
@@ -145,29 +159,65 @@ impl Application {
         self.port
     }
 
-    /// Cancel it to stop: the listener closes, in-flight requests finish, writers drain.
+    /// Cancel it to stop: `/readyz` turns 503 for `server.drain_secs` while the listener still
+    /// serves, then the listener closes and in-flight requests, writers and workers finish.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
 
+    /// Serves until the shutdown token is cancelled, or until a background task or the server
+    /// ends on its own: that is a fault, and the result is an error so the process exits
+    /// non-zero and gets restarted.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        tracing::info!(port = self.port, "listening");
-        let token = self.shutdown.clone();
-        let server = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(token.clone().cancelled_owned());
-        let grace = self.grace;
-        tokio::select! {
-            r = server => r?,
-            _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+        let Self {
+            listener,
+            router,
+            port,
+            shutdown,
+            mut tasks,
+            drain,
+            grace,
+        } = self;
+        tracing::info!(port, "listening");
+        let close = CancellationToken::new();
+        let server = axum::serve(listener, router)
+            .with_graceful_shutdown(close.clone().cancelled_owned())
+            .into_future();
+        tasks.add("http server", tokio::spawn(server));
+
+        let fault = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            Some((name, how)) = tasks.next_end() => {
+                let why = how.err().unwrap_or_else(|| "returned".into());
+                tracing::error!(task = %name, reason = %why,
+                    "a background task ended on its own; stopping so that the process is restarted");
+                Some(format!("{name} ended unexpectedly: {why}"))
+            }
+        };
+        shutdown.cancel();
+        // A broken replica is better restarted at once than drained.
+        if fault.is_none() && !drain.is_zero() {
+            tracing::info!(
+                drain_secs = drain.as_secs(),
+                "shutting down: not ready, still serving"
+            );
+            tokio::time::sleep(drain).await;
+        }
+        // The listener closes. In-flight requests, the commit writers (which end once the last
+        // request has handed in its event) and the workers share one deadline.
+        close.cancel();
+        let failures = tasks.stop_all(tokio::time::Instant::now() + grace).await;
+        match (fault, failures.is_empty()) {
+            (Some(fault), _) => Err(anyhow::anyhow!(fault)),
+            (None, false) => Err(anyhow::anyhow!(
+                "failed while stopping: {}",
+                failures.join("; ")
+            )),
+            (None, true) => {
+                tracing::info!("stopped");
+                Ok(())
             }
         }
-        // The router (and every Inbox sender) is gone now, so the writers finish their queue.
-        for w in self.writers.into_iter().chain(self.workers) {
-            let _ = tokio::time::timeout(grace, w).await;
-        }
-        tracing::info!("stopped");
-        Ok(())
     }
 }
 

@@ -282,6 +282,18 @@ fn load_mappings(path: &Path, settings: &Settings) -> Mappings {
     })
 }
 
+/// A stop timeout must cover `pre` seconds before SIGTERM, the drain and the grace, plus 5 s.
+fn assert_stop_budget(what: &str, secs: u64, pre: u64, settings: &Settings) {
+    let (drain, grace) = (
+        settings.server.drain_secs,
+        settings.server.shutdown_grace_secs,
+    );
+    assert!(
+        secs >= pre + drain + grace + 5,
+        "{what} {secs} must be at least preStop {pre} + drain_secs {drain} + shutdown_grace_secs {grace} + 5"
+    );
+}
+
 #[test]
 fn every_yaml_file_under_deploy_parses() {
     let mut files = Vec::new();
@@ -324,14 +336,21 @@ fn deployment_is_probed_hardened_and_wired() {
         "replicas are spread across nodes"
     );
 
-    // The grace period covers the service's own drain (server.shutdown_grace_secs).
+    // The grace period covers a preStop sleep (if any), the drain and the stop, with a margin.
     let config = kubernetes_config_text(&objects);
     let settings = load_kubernetes_config(&objects, &config).0;
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    let pre_stop = &c["lifecycle"]["preStop"];
+    let pre_stop_secs = pre_stop["sleep"]["seconds"].as_u64().unwrap_or(0);
     assert!(
-        grace > settings.server.shutdown_grace_secs,
-        "terminationGracePeriodSeconds {grace} must exceed shutdown_grace_secs {}",
-        settings.server.shutdown_grace_secs
+        pre_stop.is_null() || pre_stop["sleep"].is_object(),
+        "preStop may only sleep (the image has no shell to run): {pre_stop}"
+    );
+    assert_stop_budget(
+        "terminationGracePeriodSeconds",
+        grace,
+        pre_stop_secs,
+        &settings,
     );
 
     let annotations = &deploy["spec"]["template"]["metadata"]["annotations"];
@@ -562,6 +581,9 @@ fn compose_config_loads_and_validates_the_shipped_mappings() {
         .collect();
     assert!(volumes.contains(&"./compose-config.yaml:/etc/aap-bridge/config.yaml:ro"));
     assert!(volumes.contains(&"../mappings:/app/mappings:ro"));
+    let stop = str_of(&bridge["stop_grace_period"], "stop_grace_period");
+    let stop: u64 = stop.trim_end_matches('s').parse().expect("seconds");
+    assert_stop_budget("stop_grace_period", stop, 0, &settings);
 }
 
 #[test]
@@ -765,6 +787,15 @@ fn systemd_unit_starts_reloads_and_loads_credentials() {
     assert!(value("ExecReload")[0].contains("-HUP $MAINPID"));
     assert_eq!(value("User"), ["aap-bridge"]);
     assert_eq!(value("KillSignal"), ["SIGTERM"]);
+    // The unit's config does not set the shutdown keys, so the defaults apply.
+    let stop: u64 = value("TimeoutStopSec")[0].parse().expect("seconds");
+    let defaults = Settings::from_parts(None, None, false).unwrap();
+    assert_stop_budget("TimeoutStopSec", stop, 0, &defaults);
+    assert_eq!(
+        value("Restart"),
+        ["on-failure"],
+        "a dead task exits non-zero"
+    );
     assert!(value("LoadCredential").len() >= 3);
     assert_eq!(value("NoNewPrivileges"), ["yes"]);
     assert_eq!(value("ProtectSystem"), ["strict"]);

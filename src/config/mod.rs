@@ -47,7 +47,11 @@ pub struct ServerSettings {
     pub listen: String,
     /// Default request body limit; a source may raise it (GitHub sends up to 25 MB).
     pub body_limit_bytes: usize,
-    /// How long in-flight requests may take to finish after SIGTERM.
+    /// After SIGTERM, how long `/readyz` answers 503 while the listener still serves, so load
+    /// balancers stop sending before it closes.
+    pub drain_secs: u64,
+    /// After the drain, the one budget within which in-flight requests, the commit writers and
+    /// the workers all stop (in parallel).
     pub shutdown_grace_secs: u64,
 }
 

@@ -10,8 +10,12 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// Ready to accept deliveries: the database answers (migrations ran before the listener opened).
+/// Not ready once shutdown has begun, so load balancers stop sending during the drain.
 /// The controller's state is detail only: deliveries are stored durably while it is away.
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if app.stopping.is_cancelled() {
+        return Err(ApiError::unavailable("shutting down"));
+    }
     if crate::store::ping(&app.pool).await {
         let controller = match &app.controller_health {
             Some(h) => serde_json::to_value(h.get()).unwrap_or(Value::Null),

@@ -25,6 +25,8 @@ pub struct AppState {
     pub admin_token: Option<secrecy::SecretString>,
     /// None in dry-run (no controller configured).
     pub controller_health: Option<Arc<crate::controller::ControllerHealth>>,
+    /// Cancelled on SIGTERM: `/readyz` turns 503 while the listener still serves (the drain).
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 pub fn router(state: AppState) -> Router {

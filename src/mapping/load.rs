@@ -3,7 +3,7 @@
 use super::glob::Glob;
 use super::render::{self, has_markup, Compiled};
 use super::rule::{Rule, Target};
-use super::spec::{line_of, FileSpec, OneOrMany, RuleSpec, Tree};
+use super::spec::{check_shape, line_of, FileSpec, OneOrMany, RuleSpec, Tree};
 use super::{MappingError, Mappings, Reply};
 use crate::config::SourceKind;
 use serde_json::Value as Json;
@@ -26,6 +26,8 @@ impl Mappings {
             names: HashMap::new(),
             errors: Vec::new(),
             templates: 0,
+            blank_files: Vec::new(),
+            declared: 0,
         };
         for file in &files {
             loader.file(file);
@@ -34,6 +36,8 @@ impl Mappings {
             Ok(Mappings {
                 rules: loader.rules,
                 env: loader.env,
+                blank_files: loader.blank_files,
+                declared: loader.declared,
             })
         } else {
             Err(loader.errors)
@@ -75,6 +79,10 @@ struct Loader<'a> {
     errors: Vec<MappingError>,
     /// Templates compiled so far; numbers their names so that no two can clash.
     templates: usize,
+    /// Files with no YAML content (reload treats a newly blank one as a save in progress).
+    blank_files: Vec<PathBuf>,
+    /// Files with a `rules:` key, even an empty list.
+    declared: usize,
 }
 
 impl Loader<'_> {
@@ -94,12 +102,13 @@ impl Loader<'_> {
         // An empty file (or only comments) is a file with no rules yet, not an error.
         let spec = match serde_saphyr::from_str::<Option<FileSpec>>(&text) {
             Ok(Some(spec)) => spec,
-            Ok(None) => return,
+            Ok(None) => return self.blank_files.push(file.to_path_buf()),
             Err(e) => {
                 let line = e.location().map_or(0, |l| l.line() as usize);
                 return self.error(file, line, yaml_message(&e));
             }
         };
+        self.declared += 1;
         let first_error = self.errors.len();
         for rule in spec.rules {
             let line = line_of(&rule);
@@ -368,31 +377,6 @@ impl Loader<'_> {
                     .map(Compiled::Map)
             }
         }
-    }
-}
-
-/// The controller's type for each launch field; strings may be templates.
-fn check_shape(field: &str, tree: &Tree) -> Result<(), String> {
-    let id_like = |t: &Tree| match t {
-        Tree::Int(i) => *i > 0,
-        Tree::Str(s) => has_markup(s) || s.trim().parse::<i64>().is_ok_and(|i| i > 0),
-        _ => false,
-    };
-    match (field, tree) {
-        ("extra_vars", Tree::Map(_)) => Ok(()),
-        ("extra_vars", _) => Err("`extra_vars` must be a map of variable names to values".into()),
-        ("limit", Tree::Str(s)) if s.trim().is_empty() => {
-            Err("limit is empty; refusing to run against the whole inventory".into())
-        }
-        ("limit" | "job_tags" | "skip_tags", Tree::Str(_)) => Ok(()),
-        ("limit" | "job_tags" | "skip_tags", _) => Err(format!("`{field}` must be a string")),
-        ("inventory", t) if id_like(t) => Ok(()),
-        ("inventory", _) => {
-            Err("`inventory` must be an inventory id (or a template giving one)".into())
-        }
-        ("credentials", Tree::List(items)) if items.iter().all(|t| id_like(&t.value)) => Ok(()),
-        ("credentials", _) => Err("`credentials` must be a list of credential ids".into()),
-        _ => Ok(()),
     }
 }
 

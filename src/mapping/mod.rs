@@ -6,6 +6,7 @@
 
 mod glob;
 mod load;
+mod reload;
 mod render;
 mod rule;
 mod spec;
@@ -17,7 +18,10 @@ mod tests_eval;
 mod tests_files;
 #[cfg(test)]
 mod tests_load;
+#[cfg(test)]
+mod tests_reload;
 
+pub use reload::{reload, ReloadStatus};
 pub use watch::{watch, SharedMappings};
 
 use crate::config::SourceKind;
@@ -221,6 +225,10 @@ impl std::error::Error for MappingError {}
 pub struct Mappings {
     rules: Vec<Rule>,
     env: minijinja::Environment<'static>,
+    /// Files that had no YAML content at load (see `reload::refusal`).
+    blank_files: Vec<PathBuf>,
+    /// Files with a `rules:` key, even `rules: []`.
+    declared: usize,
 }
 
 impl fmt::Debug for Mappings {
@@ -236,6 +244,8 @@ impl Mappings {
         Mappings {
             rules: Vec::new(),
             env: render::environment(),
+            blank_files: Vec::new(),
+            declared: 0,
         }
     }
 

@@ -4,6 +4,7 @@
 //! Template references, "one or many" strings and launch values have hand-written visitors:
 //! serde's untagged enums lose the position and say only "did not match any variant".
 
+use super::render::has_markup;
 use super::{Reply, TemplateRef};
 use crate::controller::types::TemplateKind;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -252,5 +253,30 @@ impl<'de> Deserialize<'de> for Tree {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// The controller's type for each launch field; strings may be templates.
+pub(crate) fn check_shape(field: &str, tree: &Tree) -> Result<(), String> {
+    let id_like = |t: &Tree| match t {
+        Tree::Int(i) => *i > 0,
+        Tree::Str(s) => has_markup(s) || s.trim().parse::<i64>().is_ok_and(|i| i > 0),
+        _ => false,
+    };
+    match (field, tree) {
+        ("extra_vars", Tree::Map(_)) => Ok(()),
+        ("extra_vars", _) => Err("`extra_vars` must be a map of variable names to values".into()),
+        ("limit", Tree::Str(s)) if s.trim().is_empty() => {
+            Err("limit is empty; refusing to run against the whole inventory".into())
+        }
+        ("limit" | "job_tags" | "skip_tags", Tree::Str(_)) => Ok(()),
+        ("limit" | "job_tags" | "skip_tags", _) => Err(format!("`{field}` must be a string")),
+        ("inventory", t) if id_like(t) => Ok(()),
+        ("inventory", _) => {
+            Err("`inventory` must be an inventory id (or a template giving one)".into())
+        }
+        ("credentials", Tree::List(items)) if items.iter().all(|t| id_like(&t.value)) => Ok(()),
+        ("credentials", _) => Err("`credentials` must be a list of credential ids".into()),
+        _ => Ok(()),
     }
 }

@@ -151,7 +151,17 @@ async fn watch_reloads_on_change_and_keeps_rules_on_error() {
         "rules:\n  - {name: two, source: nowhere, launch: 5}\n",
     )
     .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut refused = None;
+    for _ in 0..250 {
+        refused = shared.last_reload().filter(|s| !s.ok);
+        if refused.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let refused = refused.expect("the broken file is tried");
+    assert!(refused.errors[0].contains("unknown source"), "{refused:?}");
+    assert_eq!(refused.rules, 2);
     assert_eq!(
         shared.current().len(),
         2,

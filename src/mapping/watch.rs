@@ -1,6 +1,8 @@
-//! Hot reload: readers take an `Arc` snapshot; a reload that fails keeps the old rules.
+//! Hot reload: readers take an `Arc` snapshot; a reload that fails or is refused keeps the old
+//! rules (see `reload`). File changes are acted on only once they have settled.
 
 use super::load::mapping_files;
+use super::reload::{reload, ReloadStatus};
 use super::Mappings;
 use crate::config::SourceKind;
 use std::collections::HashMap;
@@ -9,15 +11,20 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
+/// How long a changed fingerprint must stay the same before a reload (capped by the interval).
+const SETTLE: Duration = Duration::from_millis(500);
+
 #[derive(Debug, Clone)]
 pub struct SharedMappings {
     inner: Arc<RwLock<Arc<Mappings>>>,
+    last_reload: Arc<RwLock<Option<ReloadStatus>>>,
 }
 
 impl SharedMappings {
     pub fn new(m: Mappings) -> Self {
         SharedMappings {
             inner: Arc::new(RwLock::new(Arc::new(m))),
+            last_reload: Arc::new(RwLock::new(None)),
         }
     }
 
@@ -30,12 +37,24 @@ impl SharedMappings {
     pub fn replace(&self, m: Mappings) {
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m);
     }
+
+    /// The outcome of the last reload since start; None before the first one.
+    pub fn last_reload(&self) -> Option<ReloadStatus> {
+        self.last_reload
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn record(&self, status: ReloadStatus) {
+        *self.last_reload.write().unwrap_or_else(|e| e.into_inner()) = Some(status);
+    }
 }
 
 /// Name, modification time and size of each file `load` would read.
-type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
+pub(crate) type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
-fn fingerprint(path: &Path) -> Fingerprint {
+pub(crate) fn fingerprint(path: &Path) -> Fingerprint {
     let files = mapping_files(path).unwrap_or_default();
     files
         .into_iter()
@@ -48,8 +67,53 @@ fn fingerprint(path: &Path) -> Fingerprint {
         .collect()
 }
 
+/// Debounce: a change counts once two checks in a row see the same new fingerprint, so a file
+/// still being written is not loaded half-way.
+#[derive(Debug)]
+pub(crate) struct Settle {
+    /// The files as of the last reload.
+    last: Fingerprint,
+    /// A change seen on the previous check, waiting to be confirmed.
+    seen: Option<Fingerprint>,
+}
+
+impl Settle {
+    pub fn new(now: Fingerprint) -> Self {
+        Settle {
+            last: now,
+            seen: None,
+        }
+    }
+
+    /// True when `now` is a settled change: reload.
+    pub fn check(&mut self, now: Fingerprint) -> bool {
+        if now == self.last {
+            self.seen = None;
+            return false;
+        }
+        if self.seen.as_ref() == Some(&now) {
+            self.seen = None;
+            self.last = now;
+            return true;
+        }
+        self.seen = Some(now);
+        false
+    }
+
+    /// A change is waiting to be confirmed: check again soon.
+    pub fn pending(&self) -> bool {
+        self.seen.is_some()
+    }
+
+    /// A reload happened for another reason (SIGHUP).
+    pub fn reset(&mut self, now: Fingerprint) {
+        *self = Settle::new(now);
+    }
+}
+
 /// Reloads on SIGHUP (unix) and when a mapping file under `path` changes (polled every
-/// `every`), until `cancel`. Errors are logged with their `file:line`; the old rules stay.
+/// `every`, confirmed `SETTLE` later), until `cancel`. Broken or refused reloads keep the old
+/// rules; each outcome is logged and kept in `shared.last_reload()`.
 pub async fn watch(
     shared: SharedMappings,
     path: PathBuf,
@@ -57,40 +121,29 @@ pub async fn watch(
     every: Duration,
     cancel: CancellationToken,
 ) {
-    let mut last = fingerprint(&path);
+    let every = every.max(Duration::from_millis(10));
+    let settle = SETTLE.min(every);
+    let mut files = Settle::new(fingerprint(&path));
     let mut hup = hangups();
-    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    tick.tick().await;
     loop {
+        let pause = if files.pending() { settle } else { every };
         let why = tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tick.tick() => {
-                let now = fingerprint(&path);
-                if now == last {
+            _ = tokio::time::sleep(pause) => {
+                if !files.check(fingerprint(&path)) {
                     continue;
                 }
                 "files changed"
             }
-            _ = next_hangup(&mut hup) => "SIGHUP",
+            _ = next_hangup(&mut hup) => {
+                files.reset(fingerprint(&path));
+                "SIGHUP"
+            }
         };
-        last = fingerprint(&path);
-        let (p, s) = (path.clone(), sources.clone());
-        match tokio::task::spawn_blocking(move || Mappings::load(&p, &s)).await {
-            Ok(Ok(m)) => {
-                tracing::info!(rules = m.len(), path = %path.display(), trigger = why, "mapping rules reloaded");
-                shared.replace(m);
-            }
-            Ok(Err(errors)) => {
-                for e in &errors {
-                    tracing::error!(trigger = why, "mapping reload: {e}");
-                }
-                tracing::error!(
-                    errors = errors.len(),
-                    "mapping reload failed; keeping the previous rules"
-                );
-            }
-            Err(e) => tracing::error!("mapping reload panicked: {e}; keeping the previous rules"),
+        let (shared, p, s) = (shared.clone(), path.clone(), sources.clone());
+        let load = tokio::task::spawn_blocking(move || reload(&shared, &p, &s, why));
+        if let Err(e) = load.await {
+            tracing::error!("mapping reload panicked: {e}; keeping the previous rules");
         }
     }
 }

@@ -33,7 +33,12 @@ use tokio_util::sync::CancellationToken;
 pub struct Hooks {
     /// Behave like a crash right after a launch POST succeeded: nothing is committed.
     pub crash_after_launch_post: Arc<AtomicBool>,
+    /// The next batch a commit writer takes makes it panic, as a bug would.
+    pub panic_commit_writer: Arc<AtomicBool>,
 }
+
+/// A background task and the name supervision reports it by.
+pub type Task = (&'static str, JoinHandle<()>);
 
 pub struct Context {
     pub pool: PgPool,
@@ -58,7 +63,7 @@ pub struct Context {
     pub down_sources: down::DownSources,
 }
 
-pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
+pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<Task> {
     let every = Duration::from_millis(ctx.settings.poll_interval_ms);
     let track_every = Duration::from_millis(ctx.settings.tracker_interval_ms);
     let c = ctx.clone();
@@ -127,18 +132,20 @@ pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<JoinHandle<()>
 }
 
 /// Runs `step` until cancelled: again at once while it finds work, else after a wake-up or `every`.
+/// It ends only when cancelled; a panic in `step` ends it too, and startup's supervision then
+/// stops the process so that it is restarted.
 fn spawn_loop<F, Fut>(
     name: &'static str,
     cancel: CancellationToken,
     wake: Arc<Notify>,
     every: Duration,
     mut step: F,
-) -> JoinHandle<()>
+) -> Task
 where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = anyhow::Result<bool>> + Send,
 {
-    tokio::spawn(async move {
+    let handle = tokio::spawn(async move {
         let mut failures = 0u32;
         while !cancel.is_cancelled() {
             let pause = match step().await {
@@ -163,5 +170,6 @@ where
             }
         }
         tracing::debug!(worker = name, "stopped");
-    })
+    });
+    (name, handle)
 }

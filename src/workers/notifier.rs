@@ -31,7 +31,12 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
             }
         });
     }
-    while set.join_next().await.is_some() {}
+    while let Some(joined) = set.join_next().await {
+        // A panicking delivery loses only its own lease; the row is claimed again later.
+        if let Err(e) = joined {
+            tracing::error!(error = %e, "callback delivery task failed");
+        }
+    }
     Ok(true)
 }
 

@@ -139,7 +139,7 @@ async fn secrets_and_signatures_never_reach_the_logs(pool: sqlx::PgPool) {
     std::fs::write(
         &config,
         format!(
-            "server: {{listen: \"127.0.0.1:{port}\", shutdown_grace_secs: 2}}\n\
+            "server: {{listen: \"127.0.0.1:{port}\", drain_secs: 0, shutdown_grace_secs: 2}}\n\
              database: {{url: \"postgres://postgres@127.0.0.1:5432/{db}\"}}\n\
              log: {{level: debug, format: json}}\n\
              mappings: {{path: \"{root}/tests/support/no-rules.yaml\"}}\n\

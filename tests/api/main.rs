@@ -16,4 +16,5 @@ mod pipeline_faults;
 mod recovery;
 mod replicas;
 mod retention;
+mod shutdown;
 mod storm;

@@ -24,6 +24,7 @@ pub const ADMIN_TOKEN: &str = "admin-secret";
 pub const SOURCES_YAML: &str = r#"
 server:
   listen: "127.0.0.1:0"
+  drain_secs: 0
   shutdown_grace_secs: 5
 database:
   acquire_timeout_ms: 1000
