@@ -161,6 +161,15 @@ impl Settings {
             source
                 .validate(name)
                 .map_err(|e| ConfigError(format!("sources.{name}: {e}")))?;
+            if let Some(reply) = &source.reply {
+                if reply.timeout_secs >= self.workers.callback_lease_secs {
+                    return Err(ConfigError(format!(
+                        "sources.{name}.reply.timeout_secs ({}) must be shorter than \
+                         workers.callback_lease_secs ({}), or a slow post-back is sent twice",
+                        reply.timeout_secs, self.workers.callback_lease_secs
+                    )));
+                }
+            }
         }
         Ok(())
     }

@@ -46,6 +46,9 @@ pub struct WorkerSettings {
     pub launch_retry_max_ms: u64,
     /// How often running jobs are polled (all of them, 200 per request).
     pub tracker_interval_ms: u64,
+    /// A post-back claimed by a replica that died is retried after this long (longer than a
+    /// ticket API call; a shorter lease could post a note twice).
+    pub callback_lease_secs: u64,
     /// Post-back attempts before a callback is dead-lettered.
     pub callback_max_attempts: i32,
     pub callback_retry_base_ms: u64,

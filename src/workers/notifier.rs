@@ -8,14 +8,13 @@ use crate::store::callbacks;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
-const LEASE_SECS: u64 = 120;
-
 pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
-    let mut due = callbacks::claim_due(&ctx.pool, 32, LEASE_SECS).await?;
+    let lease = ctx.settings.callback_lease_secs;
+    let mut due = callbacks::claim_due(&ctx.pool, 32, lease).await?;
     // A ticket API that was down is probed with its oldest post-back; when that goes through,
     // everything that waited for it is released at once instead of at the end of its backoff.
     for source in ctx.down_sources.probes_due() {
-        if let Some(cb) = callbacks::claim_probe(&ctx.pool, &source, LEASE_SECS).await? {
+        if let Some(cb) = callbacks::claim_probe(&ctx.pool, &source, lease).await? {
             due.push(cb);
         }
     }

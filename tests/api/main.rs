@@ -6,6 +6,7 @@ mod cli;
 mod controller_auth;
 mod controller_calls;
 mod controller_tokens;
+mod crash;
 mod ingest;
 mod ingest_kinds;
 mod launch_protocol;
