@@ -2,6 +2,7 @@
 //! from the database at scrape time (queue depths, launches by state, token age), so every
 //! replica reports the same picture.
 
+use crate::store::launches::LaunchState;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use std::sync::OnceLock;
@@ -101,21 +102,12 @@ async fn refresh(pool: &PgPool) -> Result<(), sqlx::Error> {
         sqlx::query_as("SELECT state, count(*) FROM launches GROUP BY state")
             .fetch_all(pool)
             .await?;
-    for state in [
-        "planned",
-        "launching",
-        "launched",
-        "finished",
-        "rejected",
-        "unknown",
-        "dry_run",
-        "coalesced",
-    ] {
+    for state in LaunchState::NAMES {
         let n = states
             .iter()
             .find(|(s, _)| s == state)
             .map_or(0, |(_, n)| *n);
-        metrics::gauge!("aap_bridge_launches", "state" => state).set(n as f64);
+        metrics::gauge!("aap_bridge_launches", "state" => *state).set(n as f64);
     }
     let age: Option<f64> = sqlx::query_scalar(
         "SELECT extract(epoch FROM now() - created_at)::float8 FROM controller_tokens

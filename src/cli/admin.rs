@@ -2,6 +2,8 @@
 
 use crate::config::Settings;
 use crate::store::admin::{self as store, EventFilter};
+use crate::store::events::EventState;
+use clap::builder::TypedValueParser as _;
 use clap::{ArgGroup, Args};
 use sqlx::PgPool;
 use std::io::Read;
@@ -51,8 +53,9 @@ pub struct EventsArgs {
     #[arg(long)]
     pub source: Option<String>,
     /// Only events in this state: pending, dispatched, unmapped, ignored or failed.
-    #[arg(long, value_parser = ["pending", "dispatched", "unmapped", "ignored", "failed"])]
-    pub state: Option<String>,
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(EventState::NAMES)
+        .map(|s| s.parse::<EventState>().expect("one of NAMES")))]
+    pub state: Option<EventState>,
     /// Only events with this category.
     #[arg(long)]
     pub category: Option<String>,
@@ -129,7 +132,7 @@ pub async fn events(settings: &Settings, args: &EventsArgs) -> anyhow::Result<()
     }
     let filter = EventFilter {
         source: args.source.clone(),
-        state: args.state.clone(),
+        state: args.state,
         category: args.category.clone(),
         event_type: args.event_type.clone(),
         before: args.before,
@@ -146,7 +149,7 @@ pub async fn events(settings: &Settings, args: &EventsArgs) -> anyhow::Result<()
                 e.source.clone(),
                 e.event_type.clone(),
                 e.category.clone().unwrap_or_else(|| "-".into()),
-                e.state.clone(),
+                e.state.to_string(),
                 e.state_reason.clone().unwrap_or_default(),
             ]
         })

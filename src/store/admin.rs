@@ -7,6 +7,10 @@ use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::callbacks::CallbackState;
+use super::events::EventState;
+use super::launches::LaunchState;
+
 /// One event as listed: no payload, headers or decision.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct EventSummary {
@@ -16,7 +20,7 @@ pub struct EventSummary {
     pub delivery_id: String,
     pub event_type: String,
     pub category: Option<String>,
-    pub state: String,
+    pub state: EventState,
     pub state_reason: Option<String>,
     pub received_at: DateTime<Utc>,
     pub ticket: Json<Value>,
@@ -45,7 +49,7 @@ pub struct EventDetail {
 pub struct LaunchView {
     pub id: Uuid,
     pub rule: String,
-    pub state: String,
+    pub state: LaunchState,
     pub template_kind: String,
     pub template_id: Option<i64>,
     pub template_name: Option<String>,
@@ -72,7 +76,7 @@ pub struct CallbackView {
     pub event_id: Uuid,
     pub source: String,
     pub phase: String,
-    pub state: String,
+    pub state: CallbackState,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_status: Option<i32>,
@@ -89,7 +93,7 @@ const CALLBACK: &str = "id, launch_id, event_id, source, phase, state, attempts,
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub source: Option<String>,
-    pub state: Option<String>,
+    pub state: Option<EventState>,
     pub category: Option<String>,
     pub event_type: Option<String>,
     pub since: Option<DateTime<Utc>>,
@@ -116,7 +120,7 @@ pub async fn list_events(
          ORDER BY id DESC LIMIT $8"
     ))
     .bind(&f.source)
-    .bind(&f.state)
+    .bind(f.state)
     .bind(&f.category)
     .bind(&f.event_type)
     .bind(f.since)
@@ -239,7 +243,7 @@ pub async fn replay(pool: &PgPool, id: Uuid) -> Result<Option<Replayed>, sqlx::E
 /// Callbacks, newest first, optionally in one state.
 pub async fn list_callbacks(
     pool: &PgPool,
-    state: Option<&str>,
+    state: Option<CallbackState>,
     limit: i64,
 ) -> Result<Vec<CallbackView>, sqlx::Error> {
     sqlx::query_as(&format!(

@@ -5,6 +5,15 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+crate::text_enum! {
+    /// `pending → sent | dead`; an operator's retry brings a dead one back to `pending`.
+    pub enum CallbackState {
+        Pending => "pending",
+        Sent => "sent",
+        Dead => "dead",
+    }
+}
+
 pub struct NewCallback<'a> {
     pub launch_id: Uuid,
     pub event_id: Uuid,
@@ -27,7 +36,11 @@ pub async fn enqueue(conn: &mut PgConnection, c: &NewCallback<'_>) -> Result<(),
     .bind(c.source)
     .bind(c.phase)
     .bind(Json(c.request))
-    .bind(if c.error.is_some() { "dead" } else { "pending" })
+    .bind(if c.error.is_some() {
+        CallbackState::Dead
+    } else {
+        CallbackState::Pending
+    })
     .bind(c.error)
     .execute(conn)
     .await

@@ -34,7 +34,7 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<PendingEve
 pub async fn settle(
     conn: &mut PgConnection,
     id: Uuid,
-    state: &str,
+    state: super::events::EventState,
     reason: Option<&str>,
     decision: &Value,
 ) -> Result<(), sqlx::Error> {

@@ -5,6 +5,17 @@ use sqlx::PgPool;
 use std::collections::HashMap;
 use uuid::Uuid;
 
+crate::text_enum! {
+    /// `pending` until the dispatcher decides; `ignored` at ingest (pings, own notes).
+    pub enum EventState {
+        Pending => "pending",
+        Dispatched => "dispatched",
+        Unmapped => "unmapped",
+        Ignored => "ignored",
+        Failed => "failed",
+    }
+}
+
 /// What happened to one event of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Insert {
@@ -31,9 +42,9 @@ pub async fn insert_batch(
     let payload = col(|e| Some(&e.payload_text));
     let state = col(|e| {
         Some(if e.ignored.is_some() {
-            "ignored"
+            EventState::Ignored.as_str()
         } else {
-            "pending"
+            EventState::Pending.as_str()
         })
     });
     let reason = col(|e| e.ignored.as_deref());

@@ -5,6 +5,7 @@ use super::Context;
 use crate::config::SourceKind;
 use crate::mapping::{EventView, Planned, TemplateRef};
 use crate::store::dispatch;
+use crate::store::events::EventState;
 use crate::store::launches::{self, LaunchState};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
             dispatch::settle(
                 &mut tx,
                 e.id,
-                "failed",
+                EventState::Failed,
                 Some("unknown source kind"),
                 &Value::Null,
             )
@@ -57,11 +58,11 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         let recorded = serde_json::to_value(decision).unwrap_or(Value::Null);
         if decision.planned.is_empty() {
             let (state, reason) = if decision.failed.is_empty() {
-                ("unmapped", decision.reason())
+                (EventState::Unmapped, decision.reason())
             } else {
-                ("failed", failures(&decision.failed))
+                (EventState::Failed, failures(&decision.failed))
             };
-            tracing::info!(event_id = %view.id, state, %reason, "event not launched");
+            tracing::info!(event_id = %view.id, %state, %reason, "event not launched");
             dispatch::settle(&mut tx, view.id, state, Some(&reason), &recorded).await?;
             continue;
         }
@@ -69,7 +70,14 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
             plan(&mut tx, &ctx, view, p).await?;
         }
         let note = (!decision.failed.is_empty()).then(|| failures(&decision.failed));
-        dispatch::settle(&mut tx, view.id, "dispatched", note.as_deref(), &recorded).await?;
+        dispatch::settle(
+            &mut tx,
+            view.id,
+            EventState::Dispatched,
+            note.as_deref(),
+            &recorded,
+        )
+        .await?;
         planned_any = true;
     }
     tx.commit().await?;

@@ -1,6 +1,6 @@
 //! `GET /callbacks`, `POST /callbacks/{id}/retry`.
 
-use super::query::{Query, CALLBACK_STATES};
+use super::query::Query;
 use super::{db_error, uuid_param};
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -16,13 +16,13 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let q = Query::parse(raw.as_deref(), &["state", "limit"])?;
-    let state = q.one_of("state", CALLBACK_STATES)?;
+    let state = q.word::<crate::store::callbacks::CallbackState>("state")?;
     let limit = q.limit(
         "limit",
         super::events::DEFAULT_LIMIT,
         super::events::MAX_LIMIT,
     )?;
-    let callbacks = store::list_callbacks(&app.pool, state.as_deref(), limit)
+    let callbacks = store::list_callbacks(&app.pool, state, limit)
         .await
         .map_err(db_error)?;
     Ok(Json(json!({"callbacks": callbacks})))

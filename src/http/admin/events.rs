@@ -1,6 +1,6 @@
 //! `GET /events`, `GET /events/{id}`, `POST /events/{id}/replay`.
 
-use super::query::{Query, EVENT_STATES};
+use super::query::Query;
 use super::{db_error, uuid_param};
 use crate::error::ApiError;
 use crate::http::AppState;
@@ -33,7 +33,7 @@ pub async fn list(
     )?;
     let filter = EventFilter {
         source: q.text("source"),
-        state: q.one_of("state", EVENT_STATES)?,
+        state: q.word("state")?,
         category: q.text("category"),
         event_type: q.text("event_type"),
         since: q.time("since")?,

@@ -5,9 +5,6 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-pub const EVENT_STATES: &[&str] = &["pending", "dispatched", "unmapped", "ignored", "failed"];
-pub const CALLBACK_STATES: &[&str] = &["pending", "sent", "dead"];
-
 /// The parameters of one request. Empty values count as absent; the last repeat wins.
 pub struct Query(HashMap<String, String>);
 
@@ -35,15 +32,17 @@ impl Query {
         self.0.get(name).cloned()
     }
 
-    /// One of `values`.
-    pub fn one_of(&self, name: &str, values: &[&str]) -> Result<Option<String>, ApiError> {
+    /// A value of a fixed-word type (a state), or a 400 listing the words.
+    pub fn word<T: std::str::FromStr<Err = String>>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, ApiError> {
         match self.0.get(name) {
             None => Ok(None),
-            Some(v) if values.contains(&v.as_str()) => Ok(Some(v.clone())),
-            Some(v) => Err(ApiError::bad_request(format!(
-                "`{name}` must be one of {}, got `{v}`",
-                values.join(", ")
-            ))),
+            Some(v) => v
+                .parse::<T>()
+                .map(Some)
+                .map_err(|e| ApiError::bad_request(format!("`{name}`: {e}"))),
         }
     }
 
@@ -103,7 +102,9 @@ mod tests {
             .message
             .contains("`limit`"));
         assert!(q.time("since").unwrap_err().message.contains("`since`"));
-        let e = q.one_of("state", EVENT_STATES).unwrap_err();
+        let e = q
+            .word::<crate::store::events::EventState>("state")
+            .unwrap_err();
         assert!(e.message.contains("`state`"), "{e}");
         assert!(q.uuid("before").unwrap_err().message.contains("`before`"));
         let e = Query::parse(Some("sorce=x"), &["source"]).err().unwrap();
