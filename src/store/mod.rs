@@ -4,6 +4,7 @@ pub mod admin;
 pub mod callbacks;
 pub mod dispatch;
 pub mod events;
+pub mod launch_policy;
 pub mod launches;
 pub mod tokens;
 

@@ -3,8 +3,8 @@
 
 use super::Context;
 use crate::config::SourceKind;
-use crate::mapping::{EventView, Planned, TemplateRef};
-use crate::store::{dispatch, launches};
+use crate::mapping::{EventView, OnIgnored, Planned, TemplateRef};
+use crate::store::{dispatch, launch_policy, launches};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -119,6 +119,9 @@ async fn plan(
         },
     )
     .await?;
+    if p.on_ignored_fields != OnIgnored::Warn {
+        launch_policy::set_on_ignored_fields(conn, id, p.on_ignored_fields).await?;
+    }
     tracing::info!(event_id = %e.id, launch_id = %id, rule = %p.rule, state, "launch planned");
     Ok(())
 }

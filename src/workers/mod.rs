@@ -2,6 +2,7 @@
 //! can share one database.
 
 mod dispatcher;
+pub mod ignored;
 mod launcher;
 mod notifier;
 mod postback;

@@ -51,6 +51,8 @@ pub struct Options {
     pub lease_secs: u64,
     pub job_duration: Duration,
     pub rules: &'static str,
+    /// `workers.stdout_wait_secs`.
+    pub stdout_wait_secs: u64,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             lease_secs: 30,
             job_duration: Duration::from_millis(300),
             rules: RULES,
+            stdout_wait_secs: 5,
         }
     }
 }
@@ -69,6 +72,17 @@ pub fn config(
     tickets: &str,
     mappings: &std::path::Path,
     lease_secs: u64,
+) -> String {
+    config_waiting(controller, tickets, mappings, lease_secs, 5)
+}
+
+/// `config` with `workers.stdout_wait_secs`.
+pub fn config_waiting(
+    controller: &str,
+    tickets: &str,
+    mappings: &std::path::Path,
+    lease_secs: u64,
+    stdout_wait_secs: u64,
 ) -> String {
     format!(
         r#"
@@ -86,6 +100,7 @@ workers:
   launch_retry_max_ms: 400
   callback_retry_base_ms: 100
   callback_retry_max_ms: 1000
+  stdout_wait_secs: {stdout_wait_secs}
 controller:
   url: "{controller}"
   retry: {{max_attempts: 2, base_delay_ms: 20, max_delay_ms: 50}}
@@ -127,15 +142,14 @@ impl Pipeline {
         let tickets = FakeTickets::start().await;
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rules.yaml"), opts.rules).unwrap();
-        let app = Self::app(
-            &pool,
-            &controller,
-            &tickets,
+        let yaml = config_waiting(
+            &controller.url(),
+            &tickets.url(),
             dir.path(),
             opts.lease_secs,
-            opts.hooks,
-        )
-        .await;
+            opts.stdout_wait_secs,
+        );
+        let app = TestApp::spawn_hooked(pool.clone(), pool.clone(), &yaml, opts.hooks).await;
         Pipeline {
             app,
             controller,
