@@ -253,15 +253,43 @@ async fn launch_reports_ignored_fields_and_refusals() {
         (now["status"].clone(), now["failed"].clone()),
         (json!("failed"), json!(true))
     );
-    let out = f
-        .svc(Method::GET, "/api/v2/jobs/1/stdout/?format=txt")
-        .send()
-        .await
-        .unwrap();
-    let text = out.text().await.unwrap();
+    // As on AWX 24.6.1: `failed` first, the output saved a moment later.
+    assert_eq!(now["event_processing_finished"], false);
+    let stdout = || async {
+        let out = f
+            .svc(Method::GET, "/api/v2/jobs/1/stdout/?format=txt")
+            .send()
+            .await
+            .unwrap();
+        out.text().await.unwrap()
+    };
+    let early = stdout().await;
+    assert_eq!(early.lines().count(), 3, "{early}");
+    assert!(!early.contains("FAILED"));
+    let (_, listed) = send(f.svc(Method::GET, "/api/v2/unified_jobs/?id=1")).await;
+    assert!(listed["results"][0]
+        .get("event_processing_finished")
+        .is_none());
+    f.fc.set_event_processing_delay(Some(Duration::ZERO));
+    assert_eq!(f.fc.job(1).unwrap()["event_processing_finished"], true);
+    let text = stdout().await;
     assert!(text
         .trim_end()
         .ends_with("fatal: [web01]: FAILED! => {\"msg\": \"fake failure\"}"));
+    let missing = f
+        .svc(Method::GET, "/api/v2/jobs/77/stdout/?format=txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(
+        missing.text().await.unwrap(),
+        "{'detail': ErrorDetail(string='No Job matches the given query.', code='not_found')}"
+    );
 
     f.fc.add_user("viewer", "viewer-pass", false);
     let viewer = f
@@ -395,7 +423,20 @@ async fn oauth_authtoken_and_faults() {
         ("scope", "write"),
     ];
     let (status, tok) = send(grant(&pw)).await;
-    assert_eq!((status, tok["expires_in"].clone()), (201, json!(36000)));
+    // ~1000 years, like AWX's default; listed under tokens/ with the application set.
+    assert_eq!(
+        (status, tok["expires_in"].clone()),
+        (200, json!(31_536_000_000i64))
+    );
+    let (_, listed) = send(f.svc(Method::GET, "/api/v2/tokens/")).await;
+    assert_eq!(listed["count"], 1);
+    assert_eq!(
+        (
+            listed["results"][0]["application"].clone(),
+            listed["results"][0]["description"].clone()
+        ),
+        (json!(1), json!(""))
+    );
     let access = tok["access_token"].as_str().unwrap();
     assert_eq!(send(me(access)).await.0, 200);
 
@@ -407,7 +448,7 @@ async fn oauth_authtoken_and_faults() {
         ("refresh_token", refresh_token),
     ];
     let (status, tok2) = send(grant(&refresh)).await;
-    assert_eq!(status, 201);
+    assert_eq!(status, 200);
     assert_eq!(
         send(me(tok2["access_token"].as_str().unwrap())).await.0,
         200
@@ -417,6 +458,24 @@ async fn oauth_authtoken_and_faults() {
         (status, err["error"].clone()),
         (400, json!("invalid_grant")),
         "refresh tokens are single use"
+    );
+
+    // RFC 7009 revocation with the client's credentials: the token stops working.
+    let access2 = tok2["access_token"].as_str().unwrap();
+    let revoke = |client_secret: &str| {
+        f.req(Method::POST, "/api/o/revoke_token/")
+            .basic_auth("bridge-app", Some(client_secret))
+            .form(&[("token", access2)])
+    };
+    assert_eq!(send(revoke("nope")).await.0, 401);
+    assert_eq!(send(me(access2)).await.0, 200);
+    assert_eq!(send(revoke("bridge-app-secret")).await.0, 200);
+    assert_eq!(send(me(access2)).await.0, 401);
+    assert!(f.fc.oauth_tokens().is_empty());
+    assert_eq!(
+        send(revoke("bridge-app-secret")).await.0,
+        200,
+        "unknown tokens too"
     );
     let bad = [pw[0], pw[1], ("password", "wrong")];
     let invalid =

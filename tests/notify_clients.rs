@@ -26,6 +26,7 @@ fn launched() -> Message {
         stdout_tail: None,
         dry_run: false,
         problem: None,
+        ignored_fields: Vec::new(),
     }
 }
 
@@ -120,6 +121,52 @@ fn successful_jobs_carry_no_output_and_long_output_is_cut() {
     );
     assert!(text.ends_with("xxxEND") && !text.contains("START"));
     assert!(text.len() < 3200, "{}", text.len());
+}
+
+#[test]
+fn launched_post_backs_name_the_ignored_fields() {
+    let m = Message {
+        ignored_fields: vec!["extra_vars".into()],
+        ..launched()
+    };
+    let note = "Note: the controller ignored extra_vars (the template does not prompt for it on launch); the job runs without it.";
+    let snow = prepare(
+        SourceKind::Servicenow,
+        Reply::WorkNotes,
+        &snow_ticket(),
+        &m,
+        "x",
+    )
+    .unwrap();
+    let gh = prepare(SourceKind::Github, Reply::Comment, &gh_ticket(), &m, "x").unwrap();
+    let pd = prepare(SourceKind::Pagerduty, Reply::Note, &pd_ticket(), &m, "x").unwrap();
+    for text in [
+        &snow.body["work_notes"],
+        &gh.body["body"],
+        &pd.body["note"]["content"],
+    ] {
+        let text = text.as_str().unwrap();
+        assert!(text.starts_with("[aap-bridge] Launched job 123"), "{text}");
+        assert!(text.contains(note), "{text}");
+    }
+    let status = prepare(SourceKind::Github, Reply::Status, &gh_ticket(), &m, "x").unwrap();
+    assert_eq!(status.body["state"], "pending");
+    let desc = status.body["description"].as_str().unwrap();
+    assert!(desc.contains("ignored extra_vars"), "{desc}");
+    assert!(desc.chars().count() <= 140);
+    // Nothing ignored: no note.
+    let plain = prepare(
+        SourceKind::Pagerduty,
+        Reply::Note,
+        &pd_ticket(),
+        &launched(),
+        "x",
+    )
+    .unwrap();
+    assert!(!plain.body["note"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("ignored"));
 }
 
 #[test]

@@ -55,6 +55,14 @@ pub struct WorkerSettings {
     pub callback_retry_max_ms: u64,
     /// Lines of stdout included in a failure post-back.
     pub stdout_tail_lines: usize,
+    /// A job turns `failed` before its output is saved: wait at most this long for the
+    /// controller to finish processing it before quoting the tail (then quote what there is).
+    #[serde(default = "default_stdout_wait")]
+    pub stdout_wait_secs: u64,
+}
+
+fn default_stdout_wait() -> u64 {
+    10
 }
 
 impl WorkerSettings {

@@ -1,12 +1,13 @@
 //! The calls the bridge makes, typed.
 
 use super::{
-    read_json, Controller, ControllerError, JobRecord, JobState, LaunchOutcome, Launched, Me,
-    Template, TemplateKind,
+    read_json, Canceled, Controller, ControllerError, JobRecord, JobState, LaunchOutcome, Launched,
+    Me, Template, TemplateKind,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use serde_json::{Map, Value};
+use std::time::{Duration, Instant};
 
 /// The server's page size cap.
 pub const PAGE_SIZE: usize = 200;
@@ -164,6 +165,56 @@ impl Controller {
             &format!("job {id}"),
         )
         .await
+    }
+
+    /// Asks the controller to cancel a job (`POST jobs/{id}/cancel/` or `workflow_jobs/…`).
+    /// A 405 means it had already finished, a 404 that it is gone: neither is an error.
+    pub async fn cancel_job(
+        &self,
+        kind: TemplateKind,
+        id: i64,
+    ) -> Result<Canceled, ControllerError> {
+        let root = &self.api().await?.root;
+        let path = format!("{root}{}/{id}/cancel/", kind.jobs());
+        let resp = self.call(Method::POST, &path, None).await?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(Canceled::Canceled),
+            405 => Ok(Canceled::AlreadyDone),
+            404 => Ok(Canceled::Gone),
+            _ => Err(read_json(resp, &format!("cancel of job {id}"))
+                .await
+                .err()
+                .unwrap_or_else(|| ControllerError::Protocol("cancel: unexpected answer".into()))),
+        }
+    }
+
+    /// Waits, at most `wait`, until the controller has saved all of a finished job's output:
+    /// a job turns `failed` before its events are processed, and its stdout is short until then.
+    /// Reads `event_processing_finished` on the job detail (the `unified_jobs` list lacks it).
+    /// False if it did not finish in time or the job could not be read.
+    pub async fn output_settled(&self, id: i64, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.job(TemplateKind::Job, id).await {
+                // A controller that does not report it has nothing to wait for.
+                Ok(v) => match v.get("event_processing_finished").and_then(Value::as_bool) {
+                    Some(false) => {}
+                    _ => return true,
+                },
+                Err(e @ ControllerError::NotFound(_)) => {
+                    tracing::debug!(job_id = id, error = %e, "job gone while waiting for its output");
+                    return false;
+                }
+                Err(e) => tracing::debug!(job_id = id, error = %e, "cannot read the job yet"),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
     }
 
     /// Status of many jobs in as few requests as the server allows (200 ids per page).

@@ -303,29 +303,33 @@ impl Controller {
     }
 }
 
-/// Reads a JSON answer; non-2xx become the error that names the problem.
+/// Reads a JSON answer; non-2xx become the error that names the problem. Error bodies are kept
+/// (a JSON `detail`, else the raw text, shortened and with credentials masked), since text
+/// endpoints such as stdout answer errors in plain text.
 pub(crate) async fn read_json(resp: Response, what: &str) -> Result<Value, ControllerError> {
     let status = resp.status().as_u16();
     let text = resp
         .text()
         .await
         .map_err(|e| ControllerError::NoAnswer(e.without_url().to_string()))?;
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    let detail = || {
-        v.get("detail")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| truncate(&v.to_string(), 300))
+    let parsed: Option<Value> = serde_json::from_str(&text).ok();
+    let detail = || match parsed.as_ref().and_then(|v| v.get("detail")) {
+        Some(Value::String(d)) => body_excerpt(d, 300),
+        _ if text.trim().is_empty() => "empty body".to_string(),
+        _ => body_excerpt(&text, 300),
     };
     match status {
-        200..=299 => Ok(v),
-        400 => Err(classify_400(&v)),
+        200..=299 => Ok(parsed.unwrap_or(Value::String(text))),
+        400 => Err(classify_400(&parsed.unwrap_or(Value::String(text)))),
         401 => Err(ControllerError::Unauthorized(format!(
             "{what}: {}",
             detail()
         ))),
         403 => Err(ControllerError::Forbidden(format!("{what}: {}", detail()))),
-        404 => Err(ControllerError::NotFound(what.to_string())),
+        404 => Err(ControllerError::NotFound(format!(
+            "{what} (HTTP 404: {})",
+            detail()
+        ))),
         _ => Err(ControllerError::Protocol(format!(
             "{what}: HTTP {status}: {}",
             detail()

@@ -114,6 +114,18 @@ pub fn is_terminal(status: &str) -> bool {
     matches!(status, "successful" | "failed" | "error" | "canceled")
 }
 
+/// What a cancel request found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Canceled {
+    /// 202: the controller is canceling the job.
+    Canceled,
+    /// 405: the job had already finished (or was already canceled).
+    AlreadyDone,
+    /// 404: the job is gone.
+    Gone,
+}
+
 /// A job found while reconciling a launch: its creation time and its extra_vars.
 #[derive(Debug, Clone)]
 pub struct JobRecord {
@@ -197,7 +209,7 @@ pub fn classify_400(body: &Value) -> ControllerError {
             return ControllerError::NotPromptable(fields);
         }
     }
-    ControllerError::BadRequest(truncate(&body.to_string(), 500))
+    ControllerError::BadRequest(body_excerpt(&body.to_string(), 500))
 }
 
 fn value_text(v: &Value) -> String {
@@ -219,10 +231,85 @@ pub fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
+/// Words after which a value is a credential (`Bearer x`, `token=x`, `"password": "x"`).
+const SECRET_WORDS: &[&str] = &["bearer", "token", "password", "secret", "authorization"];
+
+/// An answer body for an error message: one line, at most `max` bytes, credentials masked.
+/// Text endpoints answer errors in plain text (e.g. a Python repr), so the raw text is kept.
+pub fn body_excerpt(body: &str, max: usize) -> String {
+    let one_line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    truncate(&mask_secrets(&one_line), max)
+}
+
+/// Replaces the value that follows a credential-like word with `****`.
+fn mask_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(word_end) = next_secret_word(rest) {
+        out.push_str(&rest[..word_end]);
+        let after = &rest[word_end..];
+        // Skip the separator (`": "`, `=`, `: `, a space), then mask up to the next delimiter:
+        // a whole `Bearer x` goes, which may over-mask but never leaks.
+        let sep = after
+            .find(|c: char| !matches!(c, '"' | '\'' | ':' | '=' | ' '))
+            .unwrap_or(after.len());
+        let value_len = after[sep..]
+            .find(['"', '\'', ',', '}', '&', ';', ')'])
+            .unwrap_or(after.len() - sep);
+        out.push_str(&after[..sep]);
+        if value_len > 0 && sep > 0 {
+            out.push_str("****");
+        } else {
+            out.push_str(&after[sep..sep + value_len]);
+        }
+        rest = &after[sep + value_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The end of the first credential-like word in `text`.
+fn next_secret_word(text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    SECRET_WORDS
+        .iter()
+        .filter_map(|w| lower.find(w).map(|i| (i, i + w.len())))
+        .map(|(i, mut end)| {
+            // Take the whole word: `access_token`, `client_secret`, `refresh_token`.
+            while lower[end..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                end += 1;
+            }
+            (i, end)
+        })
+        .min()
+        .map(|(_, end)| end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn excerpts_keep_text_bodies_and_mask_credentials() {
+        let repr =
+            "{'detail': ErrorDetail(string='No Job matches the given query.', code='not_found')}\n";
+        assert_eq!(
+            body_excerpt(repr, 300),
+            "{'detail': ErrorDetail(string='No Job matches the given query.', code='not_found')}"
+        );
+        let json = r#"{"access_token": "abc123", "refresh_token":"r9", "scope": "write"}"#;
+        let out = body_excerpt(json, 300);
+        assert!(!out.contains("abc123") && !out.contains("r9"), "{out}");
+        assert!(out.contains("\"scope\": \"write\""), "{out}");
+        let header = body_excerpt("got Authorization: Bearer s3cr3t-value here", 300);
+        assert!(!header.contains("s3cr3t"), "{header}");
+        assert!(!body_excerpt("token=zzz&x=1", 300).contains("zzz"));
+        assert_eq!(
+            body_excerpt(&"é".repeat(400), 11),
+            format!("{}…", "é".repeat(5))
+        );
+    }
 
     #[test]
     fn launch_400_bodies_are_told_apart() {

@@ -166,6 +166,7 @@ impl Loader<'_> {
             report_outcome: spec.report_outcome.unwrap_or(true),
             max_concurrent: spec.max_concurrent.map(|m| m.value),
             coalesce_secs: spec.coalesce_secs,
+            on_ignored_fields: spec.on_ignored_fields.map(|s| s.value).unwrap_or_default(),
         })
     }
 

@@ -149,6 +149,35 @@ impl Reply {
     }
 }
 
+/// What to do when the controller answers a launch with `ignored_fields`: the template does not
+/// prompt for them, so the job runs without them (extra_vars include the bridge's markers).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnIgnored {
+    /// Keep the job; the "launched" post-back names the ignored fields.
+    #[default]
+    Warn,
+    /// Cancel the job and settle the launch `rejected`; the ticket is told why.
+    Fail,
+}
+
+impl OnIgnored {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnIgnored::Warn => "warn",
+            OnIgnored::Fail => "fail",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OnIgnored> {
+        match s {
+            "warn" => Some(OnIgnored::Warn),
+            "fail" => Some(OnIgnored::Fail),
+            _ => None,
+        }
+    }
+}
+
 /// A launch a rule asks for.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Planned {
@@ -161,6 +190,8 @@ pub struct Planned {
     pub report_outcome: bool,
     pub max_concurrent: Option<u32>,
     pub coalesce_secs: Option<u64>,
+    #[serde(default)]
+    pub on_ignored_fields: OnIgnored,
 }
 
 /// What the rules made of one event. Unmapped when `planned` and `failed` are both empty.
@@ -298,6 +329,7 @@ impl Mappings {
                     report_outcome: rule.report_outcome,
                     max_concurrent: rule.max_concurrent,
                     coalesce_secs: rule.coalesce_secs,
+                    on_ignored_fields: rule.on_ignored_fields,
                 }),
                 Err(e) => decision.failed.push((rule.name.clone(), e)),
             }

@@ -2,7 +2,7 @@
 
 use super::glob::{self, Glob};
 use super::render::{self, Compiled};
-use super::{EventView, Reply, TemplateRef};
+use super::{EventView, OnIgnored, Reply, TemplateRef};
 use minijinja::{Environment, Value};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
@@ -34,6 +34,7 @@ pub(crate) struct Rule {
     pub report_outcome: bool,
     pub max_concurrent: Option<u32>,
     pub coalesce_secs: Option<u64>,
+    pub on_ignored_fields: OnIgnored,
 }
 
 impl Rule {

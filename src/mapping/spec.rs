@@ -5,7 +5,7 @@
 //! serde's untagged enums lose the position and say only "did not match any variant".
 
 use super::render::has_markup;
-use super::{Reply, TemplateRef};
+use super::{OnIgnored, Reply, TemplateRef};
 use crate::controller::types::TemplateKind;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -41,6 +41,7 @@ pub(crate) struct RuleSpec {
     pub report_outcome: Option<bool>,
     pub max_concurrent: Option<Spanned<u32>>,
     pub coalesce_secs: Option<u64>,
+    pub on_ignored_fields: Option<Spanned<OnIgnored>>,
 }
 
 /// 1-based line of a spanned value (0 when the parser could not tell).

@@ -106,6 +106,7 @@ fn seed_map_renders_the_launch() {
     assert_eq!(p.reply, Reply::WorkNotes);
     assert!(p.report_outcome);
     assert_eq!((p.max_concurrent, p.coalesce_secs), (None, None));
+    assert_eq!(p.on_ignored_fields, OnIgnored::Warn, "warn by default");
 
     let d = m.evaluate(&snow("cert_expiry", snow_payload()));
     assert_eq!(
@@ -277,6 +278,7 @@ rules:
     report_outcome: false
     max_concurrent: 3
     coalesce_secs: 120
+    on_ignored_fields: fail
 "#,
     );
     let mut payload = snow_payload();
@@ -311,6 +313,7 @@ rules:
     );
     assert_eq!((p.reply, p.report_outcome), (Reply::None, false));
     assert_eq!((p.max_concurrent, p.coalesce_secs), (Some(3), Some(120)));
+    assert_eq!(p.on_ignored_fields, OnIgnored::Fail);
 
     // Not an id after rendering.
     let mut payload = snow_payload();

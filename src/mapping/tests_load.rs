@@ -203,6 +203,18 @@ fn reply_must_suit_the_kind() {
 }
 
 #[test]
+fn on_ignored_fields_is_warn_or_fail() {
+    one_error(
+        &format!(
+            "{HEAD}  - name: x\n    source: github\n    launch: 1\n    on_ignored_fields: ignore\n"
+        ),
+        9,
+        "unknown variant `ignore`, expected one of warn, fail",
+    );
+    one_error(&format!("{HEAD}    on_ignored_fields: [fail]\n"), 6, "");
+}
+
+#[test]
 fn launch_or_categories() {
     one_error(
         &format!("{HEAD}  - name: x\n    source: github\n    event_type: push\n"),

@@ -47,6 +47,15 @@ pub(super) fn prepare_status(
         )
     } else {
         match msg.phase {
+            Phase::Launched if !msg.ignored_fields.is_empty() => (
+                "pending",
+                format!(
+                    "{POSTBACK_MARKER} Job {} running; controller ignored {} ({})",
+                    msg.job_id,
+                    msg.ignored_fields.join(", "),
+                    msg.template
+                ),
+            ),
             Phase::Launched => (
                 "pending",
                 format!(

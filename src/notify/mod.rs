@@ -50,6 +50,9 @@ pub struct Message {
     /// Set when no job ran: the controller refused the launch, or whether it launched is unknown.
     #[serde(default)]
     pub problem: Option<String>,
+    /// Launch fields the controller ignored (the template does not prompt for them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_fields: Vec<String>,
 }
 
 /// A request ready to send to a ticket system, stored in the outbox as JSON: method, path
@@ -154,9 +157,40 @@ impl Message {
         }
     }
 
-    /// The full text: the headline plus, for a job that did not succeed, the end of its output.
+    /// Said at launch when the template dropped part of the request.
+    pub fn ignored_note(&self) -> Option<String> {
+        if self.ignored_fields.is_empty() || self.phase != Phase::Launched || self.dry_run {
+            return None;
+        }
+        let mut note = format!(
+            "Note: the controller ignored {} (the template does not prompt for {} on launch); \
+             the job runs without {}.",
+            self.ignored_fields.join(", "),
+            if self.ignored_fields.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+            if self.ignored_fields.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+        );
+        if self.ignored_fields.iter().any(|f| f == "extra_vars") {
+            note.push_str(" Enable \"Prompt on launch\" for variables on the template.");
+        }
+        Some(note)
+    }
+
+    /// The full text: the headline, what the controller ignored at launch, and for a job that
+    /// did not succeed, the end of its output.
     pub fn text(&self, quote: Quote) -> String {
         let mut text = self.headline();
+        if let Some(note) = self.ignored_note() {
+            text.push_str("\n\n");
+            text.push_str(&note);
+        }
         let tail = self
             .stdout_tail
             .as_deref()
@@ -247,7 +281,27 @@ mod tests {
             stdout_tail: Some(tail.into()),
             dry_run: false,
             problem: None,
+            ignored_fields: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_launch_note_names_the_ignored_fields() {
+        let mut m = finished("", "");
+        m.phase = Phase::Launched;
+        m.status = None;
+        m.ignored_fields = vec!["extra_vars".into(), "limit".into()];
+        let text = m.text(Quote::Plain);
+        assert!(
+            text.starts_with("[aap-bridge] Launched job 7 (job template 15) for rule r: https://aap/jobs/7\n\nNote: the controller ignored extra_vars, limit (the template does not prompt for them on launch); the job runs without them."),
+            "{text}"
+        );
+        assert!(text.contains("Prompt on launch"), "{text}");
+        // Only at launch: the outcome does not repeat it.
+        let mut done = m.clone();
+        done.phase = Phase::Finished;
+        done.status = Some("successful".into());
+        assert!(!done.text(Quote::Plain).contains("ignored"));
     }
 
     #[test]

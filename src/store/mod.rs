@@ -5,6 +5,7 @@ pub mod attempts;
 pub mod callbacks;
 pub mod dispatch;
 pub mod events;
+pub mod launch_policy;
 pub mod launches;
 pub mod tokens;
 

@@ -3,9 +3,10 @@
 
 use super::Context;
 use crate::config::SourceKind;
-use crate::mapping::{EventView, Planned, TemplateRef};
+use crate::mapping::{EventView, OnIgnored, Planned, TemplateRef};
 use crate::store::dispatch;
 use crate::store::events::EventState;
+use crate::store::launch_policy;
 use crate::store::launches::{self, LaunchState};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -137,6 +138,9 @@ async fn plan(
         },
     )
     .await?;
+    if p.on_ignored_fields != OnIgnored::Warn {
+        launch_policy::set_on_ignored_fields(conn, id, p.on_ignored_fields).await?;
+    }
     tracing::info!(event_id = %e.id, launch_id = %id, rule = %p.rule, %state, "launch planned");
     Ok(())
 }

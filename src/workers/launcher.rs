@@ -3,6 +3,7 @@
 //! `sent_at`) right before the one POST, and settle only through updates fenced on the attempt.
 //! An unclear answer leaves the row `launching` for `reconcile` to decide.
 
+use super::ignored;
 use super::postback::{self, Outcome};
 use super::reconcile;
 use super::Context;
@@ -157,9 +158,19 @@ async fn attempt(ctx: &Context, c: &Controller, row: &LaunchRow, f: &Fence) -> a
     match result {
         Ok(outcome) => {
             let ignored = match &outcome {
-                LaunchOutcome::Partial { ignored_fields, .. } => {
-                    tracing::warn!(launch_id = %row.id, ignored = ?ignored_fields.keys().collect::<Vec<_>>(),
-                        "the controller dropped fields the template does not prompt for");
+                LaunchOutcome::Partial {
+                    launched,
+                    ignored_fields,
+                } => {
+                    match ignored::on_ignored_fields(ctx, c, row, f, launched, ignored_fields).await
+                    {
+                        // Canceled, settled `rejected`, ticket told.
+                        Ok(ignored::Verdict::Rejected { .. }) => return Ok(()),
+                        Ok(ignored::Verdict::Keep) => {}
+                        // The job exists: keep following it rather than leave it unknown.
+                        Err(e) => tracing::warn!(launch_id = %row.id, error = %e,
+                            "ignored-fields check failed; keeping the job"),
+                    }
                     Some(Value::Object(ignored_fields.clone()))
                 }
                 LaunchOutcome::Launched(_) => None,

@@ -3,6 +3,7 @@
 
 mod dispatcher;
 mod down;
+pub mod ignored;
 mod launcher;
 mod notifier;
 mod postback;

@@ -5,6 +5,7 @@ use crate::config::SourceKind;
 use crate::mapping::Reply;
 use crate::notify::{self, Message, Phase};
 use crate::store::callbacks::{self, NewCallback};
+use crate::store::launch_policy;
 use crate::store::launches::LaunchRow;
 use serde_json::{json, Value};
 
@@ -50,6 +51,11 @@ pub async fn enqueue(
     let Ok(kind) = serde_json::from_value::<SourceKind>(Value::String(row.kind.clone())) else {
         return Ok(());
     };
+    // The launcher records what the controller ignored on the row, in this same transaction.
+    let ignored_fields = match phase {
+        Phase::Launched => field_names(launch_policy::ignored_fields(&mut *conn, row.id).await?),
+        Phase::Finished => Vec::new(),
+    };
     let msg = Message {
         phase,
         rule: row.rule.clone(),
@@ -61,6 +67,7 @@ pub async fn enqueue(
         stdout_tail: o.stdout_tail,
         dry_run: false,
         problem: o.problem,
+        ignored_fields,
     };
     let context = ctx.notifier.status_context(&row.source);
     let phase_name = match phase {
@@ -86,4 +93,14 @@ pub async fn enqueue(
     .await?;
     ctx.wake_notify.notify_one();
     Ok(())
+}
+
+/// The names of the ignored fields, sorted (`ignored_fields` is a map of field -> value).
+pub fn field_names(ignored: Option<Value>) -> Vec<String> {
+    let mut names: Vec<String> = match ignored {
+        Some(Value::Object(m)) => m.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    names.sort();
+    names
 }

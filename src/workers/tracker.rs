@@ -1,14 +1,48 @@
 //! Polls every running job in batches (200 per request), records status changes, and on a
 //! terminal status enqueues the outcome post-back. One replica polls per round.
+//!
+//! A failed job's output is saved after its status turns terminal, so its post-back waits (at
+//! most `stdout_wait_secs`) in a spawned task; the round goes on tracking the other jobs.
 
 use super::postback::{self, Outcome};
 use super::Context;
-use crate::controller::{is_terminal, JobState};
+use crate::controller::{is_terminal, Controller, JobState};
 use crate::notify::Phase;
-use crate::store::launches::{self, Progress};
+use crate::store::launches::{self, Progress, Tracked};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+/// Failure post-backs waiting for their job's output at once, per process.
+const OUTPUT_WAITS: usize = 16;
+
+/// Launches whose failure post-back is being prepared in this process, so a later round does
+/// not start a second wait. (Another replica may: the guarded UPDATE lets only one finish it.)
+static WAITING: LazyLock<Mutex<HashSet<Uuid>>> = LazyLock::new(Default::default);
+static PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(OUTPUT_WAITS)));
+
+/// Removes the launch from `WAITING` however its task ends.
+struct Waiting(Uuid);
+
+impl Waiting {
+    fn claim(id: Uuid) -> Option<Waiting> {
+        let fresh = WAITING.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+        // Built only when claimed: a dropped `Waiting` releases the claim.
+        fresh.then(|| Waiting(id))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
 
 pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     let controller = ctx
@@ -49,41 +83,80 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         if t.job_status.as_deref() == Some(s.status.as_str()) && !terminal {
             continue;
         }
-        let tail = if terminal && s.status != "successful" && s.job_type == "job" {
-            controller
-                .stdout_tail(t.job_id, ctx.settings.stdout_tail_lines)
-                .await
-                .map_err(|e| tracing::debug!(job_id = t.job_id, error = %e, "no stdout tail"))
-                .ok()
-        } else {
-            None
-        };
-        let mut tx = ctx.pool.begin().await?;
-        let p = Progress {
-            status: &s.status,
-            started: parse_time(s.started.as_deref()),
-            finished: parse_time(s.finished.as_deref()),
-            elapsed: terminal.then_some(s.elapsed),
-            terminal,
-        };
-        if launches::progress(&mut tx, t.id, &p).await? && terminal {
-            let row = launches::get(&mut tx, t.id).await?;
-            let url = row.job_url.clone().unwrap_or_default();
-            let outcome = Outcome {
-                job_id: t.job_id,
-                url: &url,
-                status: Some(&s.status),
-                elapsed: Some(s.elapsed),
-                stdout_tail: tail,
-                problem: None,
-            };
-            postback::enqueue(&mut tx, &ctx, &row, Phase::Finished, outcome).await?;
-            tracing::info!(launch_id = %t.id, job_id = t.job_id, status = %s.status, "job finished");
+        if terminal && s.status != "successful" && s.job_type == "job" {
+            if let Some(claim) = Waiting::claim(t.id) {
+                let (ctx, c, t, s) = (ctx.clone(), controller.clone(), t.clone(), s.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = finish_with_output(&ctx, &c, &t, &s).await {
+                        tracing::warn!(launch_id = %t.id, error = %e, "recording the job's end failed; next round retries");
+                    }
+                    drop(claim);
+                });
+            }
+            continue;
         }
-        tx.commit().await?;
+        record(&ctx, t, s, None).await?;
     }
     lock.commit().await?;
     Ok(false)
+}
+
+/// Waits (bounded) for the failed job's output to be saved, then finishes it with the tail.
+async fn finish_with_output(
+    ctx: &Context,
+    c: &Controller,
+    t: &Tracked,
+    s: &JobState,
+) -> anyhow::Result<()> {
+    let _permit = PERMITS.clone().acquire_owned().await?;
+    let wait = Duration::from_secs(ctx.settings.stdout_wait_secs);
+    if !c.output_settled(t.job_id, wait).await {
+        tracing::info!(
+            job_id = t.job_id,
+            wait_secs = wait.as_secs(),
+            "the controller has not finished saving the job's output; quoting what there is"
+        );
+    }
+    let tail = c
+        .stdout_tail(t.job_id, ctx.settings.stdout_tail_lines)
+        .await
+        .map_err(|e| tracing::debug!(job_id = t.job_id, error = %e, "no stdout tail"))
+        .ok();
+    record(ctx, t, s, tail).await
+}
+
+/// Records the status; a terminal one finishes the launch and enqueues the outcome post-back.
+async fn record(
+    ctx: &Context,
+    t: &Tracked,
+    s: &JobState,
+    tail: Option<String>,
+) -> anyhow::Result<()> {
+    let terminal = is_terminal(&s.status);
+    let mut tx = ctx.pool.begin().await?;
+    let p = Progress {
+        status: &s.status,
+        started: parse_time(s.started.as_deref()),
+        finished: parse_time(s.finished.as_deref()),
+        elapsed: terminal.then_some(s.elapsed),
+        terminal,
+    };
+    if launches::progress(&mut tx, t.id, &p).await? && terminal {
+        let row = launches::get(&mut tx, t.id).await?;
+        let url = row.job_url.clone().unwrap_or_default();
+        let outcome = Outcome {
+            job_id: t.job_id,
+            url: &url,
+            status: Some(&s.status),
+            elapsed: Some(s.elapsed),
+            stdout_tail: tail,
+            problem: None,
+        };
+        postback::enqueue(&mut tx, ctx, &row, Phase::Finished, outcome).await?;
+        tracing::info!(launch_id = %t.id, job_id = t.job_id, status = %s.status, "job finished");
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
@@ -130,4 +203,22 @@ async fn missing(ctx: &Context, t: &launches::Tracked) -> anyhow::Result<()> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_launch_is_waited_for_once_at_a_time() {
+        let id = Uuid::now_v7();
+        let first = Waiting::claim(id).expect("free");
+        assert!(Waiting::claim(id).is_none(), "already waiting");
+        assert!(
+            Waiting::claim(id).is_none(),
+            "a refused claim keeps the first"
+        );
+        drop(first);
+        assert!(Waiting::claim(id).is_some(), "released when the task ends");
+    }
 }

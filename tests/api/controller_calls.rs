@@ -330,6 +330,9 @@ async fn recent_jobs_carry_their_extra_vars_and_stdout_tail() {
         .unwrap();
     assert!(later.is_empty());
 
+    // The job failed at once, but its output is saved about a second later.
+    let wait = std::time::Duration::from_secs(5);
+    assert!(c.output_settled(jobs[0].id, wait).await);
     let tail = c.stdout_tail(jobs[0].id, 5).await.unwrap();
     assert_eq!(tail.lines().count(), 5);
     assert!(tail.contains("FAILED"), "{tail}");

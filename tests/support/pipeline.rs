@@ -156,6 +156,7 @@ fn worker_lines(lease_secs: u64, extra: &str) -> String {
         ("launch_retry_max_ms", "400"),
         ("callback_retry_base_ms", "100"),
         ("callback_retry_max_ms", "1000"),
+        ("stdout_wait_secs", "5"),
     ];
     let key = |line: &str| {
         line.trim()

@@ -182,29 +182,38 @@ impl ManagedToken {
         )))
     }
 
-    /// Best effort: a token we cannot delete is logged, not fatal.
-    async fn delete(&self, t: &Transport, old: &StoredToken) {
+    /// Best effort: a token we cannot delete is logged, not fatal. A 404 means someone (an
+    /// admin, a cleanup) deleted it already: nothing was deleted now, and nothing is wrong.
+    async fn delete(&self, t: &Transport, old: &StoredToken) -> Removal {
         let path = format!("{}{}/", old.endpoint, old.token_id);
         let auth = basic(&self.username, self.password.expose_secret());
-        match t
+        let removal = match t
             .execute(t.http.delete(t.url(&path)).header("Authorization", auth))
             .await
         {
-            Ok(r) if r.status().is_success() || r.status().as_u16() == 404 => {
+            Ok(r) => removal(r.status().as_u16()),
+            Err(e) => {
+                tracing::warn!(token_id = old.token_id, error = %e, "could not delete the superseded controller token");
+                return Removal::Failed;
+            }
+        };
+        match removal {
+            Removal::Deleted => {
                 tracing::info!(
                     token_id = old.token_id,
                     "deleted the superseded controller token"
                 )
             }
-            Ok(r) => tracing::warn!(
+            Removal::AlreadyGone => tracing::info!(
                 token_id = old.token_id,
-                status = r.status().as_u16(),
+                "the superseded controller token was already gone"
+            ),
+            Removal::Failed => tracing::warn!(
+                token_id = old.token_id,
                 "could not delete the superseded controller token"
             ),
-            Err(e) => {
-                tracing::warn!(token_id = old.token_id, error = %e, "could not delete the superseded controller token")
-            }
         }
+        removal
     }
 
     pub async fn state(&self) -> AuthState {
@@ -215,6 +224,23 @@ impl ManagedToken {
             token_created_at: cur.token.as_ref().map(|t| t.created_at),
             expires_at: cur.token.as_ref().and_then(|t| t.expires_at),
         }
+    }
+}
+
+/// What a DELETE of a superseded token did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Deleted,
+    /// 404: deleted before we got to it.
+    AlreadyGone,
+    Failed,
+}
+
+pub fn removal(status: u16) -> Removal {
+    match status {
+        200..=299 => Removal::Deleted,
+        404 => Removal::AlreadyGone,
+        _ => Removal::Failed,
     }
 }
 
@@ -247,6 +273,7 @@ fn parse_created(v: &Value, endpoint: &str) -> Result<StoredToken, ControllerErr
         token_id: id,
         token: token.to_string(),
         endpoint: endpoint.to_string(),
+        refresh_token: None,
         expires_at,
         created_at: Utc::now(),
     })
@@ -254,4 +281,17 @@ fn parse_created(v: &Value, endpoint: &str) -> Result<StoredToken, ControllerErr
 
 fn store_err(e: sqlx::Error) -> ControllerError {
     ControllerError::Store(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_404_on_delete_is_already_gone_not_deleted() {
+        assert_eq!(removal(204), Removal::Deleted);
+        assert_eq!(removal(404), Removal::AlreadyGone);
+        assert_eq!(removal(403), Removal::Failed);
+        assert_eq!(removal(500), Removal::Failed);
+    }
 }

@@ -4,6 +4,7 @@
 mod managed;
 mod oauth;
 mod session;
+mod tower;
 
 use super::transport::Transport;
 use super::types::{ControllerError, Flavour};
@@ -78,7 +79,7 @@ pub enum Auth {
     Managed(ManagedToken),
     Session(session::Session),
     OAuth(oauth::OAuthApp),
-    Tower(oauth::TowerToken),
+    Tower(tower::TowerToken),
 }
 
 impl Auth {
@@ -117,14 +118,16 @@ impl Auth {
                 client_secret,
                 scope,
             } => Auth::OAuth(oauth::OAuthApp::new(
+                base,
                 username,
                 password.clone(),
                 client_id,
                 client_secret.clone(),
                 scope,
+                pool,
             )),
             AuthSettings::TowerAuthtoken { username, password } => {
-                Auth::Tower(oauth::TowerToken::new(username, password.clone()))
+                Auth::Tower(tower::TowerToken::new(username, password.clone()))
             }
         })
     }

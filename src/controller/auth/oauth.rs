@@ -1,46 +1,68 @@
-//! `oauth2_app` (password grant, then refresh before expiry) and `tower_authtoken` (Tower ≤ 3.2).
+//! `oauth2_app`: password grant with an OAuth2 application, then refresh before expiry.
+//!
+//! Every grant creates an access token on the controller (AWX: valid ~1000 years, listed under
+//! `tokens/`), and nothing removes it but a revoke. So, like the managed token, the current one
+//! is kept in Postgres (`controller_tokens`) and reused across restarts and replicas, and the one
+//! it replaces is revoked at `/api/o/revoke_token/` (`/o/revoke_token/` on the gateway).
 
 use super::{basic, describe, ApiInfo, AuthState, Credential};
 use crate::controller::transport::Transport;
 use crate::controller::types::{ControllerError, Flavour};
+use crate::store::tokens::{self, StoredToken};
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
+use serde_json::Value;
+use sqlx::PgPool;
 use tokio::sync::Mutex;
 
-struct Held {
-    access: SecretString,
-    refresh: Option<SecretString>,
-    expires: DateTime<Utc>,
-    lifetime: Duration,
-    generation: u64,
-}
-
 pub struct OAuthApp {
+    key: String,
     username: String,
     password: SecretString,
     client_id: String,
     client_secret: SecretString,
     scope: String,
-    held: Mutex<Option<Held>>,
+    pool: Option<PgPool>,
+    current: Mutex<Current>,
+}
+
+#[derive(Default)]
+struct Current {
+    token: Option<StoredToken>,
+    generation: u64,
 }
 
 impl OAuthApp {
     pub fn new(
+        base: &str,
         username: &str,
         password: SecretString,
         client_id: &str,
         client_secret: SecretString,
         scope: &str,
+        pool: Option<PgPool>,
     ) -> Self {
         Self {
+            key: format!(
+                "oauth2|{}|{client_id}|{username}",
+                base.trim_end_matches('/')
+            ),
             username: username.into(),
             password,
             client_id: client_id.into(),
             client_secret,
             scope: scope.into(),
-            held: Mutex::new(None),
+            pool,
+            current: Mutex::new(Current::default()),
         }
+    }
+
+    /// Usable and not due for a refresh: more than a tenth of its lifetime (at least a minute) left.
+    fn fresh(t: &StoredToken) -> bool {
+        t.expires_at.is_none_or(|e| {
+            let margin = ((e - t.created_at) / 10).max(Duration::seconds(60));
+            e - margin > Utc::now()
+        })
     }
 
     pub async fn credential(
@@ -48,51 +70,93 @@ impl OAuthApp {
         t: &Transport,
         api: &ApiInfo,
     ) -> Result<Credential, ControllerError> {
-        let mut held = self.held.lock().await;
-        // Refresh when less than a tenth of the lifetime (at least a minute) is left.
-        let stale = held
-            .as_ref()
-            .is_none_or(|h| h.expires - (h.lifetime / 10).max(Duration::seconds(60)) <= Utc::now());
-        if stale {
-            self.renew(&mut held, t, api).await?;
+        let mut cur = self.current.lock().await;
+        if !cur.token.as_ref().is_some_and(Self::fresh) {
+            // A restart or another replica may already hold a good token.
+            let stored = match &self.pool {
+                Some(pool) => tokens::get(pool, &self.key).await.map_err(store_err)?,
+                None => None,
+            };
+            match stored.filter(Self::fresh) {
+                Some(s) => adopt(&mut cur, s),
+                None => self.rotate(&mut cur, t, api, None).await?,
+            }
         }
-        let h = held.as_ref().expect("renewed above");
-        Credential::header(
-            &format!("Bearer {}", h.access.expose_secret()),
-            h.generation,
-        )
+        let tok = cur.token.as_ref().expect("a token was just adopted");
+        Credential::header(&format!("Bearer {}", tok.token), cur.generation)
     }
 
+    /// A 401 with the credential of `generation`: get another token, unless someone already did.
     pub async fn recover(
         &self,
         t: &Transport,
         api: &ApiInfo,
-        failed: u64,
+        generation: u64,
     ) -> Result<(), ControllerError> {
-        let mut held = self.held.lock().await;
-        if held.as_ref().is_some_and(|h| h.generation != failed) {
+        let mut cur = self.current.lock().await;
+        if cur.token.is_some() && cur.generation != generation {
             return Ok(());
         }
-        self.renew(&mut held, t, api).await
+        let failed = cur.token.as_ref().map(|t| t.token.clone());
+        self.rotate(&mut cur, t, api, failed).await
     }
 
-    async fn renew(
+    /// Replaces the token (refresh grant, else password grant) and revokes the one replaced.
+    async fn rotate(
         &self,
-        held: &mut Option<Held>,
+        cur: &mut Current,
         t: &Transport,
         api: &ApiInfo,
+        failed: Option<String>,
     ) -> Result<(), ControllerError> {
-        let generation = held.as_ref().map_or(0, |h| h.generation) + 1;
-        if let Some(refresh) = held.as_ref().and_then(|h| h.refresh.clone()) {
-            let form = [
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh.expose_secret()),
-            ];
-            if let Ok(h) = self.grant(t, api, &form, generation).await {
-                *held = Some(h);
+        let Some(pool) = &self.pool else {
+            let old = cur.token.take();
+            let new = self.obtain(t, api, old.as_ref()).await?;
+            adopt(cur, new);
+            if let Some(old) = old {
+                self.revoke(t, api, &old).await;
+            }
+            return Ok(());
+        };
+        let mut tx = pool.begin().await.map_err(store_err)?;
+        tokens::lock(&mut tx, &self.key).await.map_err(store_err)?;
+        let stored = tokens::get(&mut *tx, &self.key).await.map_err(store_err)?;
+        if let Some(s) = &stored {
+            // Another replica replaced it while we waited for the lock: use its token.
+            if Self::fresh(s) && failed.as_deref() != Some(s.token.as_str()) {
+                adopt(cur, s.clone());
                 return Ok(());
             }
-            tracing::info!("refresh token refused; using the password grant");
+        }
+        let old = stored.or_else(|| cur.token.clone());
+        let new = self.obtain(t, api, old.as_ref()).await?;
+        tokens::put(&mut tx, &self.key, &new)
+            .await
+            .map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        tracing::info!(client_id = %self.client_id, "obtained an OAuth2 access token for the controller");
+        adopt(cur, new);
+        if let Some(old) = old {
+            self.revoke(t, api, &old).await;
+        }
+        Ok(())
+    }
+
+    /// A refresh grant with the old token's refresh token, else the password grant.
+    async fn obtain(
+        &self,
+        t: &Transport,
+        api: &ApiInfo,
+        old: Option<&StoredToken>,
+    ) -> Result<StoredToken, ControllerError> {
+        if let Some(refresh) = old.and_then(|o| o.refresh_token.as_deref()) {
+            let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+            match self.grant(t, api, &form).await {
+                Ok(new) => return Ok(new),
+                Err(e) => {
+                    tracing::info!(error = %e, "refresh token refused; using the password grant")
+                }
+            }
         }
         let form = [
             ("grant_type", "password"),
@@ -100,8 +164,14 @@ impl OAuthApp {
             ("password", self.password.expose_secret()),
             ("scope", self.scope.as_str()),
         ];
-        *held = Some(self.grant(t, api, &form, generation).await?);
-        Ok(())
+        self.grant(t, api, &form).await
+    }
+
+    fn oauth_path(api: &ApiInfo, name: &str) -> String {
+        match api.flavour {
+            Flavour::Aap => format!("/o/{name}/"),
+            Flavour::Awx => format!("/api/o/{name}/"),
+        }
     }
 
     async fn grant(
@@ -109,22 +179,16 @@ impl OAuthApp {
         t: &Transport,
         api: &ApiInfo,
         form: &[(&str, &str)],
-        generation: u64,
-    ) -> Result<Held, ControllerError> {
-        let path = match api.flavour {
-            Flavour::Aap => "/o/token/",
-            Flavour::Awx => "/api/o/token/",
-        };
+    ) -> Result<StoredToken, ControllerError> {
+        let path = Self::oauth_path(api, "token");
         let auth = basic(&self.client_id, self.client_secret.expose_secret());
-        let resp = t
-            .execute(
-                t.http
-                    .post(t.url(path))
-                    .header("Authorization", auth)
-                    .form(form),
-            )
-            .await?;
-        // AWX answers 201, the gateway 200.
+        let rb = t
+            .http
+            .post(t.url(&path))
+            .header("Authorization", auth)
+            .form(form);
+        let resp = t.execute(rb).await?;
+        // AWX has answered both 200 and 201; the gateway 200.
         match resp.status().as_u16() {
             200 | 201 => {}
             400 | 401 => {
@@ -145,131 +209,122 @@ impl OAuthApp {
             .json()
             .await
             .map_err(|e| ControllerError::Protocol(format!("{path}: {e}")))?;
-        let access = v
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ControllerError::Protocol(format!("{path}: no access_token")))?;
-        let lifetime =
-            Duration::seconds(v.get("expires_in").and_then(Value::as_i64).unwrap_or(36000));
-        Ok(Held {
-            access: access.to_string().into(),
-            refresh: v
-                .get("refresh_token")
-                .and_then(Value::as_str)
-                .map(|s| SecretString::from(s.to_string())),
-            expires: Utc::now() + lifetime,
-            lifetime,
-            generation,
-        })
+        parse_grant(&v, &Self::oauth_path(api, "revoke_token"))
+            .ok_or_else(|| ControllerError::Protocol(format!("{path}: no access_token")))
+    }
+
+    /// Best effort (RFC 7009): the old access token, then its refresh token. A token we cannot
+    /// revoke is logged; it would otherwise stay valid for the controller's full lifetime.
+    async fn revoke(&self, t: &Transport, api: &ApiInfo, old: &StoredToken) {
+        let path = Self::oauth_path(api, "revoke_token");
+        let auth = basic(&self.client_id, self.client_secret.expose_secret());
+        let mut revoked = true;
+        let tokens = [
+            Some((old.token.as_str(), "access_token")),
+            old.refresh_token.as_deref().map(|r| (r, "refresh_token")),
+        ];
+        for (token, hint) in tokens.into_iter().flatten() {
+            let form = [("token", token), ("token_type_hint", hint)];
+            let rb = t
+                .http
+                .post(t.url(&path))
+                .header("Authorization", &auth)
+                .form(&form);
+            match t.execute(rb).await {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => {
+                    revoked = false;
+                    tracing::warn!(
+                        status = r.status().as_u16(),
+                        hint,
+                        "could not revoke the replaced OAuth2 token"
+                    );
+                }
+                Err(e) => {
+                    revoked = false;
+                    tracing::warn!(error = %e, hint, "could not revoke the replaced OAuth2 token");
+                }
+            }
+        }
+        if revoked {
+            tracing::info!(client_id = %self.client_id, "revoked the replaced OAuth2 access token");
+        }
     }
 
     pub async fn state(&self) -> AuthState {
+        let cur = self.current.lock().await;
         AuthState {
             mode: "oauth2_app",
-            expires_at: self.held.lock().await.as_ref().map(|h| h.expires),
+            token_created_at: cur.token.as_ref().map(|t| t.created_at),
+            expires_at: cur.token.as_ref().and_then(|t| t.expires_at),
             ..AuthState::default()
         }
     }
 }
 
-/// Tower ≤ 3.2 auth tokens: valid for 30 minutes after their last use.
-pub struct TowerToken {
-    username: String,
-    password: SecretString,
-    held: Mutex<Option<Held>>,
-}
-
-impl TowerToken {
-    pub fn new(username: &str, password: SecretString) -> Self {
-        Self {
-            username: username.into(),
-            password,
-            held: Mutex::new(None),
-        }
-    }
-
-    pub async fn credential(
-        &self,
-        t: &Transport,
-        _api: &ApiInfo,
-    ) -> Result<Credential, ControllerError> {
-        let mut held = self.held.lock().await;
-        if held
-            .as_ref()
-            .is_none_or(|h| h.expires - Duration::seconds(60) <= Utc::now())
-        {
-            let generation = held.as_ref().map_or(0, |h| h.generation) + 1;
-            *held = Some(self.login(t, generation).await?);
-        }
-        let h = held.as_mut().expect("logged in above");
-        // Each use slides the expiry forward.
-        h.expires = Utc::now() + h.lifetime;
-        Credential::header(&format!("Token {}", h.access.expose_secret()), h.generation)
-    }
-
-    pub async fn recover(
-        &self,
-        t: &Transport,
-        _api: &ApiInfo,
-        failed: u64,
-    ) -> Result<(), ControllerError> {
-        let mut held = self.held.lock().await;
-        if held.as_ref().is_some_and(|h| h.generation != failed) {
-            return Ok(());
-        }
-        let generation = held.as_ref().map_or(0, |h| h.generation) + 1;
-        *held = Some(self.login(t, generation).await?);
-        Ok(())
-    }
-
-    async fn login(&self, t: &Transport, generation: u64) -> Result<Held, ControllerError> {
-        let body = json!({"username": self.username, "password": self.password.expose_secret()});
-        let resp = t
-            .execute(t.http.post(t.url("/api/v2/authtoken/")).json(&body))
-            .await?;
-        match resp.status().as_u16() {
-            200 | 201 => {}
-            400 | 401 => {
-                return Err(ControllerError::Unauthorized(format!(
-                    "authtoken login refused for user `{}`",
-                    self.username
-                )))
-            }
-            _ => {
-                return Err(ControllerError::Protocol(format!(
-                    "authtoken: {}",
-                    describe(resp).await
-                )))
-            }
-        }
-        let v: Value = resp
-            .json()
-            .await
-            .map_err(|e| ControllerError::Protocol(format!("authtoken: {e}")))?;
-        let key = v
-            .get("token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ControllerError::Protocol("authtoken: no token".into()))?;
-        let expires = v
-            .get("expires")
+/// A grant's answer: `expires_in` seconds, or an `expires_at` / `expires` time.
+fn parse_grant(v: &Value, revoke_path: &str) -> Option<StoredToken> {
+    let access = v.get("access_token").and_then(Value::as_str)?;
+    let now = Utc::now();
+    let at = |k: &str| {
+        v.get(k)
             .and_then(Value::as_str)
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|d| d.with_timezone(&Utc))
-            .unwrap_or_else(|| Utc::now() + Duration::seconds(1800));
-        Ok(Held {
-            access: key.to_string().into(),
-            refresh: None,
-            lifetime: (expires - Utc::now()).max(Duration::seconds(120)),
-            expires,
-            generation,
-        })
-    }
+    };
+    let expires_at = v
+        .get("expires_in")
+        .and_then(Value::as_i64)
+        .and_then(|s| now.checked_add_signed(Duration::try_seconds(s)?))
+        .or_else(|| at("expires_at"))
+        .or_else(|| at("expires"))
+        .or_else(|| Some(now + Duration::seconds(36000)));
+    Some(StoredToken {
+        token_id: 0,
+        token: access.to_string(),
+        endpoint: revoke_path.to_string(),
+        refresh_token: v
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        expires_at,
+        created_at: now,
+    })
+}
 
-    pub async fn state(&self) -> AuthState {
-        AuthState {
-            mode: "tower_authtoken",
-            expires_at: self.held.lock().await.as_ref().map(|h| h.expires),
-            ..AuthState::default()
-        }
+fn adopt(cur: &mut Current, token: StoredToken) {
+    cur.token = Some(token);
+    cur.generation += 1;
+}
+
+fn store_err(e: sqlx::Error) -> ControllerError {
+    ControllerError::Store(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn grant_lifetimes() {
+        let awx =
+            json!({"access_token": "a", "expires_in": 31_536_000_000i64, "refresh_token": "r"});
+        let t = parse_grant(&awx, "/api/o/revoke_token/").unwrap();
+        assert!(t.expires_at.unwrap() > Utc::now() + Duration::days(365 * 900));
+        assert_eq!(t.refresh_token.as_deref(), Some("r"));
+        assert!(OAuthApp::fresh(&t));
+        let at = json!({"access_token": "a", "expires_at": "2030-01-01T00:00:00Z"});
+        let t = parse_grant(&at, "/o/revoke_token/").unwrap();
+        assert_eq!(
+            t.expires_at.unwrap().to_rfc3339(),
+            "2030-01-01T00:00:00+00:00"
+        );
+        assert!(parse_grant(&json!({"error": "x"}), "").is_none());
+        let mut near = parse_grant(&json!({"access_token": "a", "expires_in": 50}), "").unwrap();
+        assert!(!OAuthApp::fresh(&near), "less than a minute left");
+        near.expires_at = Some(Utc::now() + Duration::seconds(3000));
+        near.created_at = Utc::now() - Duration::seconds(600);
+        assert!(OAuthApp::fresh(&near));
     }
 }

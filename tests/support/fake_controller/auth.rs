@@ -2,7 +2,7 @@
 //! and the endpoints that hand those credentials out.
 
 use super::http::{field, Req, Resp};
-use super::model::{random_key, OAuthAccess, OAuthRefresh, Session, State};
+use super::model::{random_key, OAuthRefresh, Session, State, Token};
 use super::render::ts;
 use super::Flavour;
 use base64::Engine;
@@ -13,8 +13,14 @@ pub struct Who {
     pub user_id: i64,
 }
 
-/// Lifetime of OAuth2 access tokens from the password grant (`expires_in`).
-const OAUTH_EXPIRES_IN: i64 = 36000;
+/// Lifetime of OAuth2 access tokens from a grant (`expires_in`): AWX's default
+/// ACCESS_TOKEN_EXPIRE_SECONDS is ~1000 years; the gateway's is shorter.
+fn oauth_expires_in(f: Flavour) -> i64 {
+    match f {
+        Flavour::Awx => 31_536_000_000,
+        Flavour::Aap => 36000,
+    }
+}
 /// Tower's sliding AUTH_TOKEN_EXPIRATION.
 const AUTHTOKEN_SECS: i64 = 1800;
 
@@ -48,8 +54,6 @@ pub fn authenticate(st: &mut State, r: &Req) -> Result<Who, Resp> {
                 .find(|t| t.key == cred && t.expires > now)
             {
                 (t.user_id, t.scope.split(' ').all(|s| s == "read"))
-            } else if let Some(a) = st.oauth_access.get(cred).filter(|a| a.expires > now) {
-                (a.user_id, a.scope.split(' ').all(|s| s == "read"))
             } else {
                 return Err(Resp::unauthorized());
             }
@@ -234,7 +238,7 @@ pub fn oauth_token(st: &mut State, r: &Req) -> Resp {
                 Some(old) if old.client_id == client_id => {
                     // django-oauth-toolkit revokes both the refresh and its access token.
                     let old = st.oauth_refresh.remove(key).unwrap();
-                    st.oauth_access.remove(&old.access);
+                    st.tokens.retain(|_, t| t.key != old.access);
                     (old.user_id, old.scope)
                 }
                 _ => return oauth_error(400, "invalid_grant", None),
@@ -251,12 +255,23 @@ pub fn oauth_token(st: &mut State, r: &Req) -> Resp {
     };
     let access = random_key(30);
     let refresh = random_key(30);
-    st.oauth_access.insert(
-        access.clone(),
-        OAuthAccess {
+    let expires_in = oauth_expires_in(st.flavour);
+    // Every grant creates an access token listed under `tokens/` (application set, no
+    // description), which nothing removes but a revoke or a DELETE.
+    let id = st.next_token;
+    st.next_token += 1;
+    let now = Utc::now();
+    st.tokens.insert(
+        id,
+        Token {
+            id,
             user_id,
+            application: Some(client_id.clone()),
+            description: String::new(),
+            key: access.clone(),
             scope: scope.clone(),
-            expires: Utc::now() + Duration::seconds(OAUTH_EXPIRES_IN),
+            created: now,
+            expires: now + Duration::seconds(expires_in),
         },
     );
     st.oauth_refresh.insert(
@@ -268,14 +283,45 @@ pub fn oauth_token(st: &mut State, r: &Req) -> Resp {
             access: access.clone(),
         },
     );
-    let status = if st.flavour == Flavour::Awx { 201 } else { 200 };
     Resp::json(
-        status,
-        json!({"access_token": access, "expires_in": OAUTH_EXPIRES_IN, "token_type": "Bearer",
+        200,
+        json!({"access_token": access, "expires_in": expires_in, "token_type": "Bearer",
                "scope": scope, "refresh_token": refresh}),
     )
     .with("Cache-Control", "no-store")
     .with("Pragma", "no-cache")
+}
+
+/// django-oauth-toolkit's RFC 7009 endpoint: form `token` (access or refresh) with the
+/// application's client credentials. Unknown tokens are answered 200 too.
+pub fn oauth_revoke(st: &mut State, r: &Req) -> Resp {
+    if r.method != "POST" {
+        return Resp::method_not_allowed(&r.method);
+    }
+    let form = r.form();
+    let client = basic_pair(r).or_else(|| {
+        Some((
+            field(&form, "client_id")?.to_string(),
+            field(&form, "client_secret")?.to_string(),
+        ))
+    });
+    let client_id = match client {
+        Some((id, secret)) if st.apps.get(&id) == Some(&secret) => id,
+        _ => return oauth_error(401, "invalid_client", None),
+    };
+    let key = field(&form, "token").unwrap_or("").to_string();
+    let owned = |t: &Token| t.key == key && t.application.as_deref() == Some(client_id.as_str());
+    st.tokens.retain(|_, t| !owned(t));
+    if st
+        .oauth_refresh
+        .get(&key)
+        .is_some_and(|rt| rt.client_id == client_id)
+    {
+        // Revoking a refresh token revokes its access token too.
+        let rt = st.oauth_refresh.remove(&key).unwrap();
+        st.tokens.retain(|_, t| t.key != rt.access);
+    }
+    Resp::empty(200)
 }
 
 /// Tower <= 3.2 `POST /api/v2/authtoken/`: a key that expires 1800 s after its last use.

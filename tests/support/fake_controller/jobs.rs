@@ -218,20 +218,31 @@ pub fn cancel(st: &mut State, r: &Req, kind: Kind, id: i64) -> Resp {
     Resp::empty(202)
 }
 
+/// AWX answers a text endpoint's 404 in plain text, a Python repr of the error.
+const STDOUT_NOT_FOUND: &str =
+    "{'detail': ErrorDetail(string='No Job matches the given query.', code='not_found')}";
+
+/// Lines shown while a finished job's events are still being processed.
+const UNPROCESSED_LINES: usize = 3;
+
 pub fn stdout(st: &State, r: &Req, id: i64) -> Resp {
     let Some(job) = st.jobs.get(&id).filter(|j| j.kind == Kind::Job) else {
-        return Resp::not_found();
+        return Resp::text(404, STDOUT_NOT_FOUND.to_string());
     };
-    let phase = st.phase_of(job, Utc::now());
+    let now = Utc::now();
+    let phase = st.phase_of(job, now);
     let lines = match phase.status.as_str() {
         "new" | "pending" | "waiting" => 0,
         "running" => 25,
+        // Ended, but the output is not all saved yet: only the first lines.
+        _ if !st.events_processed(&phase, now) => UNPROCESSED_LINES,
         _ => 50,
     };
     let mut text: String = (1..=lines)
         .map(|n| format!("TASK [step {n}] ********* ok: [web01] ... line {n}\n"))
         .collect();
     match phase.status.as_str() {
+        _ if lines < 50 => {}
         "failed" | "error" => {
             text.push_str("fatal: [web01]: FAILED! => {\"msg\": \"fake failure\"}\n")
         }

@@ -70,6 +70,13 @@ impl Flavour {
         }
     }
 
+    fn oauth_revoke_path(self) -> &'static str {
+        match self {
+            Flavour::Awx => "/api/o/revoke_token/",
+            Flavour::Aap => "/o/revoke_token/",
+        }
+    }
+
     /// Session cookie lifetime: AWX 1800 s; the gateway's default is 900 s (reference README).
     fn session_max_age(self) -> i64 {
         match self {
@@ -245,7 +252,8 @@ impl FakeController {
         self.st().launches.clone()
     }
 
-    /// Live personal tokens (created through the tokens endpoints) as (id, username, description).
+    /// Live tokens as (id, username, description): personal ones created through the tokens
+    /// endpoints, and OAuth2 access tokens from grants (empty description), as AWX lists them.
     pub fn tokens(&self) -> Vec<(i64, String, String)> {
         let st = self.st();
         st.tokens
@@ -270,8 +278,24 @@ impl FakeController {
         self.st().sessions.clear();
     }
 
+    /// Revokes every OAuth2 access token a grant created (their refresh tokens stay valid).
     pub fn expire_oauth_access_tokens(&self) {
-        self.st().oauth_access.clear();
+        self.st().tokens.retain(|_, t| t.application.is_none());
+    }
+
+    /// Live OAuth2 access tokens from grants, as (id, client id).
+    pub fn oauth_tokens(&self) -> Vec<(i64, String)> {
+        self.st()
+            .tokens
+            .values()
+            .filter_map(|t| Some((t.id, t.application.clone()?)))
+            .collect()
+    }
+
+    /// How long after a job ends `event_processing_finished` stays false and its stdout is cut
+    /// short (default 1 s, as measured on AWX 24.6.1); None: processing never finishes.
+    pub fn set_event_processing_delay(&self, d: Option<Duration>) {
+        self.st().event_delay = d;
     }
 
     /// Requests whose method matches (case-insensitive; "" or "*" = any) and whose path (no

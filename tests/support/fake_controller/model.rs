@@ -145,6 +145,8 @@ impl Job {
 pub struct Token {
     pub id: i64,
     pub user_id: i64,
+    /// The OAuth2 application (client id) of a password grant's access token.
+    pub application: Option<String>,
     pub description: String,
     pub key: String,
     pub scope: String,
@@ -155,12 +157,6 @@ pub struct Token {
 pub struct Session {
     pub user_id: i64,
     pub csrf: String,
-    pub expires: DateTime<Utc>,
-}
-
-pub struct OAuthAccess {
-    pub user_id: i64,
-    pub scope: String,
     pub expires: DateTime<Utc>,
 }
 
@@ -185,7 +181,6 @@ pub struct State {
     pub next_token: i64,
     pub tokens_created: usize,
     pub apps: HashMap<String, String>,
-    pub oauth_access: HashMap<String, OAuthAccess>,
     pub oauth_refresh: HashMap<String, OAuthRefresh>,
     /// Tower <= 3.2 `Authorization: Token` keys: key -> (user id, expiry).
     pub authtokens: HashMap<String, (i64, DateTime<Utc>)>,
@@ -195,6 +190,8 @@ pub struct State {
     pub down: bool,
     pub job_duration: Duration,
     pub faults: super::faults::Faults,
+    /// How long after a job ends its events are still being processed (None: forever).
+    pub event_delay: Option<Duration>,
 }
 
 impl State {
@@ -218,7 +215,6 @@ impl State {
             next_token: 1,
             tokens_created: 0,
             apps: HashMap::from([("bridge-app".into(), "bridge-app-secret".into())]),
-            oauth_access: HashMap::new(),
             oauth_refresh: HashMap::new(),
             authtokens: HashMap::new(),
             sessions: HashMap::new(),
@@ -227,6 +223,8 @@ impl State {
             down: false,
             job_duration: Duration::ZERO,
             faults: Default::default(),
+            // AWX 24.6.1: about a second between `failed` and `event_processing_finished`.
+            event_delay: Some(Duration::from_secs(1)),
         }
     }
 
@@ -268,6 +266,19 @@ impl State {
 
     pub fn phase_of(&self, job: &Job, now: DateTime<Utc>) -> Phase {
         job.phase(&self.outcome_of(job.id), now)
+    }
+
+    /// AWX's `event_processing_finished`: the job has ended and its output is all saved.
+    pub fn events_processed(&self, p: &Phase, now: DateTime<Utc>) -> bool {
+        let Some(delay) = self.event_delay else {
+            return false;
+        };
+        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        match (p.is_final(), p.finished) {
+            (true, Some(f)) => f.checked_add_signed(delay).is_some_and(|end| now >= end),
+            (true, None) => true,
+            _ => false,
+        }
     }
 }
 

@@ -173,7 +173,12 @@ pub fn launch_info(t: &Template) -> Value {
 
 /// A job or workflow job as `GET jobs/{id}/` (or `workflow_jobs/{id}/`) returns it.
 pub fn job_json(st: &State, j: &Job, now: DateTime<Utc>) -> Value {
-    job_json_at(st, j, &st.phase_of(j, now))
+    let p = st.phase_of(j, now);
+    let mut v = job_json_at(st, j, &p);
+    if j.kind == Kind::Job {
+        v["event_processing_finished"] = json!(st.events_processed(&p, now));
+    }
+    v
 }
 
 pub fn job_json_at(st: &State, j: &Job, p: &Phase) -> Value {
@@ -331,7 +336,7 @@ pub fn token_json(st: &State, t: &Token, base: &str, reveal: bool) -> Value {
         "created": ts(t.created), "modified": ts(t.created),
         "description": t.description, "user": t.user_id,
         "token": if reveal { t.key.clone() } else { "************".into() },
-        "refresh_token": null, "application": null,
+        "refresh_token": null, "application": t.application.as_ref().map(|_| 1),
         "expires": ts(t.expires), "scope": t.scope,
     })
 }

@@ -187,6 +187,9 @@ fn route(st: &mut State, r: &Req) -> Resp {
     if path == f.oauth_token_path() {
         return auth::oauth_token(st, r);
     }
+    if path == f.oauth_revoke_path() {
+        return auth::oauth_revoke(st, r);
+    }
     if f == Flavour::Awx && path == "/api/v2/authtoken/" {
         return auth::authtoken(st, r);
     }

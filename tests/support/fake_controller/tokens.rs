@@ -81,6 +81,7 @@ fn create(st: &mut State, r: &Req, who: &Who, base: &str) -> Resp {
     let token = Token {
         id,
         user_id: who.user_id,
+        application: None,
         description,
         key: random_key(30),
         scope,
