@@ -23,6 +23,7 @@ const COUNTERS_AND_GAUGES: &[&str] = &[
     "aap_bridge_controller_token_age_seconds",
     "aap_bridge_up",
     "aap_bridge_database_up",
+    "aap_bridge_controller_health",
 ];
 const HISTOGRAMS: &[&str] = &[
     "aap_bridge_dispatch_latency_seconds",

@@ -6,6 +6,14 @@ use serde::Serialize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// One gauge per state, 1 for the current one, so an alert can match on the label.
+fn publish(h: &Health) {
+    for label in ["ok", "unreachable", "config_error"] {
+        let v = if label == h.label() { 1.0 } else { 0.0 };
+        metrics::gauge!("aap_bridge_controller_health", "state" => label).set(v);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Health {
@@ -37,6 +45,7 @@ pub struct ControllerHealth {
 
 impl ControllerHealth {
     pub fn new(probe_every: Duration) -> Self {
+        publish(&Health::Ok);
         ControllerHealth {
             state: Mutex::new((Health::Ok, None)),
             probe_every,
@@ -60,10 +69,7 @@ impl ControllerHealth {
                     "CONTROLLER CONFIGURATION ERROR: launches wait until it is fixed"
                 ),
             }
-            for label in ["ok", "unreachable", "config_error"] {
-                let v = if label == h.label() { 1.0 } else { 0.0 };
-                metrics::gauge!("aap_bridge_controller_health", "state" => label).set(v);
-            }
+            publish(&h);
         }
         st.0 = h;
     }
