@@ -107,3 +107,69 @@ async fn post_backs_that_waited_for_a_ticket_api_go_out_within_seconds(pool: PgP
         "the last post-back went out {after:.1} s after the recovery"
     );
 }
+
+#[sqlx::test]
+async fn a_failing_discovery_waits_and_is_never_a_refusal(pool: PgPool) {
+    let p = Pipeline::start(pool.clone(), Options::default()).await;
+    // The ping probes (and whatever follows) answer 500 for a while.
+    p.controller.fail_next(6, 500);
+    p.deliver(Sender::ServiceNow, "discovery-500").await;
+    assert_eq!(wait_quiescent(&pool, &p.controller, 30).await, 1);
+    let states: Vec<String> = sqlx::query_scalar("SELECT state FROM launches")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(
+        matches!(states[0].as_str(), "launched" | "finished"),
+        "{states:?}"
+    );
+    let notes = p
+        .tickets
+        .servicenow_notes("9d385017c611228701d22104cc95c371");
+    assert!(
+        notes.iter().all(|(_, t)| !t.contains("Could not launch")),
+        "a transient error was posted as a refusal: {notes:?}"
+    );
+}
+
+#[sqlx::test]
+async fn a_controller_url_without_an_api_is_a_config_error_not_a_ticket_note(pool: PgPool) {
+    let tickets = crate::support::fake_tickets::FakeTickets::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        crate::support::pipeline::RULES,
+    )
+    .unwrap();
+    // The "controller" is a server with no controller API: every ping is a definite 404.
+    let yaml = crate::support::pipeline::config(&tickets.url(), &tickets.url(), dir.path(), 30);
+    let app = crate::support::TestApp::spawn_with(pool.clone(), pool.clone(), &yaml).await;
+    let (status, _) = app.deliver(Sender::ServiceNow, "no-api").await;
+    assert_eq!(status, 202);
+    let ready = crate::support::pipeline::wait_for("the config error in /readyz", 10, || async {
+        let (code, body) = app.get("/readyz").await;
+        (code == 200 && body["controller"]["state"] == "config_error").then_some(body)
+    })
+    .await;
+    assert!(
+        ready["controller"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no controller API")),
+        "{ready}"
+    );
+    // The launch waits, planned again, with the reason.
+    crate::support::pipeline::wait_for("the launch to wait", 10, || async {
+        let row: (String, Option<String>) =
+            sqlx::query_as("SELECT state, last_error FROM launches")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        (row.0 == "planned" && row.1.is_some_and(|e| e.contains("no controller API"))).then_some(())
+    })
+    .await;
+    let callbacks: i64 = sqlx::query_scalar("SELECT count(*) FROM callbacks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(callbacks, 0, "nothing is posted to the ticket");
+}
