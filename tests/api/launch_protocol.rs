@@ -111,9 +111,51 @@ async fn a_504_for_nothing_is_relaunched_only_after_the_settle_window(pool: PgPo
     .fetch_one(&pool)
     .await
     .unwrap();
+    println!("relaunched {launched_after:.2} s after the first attempt was claimed");
     assert!(
         launched_after >= 4.0,
         "not relaunched inside the 4 s settle window ({launched_after:.1} s)"
     );
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[sqlx::test]
+async fn reconciliation_errors_are_bounded_then_unknown_and_told(pool: PgPool) {
+    let mut opts = slow_controller();
+    opts.tuning.workers.push_str("  reconcile_max_errors: 2\n");
+    let p = Pipeline::start(pool.clone(), opts).await;
+    p.controller.set_launch_fault(LaunchFault::Drop504, 1);
+    p.deliver(Sender::ServiceNow, "deleted-template").await;
+    crate::support::pipeline::wait_for("the unclear answer", 10, || async {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT state, last_error FROM launches")
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+        row.filter(|(s, e)| {
+            s == "launching" && e.as_deref().is_some_and(|e| e.starts_with("unclear"))
+        })
+    })
+    .await;
+    // The template is deleted while the launch is unclear: every read of it now fails.
+    p.controller.delete_template(15);
+    let jobs = wait_quiescent(&pool, &p.controller, 60).await;
+    assert_eq!(jobs, 0);
+    let (state, _, _, error) = the_launch(&pool).await;
+    assert_eq!(state, "unknown");
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("reconciliation failed 2 times")),
+        "{error:?}"
+    );
+    let notes = p
+        .tickets
+        .servicenow_notes("9d385017c611228701d22104cc95c371");
+    assert!(
+        notes
+            .iter()
+            .any(|(_, t)| t.contains("cannot tell whether it launched")),
+        "the ticket is told: {notes:?}"
+    );
 }

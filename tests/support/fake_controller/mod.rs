@@ -217,6 +217,11 @@ impl FakeController {
         }
     }
 
+    /// Deletes a template (and so its job list answers 404 from now on).
+    pub fn delete_template(&self, id: i64) {
+        self.st().templates.remove(&id);
+    }
+
     /// Deletes a job, as an operator or AWX's cleanup job would: it vanishes from every list.
     pub fn delete_job(&self, id: i64) {
         self.st().jobs.remove(&id);
