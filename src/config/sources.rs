@@ -11,6 +11,20 @@ pub enum SourceKind {
     Servicenow,
 }
 
+impl std::str::FromStr for SourceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            SourceKind::Github,
+            SourceKind::Pagerduty,
+            SourceKind::Servicenow,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("`{s}` is not a source kind (github, pagerduty, servicenow)"))
+    }
+}
+
 impl SourceKind {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -119,6 +119,23 @@ pub enum Reply {
     Note,
 }
 
+impl std::str::FromStr for Reply {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            Reply::None,
+            Reply::WorkNotes,
+            Reply::Comments,
+            Reply::Comment,
+            Reply::Status,
+            Reply::Note,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| format!("`{s}` is not a reply kind"))
+    }
+}
+
 impl Reply {
     pub fn as_str(self) -> &'static str {
         match self {

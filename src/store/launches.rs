@@ -25,6 +25,8 @@ crate::text_enum! {
 }
 
 crate::text_column!(TemplateKind);
+crate::text_column!(crate::config::SourceKind);
+crate::text_column!(crate::mapping::Reply);
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LaunchRow {
@@ -32,14 +34,14 @@ pub struct LaunchRow {
     pub event_id: Uuid,
     pub rule: String,
     pub source: String,
-    pub kind: String,
+    pub kind: crate::config::SourceKind,
     pub ticket: Json<Value>,
     pub template_kind: TemplateKind,
     pub template_id: Option<i64>,
     pub template_name: Option<String>,
     pub template_org: Option<String>,
     pub request: Json<Value>,
-    pub reply: String,
+    pub reply: crate::mapping::Reply,
     pub report_outcome: bool,
     pub state: LaunchState,
     /// The fencing token: bumped by every claim, named by every transition out of `launching`.
@@ -70,14 +72,14 @@ pub struct NewLaunch<'a> {
     pub event_id: Uuid,
     pub rule: &'a str,
     pub source: &'a str,
-    pub kind: &'a str,
+    pub kind: crate::config::SourceKind,
     pub ticket: &'a Value,
     pub template_kind: TemplateKind,
     pub template_id: Option<i64>,
     pub template_name: Option<&'a str>,
     pub template_org: Option<&'a str>,
     pub request: &'a Value,
-    pub reply: &'a str,
+    pub reply: crate::mapping::Reply,
     pub report_outcome: bool,
     pub max_concurrent: Option<i32>,
     pub coalesce_key: Option<&'a str>,

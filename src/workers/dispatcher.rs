@@ -114,7 +114,6 @@ async fn plan(
         (None, false) => LaunchState::DryRun,
     };
     let request = with_marker(&p.request, e.id, id);
-    let reply = serde_json::to_value(p.reply)?;
     launches::insert(
         conn,
         &launches::NewLaunch {
@@ -122,14 +121,14 @@ async fn plan(
             event_id: e.id,
             rule: &p.rule,
             source: &e.source,
-            kind: e.kind.as_str(),
+            kind: e.kind,
             ticket: &e.ticket,
             template_kind: kind,
             template_id,
             template_name: name,
             template_org: org,
             request: &request,
-            reply: reply.as_str().unwrap_or("none"),
+            reply: p.reply,
             report_outcome: p.report_outcome,
             max_concurrent: p.max_concurrent.map(|n| n as i32),
             coalesce_key: coalesce_key.as_deref(),

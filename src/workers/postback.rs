@@ -1,7 +1,6 @@
 //! Builds post-backs into the outbox, in the caller's transaction.
 
 use super::Context;
-use crate::config::SourceKind;
 use crate::mapping::Reply;
 use crate::notify::{self, Message, Phase};
 use crate::store::callbacks::{self, NewCallback};
@@ -39,8 +38,7 @@ pub async fn enqueue(
     phase: Phase,
     o: Outcome<'_>,
 ) -> Result<(), sqlx::Error> {
-    let reply: Reply =
-        serde_json::from_value(Value::String(row.reply.clone())).unwrap_or(Reply::None);
+    let reply = row.reply;
     if reply == Reply::None || (phase == Phase::Finished && !row.report_outcome) {
         return Ok(());
     }
@@ -48,9 +46,7 @@ pub async fn enqueue(
         tracing::debug!(source = %row.source, "no reply settings for this source; no post-back");
         return Ok(());
     }
-    let Ok(kind) = serde_json::from_value::<SourceKind>(Value::String(row.kind.clone())) else {
-        return Ok(());
-    };
+    let kind = row.kind;
     // The launcher records what the controller ignored on the row, in this same transaction.
     let ignored_fields = match phase {
         Phase::Launched => field_names(launch_policy::ignored_fields(&mut *conn, row.id).await?),
