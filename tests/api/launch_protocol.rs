@@ -41,6 +41,21 @@ async fn the_launch(pool: &PgPool) -> (String, Option<i64>, i32, Option<String>)
         .unwrap()
 }
 
+/// Until the window has passed and two reads agree, an unclear launch waits as `launching`.
+async fn wait_unclear(pool: &PgPool) {
+    crate::support::pipeline::wait_for("the unclear answer", 10, || async {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT state, last_error FROM launches")
+                .fetch_optional(pool)
+                .await
+                .unwrap();
+        row.filter(|(state, err)| {
+            state == "launching" && err.as_deref().is_some_and(|e| e.starts_with("unclear"))
+        })
+    })
+    .await;
+}
+
 async fn one_job_for(fault: LaunchFault, pool: PgPool) -> (String, Option<i64>, i32) {
     let p = Pipeline::start(pool.clone(), slow_controller()).await;
     p.controller.set_launch_fault(fault, 1);
@@ -87,18 +102,7 @@ async fn a_504_for_nothing_is_relaunched_only_after_the_settle_window(pool: PgPo
     p.controller.set_launch_fault(LaunchFault::Drop504, 1);
     let started = std::time::Instant::now();
     p.deliver(Sender::ServiceNow, "dropped-1").await;
-    // Until the window has passed and two reads agree, the launch waits as `launching`.
-    crate::support::pipeline::wait_for("the unclear answer", 10, || async {
-        let row: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT state, last_error FROM launches")
-                .fetch_optional(&pool)
-                .await
-                .unwrap();
-        row.filter(|(state, err)| {
-            state == "launching" && err.as_deref().is_some_and(|e| e.starts_with("unclear"))
-        })
-    })
-    .await;
+    wait_unclear(&pool).await;
     let jobs = wait_quiescent(&pool, &p.controller, 60).await;
     assert_eq!(jobs, 1, "relaunched once");
     let (state, job_id, attempts, _) = the_launch(&pool).await;
@@ -126,17 +130,7 @@ async fn reconciliation_errors_are_bounded_then_unknown_and_told(pool: PgPool) {
     let p = Pipeline::start(pool.clone(), opts).await;
     p.controller.set_launch_fault(LaunchFault::Drop504, 1);
     p.deliver(Sender::ServiceNow, "deleted-template").await;
-    crate::support::pipeline::wait_for("the unclear answer", 10, || async {
-        let row: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT state, last_error FROM launches")
-                .fetch_optional(&pool)
-                .await
-                .unwrap();
-        row.filter(|(s, e)| {
-            s == "launching" && e.as_deref().is_some_and(|e| e.starts_with("unclear"))
-        })
-    })
-    .await;
+    wait_unclear(&pool).await;
     // The template is deleted while the launch is unclear: every read of it now fails.
     p.controller.delete_template(15);
     let jobs = wait_quiescent(&pool, &p.controller, 60).await;
