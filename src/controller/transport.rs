@@ -74,6 +74,28 @@ impl Transport {
         }
     }
 
+    /// A pagination `next` link, checked: relative (AWX) or on the controller's own
+    /// scheme/host/port. Credentials never go to another origin a response names.
+    pub fn follow(&self, link: &str, what: &str) -> Result<String, ControllerError> {
+        if link.starts_with('/') && !link.starts_with("//") {
+            return Ok(link.to_string());
+        }
+        let base = reqwest::Url::parse(&self.base)
+            .map_err(|e| ControllerError::Config(format!("controller.url: {e}")))?;
+        let target = base.join(link).map_err(|_| {
+            ControllerError::Protocol(format!("the `next` link of {what} is not a URL"))
+        })?;
+        if target.origin() != base.origin() {
+            return Err(ControllerError::Protocol(format!(
+                "the `next` link of {what} points to {}, not to the controller ({}); \
+                 not following it with credentials",
+                target.origin().ascii_serialization(),
+                base.origin().ascii_serialization()
+            )));
+        }
+        Ok(target.to_string())
+    }
+
     /// One attempt.
     pub async fn execute(&self, rb: RequestBuilder) -> Result<Response, ControllerError> {
         rb.send().await.map_err(sort_error)
