@@ -117,7 +117,23 @@ impl Transport {
 fn sort_error(e: reqwest::Error) -> ControllerError {
     // Never print the URL's query or any header: only the error kind and its cause.
     let connect = e.is_connect();
-    let text = e.without_url().to_string();
+    let e = e.without_url();
+    // reqwest's own text is only "error sending request": the cause says which TLS check failed.
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text = format!("{text}: {s}");
+        }
+        cause = c.source();
+    }
+    if text.contains("certificate") {
+        text.push_str(
+            " (the controller's TLS certificate was refused: trust its CA with \
+             controller.ca_file, or use the host name the certificate names)",
+        );
+    }
     if connect {
         ControllerError::Connect(text)
     } else {

@@ -6,6 +6,7 @@ pub mod fake_tickets;
 pub mod pipeline;
 pub mod proxy;
 pub mod senders;
+pub mod tls;
 
 use aap_bridge::config::Settings;
 use aap_bridge::Application;

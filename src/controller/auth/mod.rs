@@ -32,6 +32,8 @@ pub struct Credential {
     authorization: Option<HeaderValue>,
     /// Session mode: the CSRF token for unsafe methods.
     csrf: Option<String>,
+    /// Session mode: Django checks `Referer` on unsafe requests over HTTPS.
+    referer: Option<String>,
     /// Identifies the credential, so a 401 only re-authenticates if nobody did it meanwhile.
     pub generation: u64,
 }
@@ -44,6 +46,7 @@ impl Credential {
         Ok(Self {
             authorization: Some(v),
             csrf: None,
+            referer: None,
             generation,
         })
     }
@@ -54,6 +57,9 @@ impl Credential {
         }
         if let (true, Some(csrf)) = (unsafe_method, &self.csrf) {
             rb = rb.header("X-CSRFToken", csrf);
+        }
+        if let (true, Some(referer)) = (unsafe_method, &self.referer) {
+            rb = rb.header(reqwest::header::REFERER, referer);
         }
         rb
     }
