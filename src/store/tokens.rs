@@ -136,3 +136,22 @@ pub async fn put(
     .await
     .map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_tokens() {
+        let t = StoredToken {
+            token_id: 7,
+            token: "access-secret".into(),
+            endpoint: "/api/v2/tokens/".into(),
+            refresh_token: Some("refresh-secret".into()),
+            expires_at: None,
+            created_at: Utc::now(),
+        };
+        let text = format!("{t:?}");
+        assert!(!text.contains("secret") && text.contains("[redacted]"), "{text}");
+    }
+}

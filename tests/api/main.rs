@@ -7,6 +7,7 @@ mod controller_auth;
 mod controller_awx;
 mod controller_calls;
 mod controller_tls;
+mod controller_token_at_rest;
 mod controller_tokens;
 mod crash;
 mod ingest;
