@@ -116,7 +116,13 @@ async fn servicenow_writes_only_to_allowed_tables() {
     let fake = FakeTickets::start().await;
     let insecure = "      allow_insecure_http: true\n";
     let n = notifier(&snow(&fake.url(), insecure));
-    for table in ["incident", "sc_req_item", "sc_task", "change_request", "problem"] {
+    for table in [
+        "incident",
+        "sc_req_item",
+        "sc_task",
+        "change_request",
+        "problem",
+    ] {
         n.send("snow", &note(table)).await.unwrap();
     }
     let err = n.send("snow", &note("sys_user")).await.unwrap_err();
@@ -141,7 +147,10 @@ async fn servicenow_writes_only_to_allowed_tables() {
         "ServiceNow table `incident` is not in reply.tables (allowed: u_ops_ticket)"
     );
 
-    let bad = snow(&fake.url(), &format!("{insecure}      tables: [\"Bad-Name\"]\n"));
+    let bad = snow(
+        &fake.url(),
+        &format!("{insecure}      tables: [\"Bad-Name\"]\n"),
+    );
     let err = Settings::from_parts(Some(&bad), None, false)
         .unwrap_err()
         .to_string();

@@ -18,7 +18,11 @@ pub struct TokenCipher(Option<Aes256Gcm>);
 
 impl std::fmt::Debug for TokenCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = if self.0.is_some() { "key set" } else { "no key" };
+        let state = if self.0.is_some() {
+            "key set"
+        } else {
+            "no key"
+        };
         f.debug_tuple("TokenCipher").field(&state).finish()
     }
 }
@@ -117,7 +121,11 @@ mod tests {
         let k = key(1);
         let sealed = k.seal("row", "token", "s3cret");
         assert!(sealed.starts_with("v1:") && !sealed.contains("s3cret"));
-        assert_ne!(sealed, k.seal("row", "token", "s3cret"), "fresh nonce each time");
+        assert_ne!(
+            sealed,
+            k.seal("row", "token", "s3cret"),
+            "fresh nonce each time"
+        );
         assert_eq!(k.open("row", "token", &sealed).unwrap(), "s3cret");
         assert_eq!(k.open("row", "token", "legacy").unwrap(), "legacy");
         assert_eq!(TokenCipher::default().seal("row", "token", "p"), "p");
@@ -139,7 +147,9 @@ mod tests {
             "the stored token is encrypted but no controller.token_key is configured"
         );
         assert_eq!(
-            TokenCipher::from_base64(&B64.encode([0u8; 16])).err().unwrap(),
+            TokenCipher::from_base64(&B64.encode([0u8; 16]))
+                .err()
+                .unwrap(),
             "controller.token_key must be 32 bytes once decoded, not 16 (make one with \
              `openssl rand -base64 32`)"
         );

@@ -80,11 +80,7 @@ fn open(r: Row, key: &str, cipher: &TokenCipher) -> Read {
     };
     let token = cipher.open(key, "token", &r.token).map_err(unreadable)?;
     let refresh_token = match &r.refresh_token {
-        Some(v) => Some(
-            cipher
-                .open(key, "refresh_token", v)
-                .map_err(unreadable)?,
-        ),
+        Some(v) => Some(cipher.open(key, "refresh_token", v).map_err(unreadable)?),
         None => None,
     };
     Ok(StoredToken {
@@ -152,6 +148,9 @@ mod tests {
             created_at: Utc::now(),
         };
         let text = format!("{t:?}");
-        assert!(!text.contains("secret") && text.contains("[redacted]"), "{text}");
+        assert!(
+            !text.contains("secret") && text.contains("[redacted]"),
+            "{text}"
+        );
     }
 }

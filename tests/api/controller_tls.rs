@@ -9,6 +9,7 @@ use aap_bridge::controller::{Controller, TemplateKind};
 use serde_json::json;
 
 const SESSION: &str = "    mode: session\n    username: svc\n    password: svc-pass\n";
+const OAUTH: &str = "    mode: oauth2_app\n    username: svc\n    password: svc-pass\n    client_id: bridge-app\n    client_secret: bridge-app-secret\n";
 const BASIC: &str = "    mode: basic\n    username: svc\n    password: svc-pass\n";
 
 fn trusting(ca: &TestCa) -> String {
@@ -72,7 +73,10 @@ async fn the_fake_refuses_unsafe_session_calls_without_referer_like_django() {
     let refused = http.post(&login).form(&form).send().await.unwrap();
     assert_eq!(refused.status(), 403);
     let page = refused.text().await.unwrap();
-    assert!(page.contains("Referer checking failed - no Referer."), "{page}");
+    assert!(
+        page.contains("Referer checking failed - no Referer."),
+        "{page}"
+    );
 
     let ok = http
         .post(&login)
@@ -170,5 +174,46 @@ async fn a_next_link_to_another_origin_is_refused() {
             fake.url()
         )
     );
-    assert_eq!(fake.requests("GET", "/api/v2/unified_jobs/"), 2, "never sent there");
+    assert_eq!(
+        fake.requests("GET", "/api/v2/unified_jobs/"),
+        2,
+        "never sent there"
+    );
+}
+
+#[tokio::test]
+async fn insecure_skip_verify_and_a_missing_token_key_are_warned_at_start_up() {
+    let ca = TestCa::new("bridge test CA");
+    let fake = FakeController::start_tls(Flavour::Awx, ca.server(&["127.0.0.1"])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.yaml");
+    let config = format!(
+        "controller:\n  url: \"{}\"\n  insecure_skip_verify: true\n  auth:\n{OAUTH}",
+        fake.url()
+    );
+    std::fs::write(&path, config).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aap-bridge"))
+        .arg("--config")
+        .arg(&path)
+        .args(["controller", "check"])
+        .env_remove("AAP_BRIDGE_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("controller.insecure_skip_verify is on: TLS certificates are NOT verified"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "controller.token_key is not set: the controller token is stored in plain text"
+        ),
+        "{all}"
+    );
+    assert!(out.status.success(), "{all}");
 }

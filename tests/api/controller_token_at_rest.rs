@@ -15,7 +15,11 @@ fn key(byte: u8) -> String {
 }
 
 fn bridge(fake: &FakeController, pool: &PgPool, auth: &str, extra: &str) -> Controller {
-    Controller::new(&controller_settings(&fake.url(), auth, extra), Some(pool.clone())).unwrap()
+    Controller::new(
+        &controller_settings(&fake.url(), auth, extra),
+        Some(pool.clone()),
+    )
+    .unwrap()
 }
 
 fn keyed(byte: u8) -> String {
@@ -32,7 +36,10 @@ async fn stored(pool: &PgPool) -> (i64, String, Option<String>) {
 #[sqlx::test]
 async fn stored_encrypted_and_read_back_after_a_restart(pool: PgPool) {
     let fake = FakeController::start(Flavour::Awx).await;
-    bridge(&fake, &pool, SVC_PASSWORD_AUTH, &keyed(1)).me().await.unwrap();
+    bridge(&fake, &pool, SVC_PASSWORD_AUTH, &keyed(1))
+        .me()
+        .await
+        .unwrap();
     let (id, value, _) = stored(&pool).await;
     let plain = fake.token_value(id).unwrap();
     assert!(value.starts_with("v1:"), "{value}");
@@ -40,28 +47,48 @@ async fn stored_encrypted_and_read_back_after_a_restart(pool: PgPool) {
 
     let restarted = bridge(&fake, &pool, SVC_PASSWORD_AUTH, &keyed(1));
     restarted.me().await.unwrap();
-    assert_eq!(fake.tokens_created(), 1, "the restart decrypts and reuses it");
+    assert_eq!(
+        fake.tokens_created(),
+        1,
+        "the restart decrypts and reuses it"
+    );
 }
 
 #[sqlx::test]
 async fn a_plaintext_row_from_before_the_key_is_still_used(pool: PgPool) {
     let fake = FakeController::start(Flavour::Awx).await;
-    bridge(&fake, &pool, SVC_PASSWORD_AUTH, "").me().await.unwrap();
+    bridge(&fake, &pool, SVC_PASSWORD_AUTH, "")
+        .me()
+        .await
+        .unwrap();
     let (id, value, _) = stored(&pool).await;
-    assert_eq!(Some(value), fake.token_value(id), "no key: stored as before");
+    assert_eq!(
+        Some(value),
+        fake.token_value(id),
+        "no key: stored as before"
+    );
 
-    bridge(&fake, &pool, SVC_PASSWORD_AUTH, &keyed(1)).me().await.unwrap();
+    bridge(&fake, &pool, SVC_PASSWORD_AUTH, &keyed(1))
+        .me()
+        .await
+        .unwrap();
     assert_eq!(fake.tokens_created(), 1);
 }
 
 #[sqlx::test]
 async fn a_wrong_key_replaces_the_token_once(pool: PgPool) {
     let fake = FakeController::start(Flavour::Awx).await;
-    bridge(&fake, &pool, SVC_PASSWORD_AUTH, &keyed(1)).me().await.unwrap();
+    bridge(&fake, &pool, SVC_PASSWORD_AUTH, &keyed(1))
+        .me()
+        .await
+        .unwrap();
     let (old, _, _) = stored(&pool).await;
 
     let other = bridge(&fake, &pool, SVC_PASSWORD_AUTH, &keyed(2));
-    other.me().await.expect("creates a new token instead of failing");
+    other
+        .me()
+        .await
+        .expect("creates a new token instead of failing");
     other.me().await.unwrap();
     assert_eq!(fake.tokens_created(), 2, "one new token, no loop");
     let (new, _, _) = stored(&pool).await;
@@ -89,7 +116,10 @@ async fn rotated_after_max_age_even_if_the_controller_accepts_it(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    bridge(&fake, &pool, SVC_PASSWORD_AUTH, "").me().await.unwrap();
+    bridge(&fake, &pool, SVC_PASSWORD_AUTH, "")
+        .me()
+        .await
+        .unwrap();
     assert_eq!(fake.tokens_created(), 3, "default max age: 30 days");
 }
 
@@ -102,7 +132,11 @@ async fn oauth2_access_and_refresh_tokens_are_encrypted(pool: PgPool) {
     assert!(refresh.unwrap().starts_with("v1:"));
 
     bridge(&fake, &pool, OAUTH, &keyed(3)).me().await.unwrap();
-    assert_eq!(fake.requests("POST", "/api/o/token/"), 1, "reused after a restart");
+    assert_eq!(
+        fake.requests("POST", "/api/o/token/"),
+        1,
+        "reused after a restart"
+    );
 
     // A wrong key: a new password grant, once.
     let other = bridge(&fake, &pool, OAUTH, &keyed(4));

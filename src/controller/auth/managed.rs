@@ -218,19 +218,14 @@ impl ManagedToken {
         };
         match removal {
             Removal::Deleted => {
-                tracing::info!(
-                    token_id,
-                    "deleted the superseded controller token"
-                )
+                tracing::info!(token_id, "deleted the superseded controller token")
             }
-            Removal::AlreadyGone => tracing::info!(
-                token_id,
-                "the superseded controller token was already gone"
-            ),
-            Removal::Failed => tracing::warn!(
-                token_id,
-                "could not delete the superseded controller token"
-            ),
+            Removal::AlreadyGone => {
+                tracing::info!(token_id, "the superseded controller token was already gone")
+            }
+            Removal::Failed => {
+                tracing::warn!(token_id, "could not delete the superseded controller token")
+            }
         }
         removal
     }

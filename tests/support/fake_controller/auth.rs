@@ -166,7 +166,10 @@ pub fn login(st: &mut State, r: &Req) -> Resp {
 fn login_post(st: &mut State, r: &Req) -> Resp {
     if st.tls {
         if let Err(why) = check_referer(r) {
-            return Resp::html(403, &CSRF_FAILED_PAGE.replace("</p>", &format!("</p><p>{why}</p>")));
+            return Resp::html(
+                403,
+                &CSRF_FAILED_PAGE.replace("</p>", &format!("</p><p>{why}</p>")),
+            );
         }
     }
     let form = r.form();
