@@ -409,6 +409,7 @@ sources:
     secrets: [x]
     reply:
       api_url: "{url}"
+      allow_insecure_http: true
       token: gh-token
       status_context: aap-bridge/ci
       timeout_secs: 5
@@ -417,6 +418,7 @@ sources:
     secrets: [x]
     reply:
       api_url: "{url}/"
+      allow_insecure_http: true
       token: pd-key
       from: ops-bot@example.com
   snow:
@@ -424,6 +426,7 @@ sources:
     secrets: [x]
     reply:
       api_url: "{url}"
+      allow_insecure_http: true
       username: snow-bot
       password: snow-pass
   snow-oauth:
@@ -431,6 +434,7 @@ sources:
     secrets: [x]
     reply:
       api_url: "{url}"
+      allow_insecure_http: true
       token: snow-token
   silent:
     kind: github

@@ -1,6 +1,7 @@
 //! `controller:` settings. Absent means dry-run: the bridge records what it would launch.
 
-use secrecy::SecretString;
+use crate::store::token_crypt::TokenCipher;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -19,6 +20,9 @@ pub struct ControllerSettings {
     /// Turns TLS verification off. Logged as a warning at start-up; never for production.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// Allows an `http://` url (credentials in clear text); for local tests only.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
     #[serde(default = "default_connect_timeout")]
@@ -30,6 +34,12 @@ pub struct ControllerSettings {
     /// Managed tokens are re-created this long before they expire.
     #[serde(default = "default_renew_before")]
     pub token_renew_before_secs: u64,
+    /// Managed and OAuth2 tokens are replaced once this old, whatever their expiry.
+    #[serde(default = "default_token_max_age")]
+    pub token_max_age_secs: u64,
+    /// Base64 of 32 bytes: encrypts the stored token (`token_key_file: /path` reads it from a
+    /// file). Without it the token is stored in plain text, with a warning at start-up.
+    pub token_key: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
@@ -120,6 +130,9 @@ fn default_connect_timeout() -> u64 {
 fn default_renew_before() -> u64 {
     7 * 24 * 3600
 }
+fn default_token_max_age() -> u64 {
+    30 * 24 * 3600
+}
 fn default_token_description() -> String {
     "aap-bridge managed token".into()
 }
@@ -131,9 +144,22 @@ impl ControllerSettings {
     pub fn validate(&self) -> Result<(), String> {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|e| format!("controller.url `{}` is not a URL: {e}", self.url))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err("controller.url must be http:// or https://".into());
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_insecure_http => {}
+            "http" => {
+                return Err(format!(
+                    "controller.url `{}` is http://: credentials would travel in clear text; \
+                     use https:// (or set controller.allow_insecure_http: true for a local test)",
+                    self.url
+                ))
+            }
+            _ => return Err("controller.url must be https://".into()),
         }
+        if self.token_max_age_secs == 0 {
+            return Err("controller.token_max_age_secs must be at least 1".into());
+        }
+        self.token_cipher()?;
         if let Some(root) = &self.api_root {
             if !root.starts_with('/') || !root.ends_with('/') {
                 return Err("controller.api_root must start and end with `/`".into());
@@ -143,5 +169,13 @@ impl ControllerSettings {
             return Err("controller.retry.max_attempts must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The cipher for `controller_tokens` (none without `token_key`).
+    pub fn token_cipher(&self) -> Result<TokenCipher, String> {
+        match &self.token_key {
+            Some(k) => TokenCipher::from_base64(k.expose_secret()),
+            None => Ok(TokenCipher::default()),
+        }
     }
 }

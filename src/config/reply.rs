@@ -33,7 +33,21 @@ pub struct ReplySettings {
     /// Turns TLS verification off. Logged as a warning at start-up; never for production.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// Allows an `http://` api_url (credentials in clear text); for local tests only.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    /// servicenow: the tables post-backs may write to (default [`DEFAULT_TABLES`]).
+    pub tables: Option<Vec<String>>,
 }
+
+/// ServiceNow tables a post-back may go to unless `reply.tables` says otherwise.
+pub const DEFAULT_TABLES: &[&str] = &[
+    "incident",
+    "sc_req_item",
+    "sc_task",
+    "change_request",
+    "problem",
+];
 
 fn default_timeout() -> u64 {
     10
@@ -55,6 +69,14 @@ impl ReplySettings {
         Some(url.trim_end_matches('/').to_string())
     }
 
+    /// servicenow: the allowed tables.
+    pub fn tables(&self) -> Vec<String> {
+        match &self.tables {
+            Some(t) => t.clone(),
+            None => DEFAULT_TABLES.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
     pub fn status_context(&self) -> &str {
         self.status_context
             .as_deref()
@@ -67,8 +89,16 @@ impl ReplySettings {
         )?;
         let parsed = reqwest::Url::parse(&url)
             .map_err(|e| format!("reply.api_url `{url}` is not a URL: {e}"))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err("reply.api_url must be http:// or https://".into());
+        match parsed.scheme() {
+            "https" => {}
+            "http" if self.allow_insecure_http => {}
+            "http" => {
+                return Err(format!(
+                    "reply.api_url `{url}` is http://: credentials would travel in clear text; \
+                     use https:// (or set reply.allow_insecure_http: true for a local test)"
+                ))
+            }
+            _ => return Err("reply.api_url must be https://".into()),
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err("reply.api_url must not carry credentials; use token or username".into());
@@ -92,6 +122,17 @@ impl ReplySettings {
         only("username", self.username.is_some(), SourceKind::Servicenow)?;
         only("password", self.password.is_some(), SourceKind::Servicenow)?;
         only("from", self.from.is_some(), SourceKind::Pagerduty)?;
+        only("tables", self.tables.is_some(), SourceKind::Servicenow)?;
+        if let Some(tables) = &self.tables {
+            if tables.is_empty() {
+                return Err("reply.tables must name at least one table".into());
+            }
+            if let Some(bad) = tables.iter().find(|t| !crate::notify::valid_table(t)) {
+                return Err(format!(
+                    "reply.tables: `{bad}` is not a table name ([a-z0-9_]+)"
+                ));
+            }
+        }
         only(
             "status_context",
             self.status_context.is_some(),

@@ -34,7 +34,10 @@ impl Controller {
             if let Some(items) = page.get("results").and_then(Value::as_array) {
                 out.extend(items.iter().cloned());
             }
-            next = page.get("next").and_then(Value::as_str).map(str::to_string);
+            next = match page.get("next").and_then(Value::as_str) {
+                Some(link) => Some(self.t.follow(link, what)?),
+                None => None,
+            };
         }
         Ok(out)
     }

@@ -49,7 +49,7 @@ impl Controller {
         let session = matches!(s.auth, crate::config::AuthSettings::Session { .. });
         let t = Transport::new(s, session)?;
         let mut auth = Auth::new(&s.auth, &t.base, pool)?;
-        auth.set_renew_before(s.token_renew_before_secs);
+        auth.configure(s)?;
         Ok(Self {
             t,
             auth,

@@ -74,6 +74,28 @@ impl Transport {
         }
     }
 
+    /// A pagination `next` link, checked: relative (AWX) or on the controller's own
+    /// scheme/host/port. Credentials never go to another origin a response names.
+    pub fn follow(&self, link: &str, what: &str) -> Result<String, ControllerError> {
+        if link.starts_with('/') && !link.starts_with("//") {
+            return Ok(link.to_string());
+        }
+        let base = reqwest::Url::parse(&self.base)
+            .map_err(|e| ControllerError::Config(format!("controller.url: {e}")))?;
+        let target = base.join(link).map_err(|_| {
+            ControllerError::Protocol(format!("the `next` link of {what} is not a URL"))
+        })?;
+        if target.origin() != base.origin() {
+            return Err(ControllerError::Protocol(format!(
+                "the `next` link of {what} points to {}, not to the controller ({}); \
+                 not following it with credentials",
+                target.origin().ascii_serialization(),
+                base.origin().ascii_serialization()
+            )));
+        }
+        Ok(target.to_string())
+    }
+
     /// One attempt.
     pub async fn execute(&self, rb: RequestBuilder) -> Result<Response, ControllerError> {
         rb.send().await.map_err(sort_error)
@@ -95,7 +117,23 @@ impl Transport {
 fn sort_error(e: reqwest::Error) -> ControllerError {
     // Never print the URL's query or any header: only the error kind and its cause.
     let connect = e.is_connect();
-    let text = e.without_url().to_string();
+    let e = e.without_url();
+    // reqwest's own text is only "error sending request": the cause says which TLS check failed.
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text = format!("{text}: {s}");
+        }
+        cause = c.source();
+    }
+    if text.contains("certificate") {
+        text.push_str(
+            " (the controller's TLS certificate was refused: trust its CA with \
+             controller.ca_file, or use the host name the certificate names)",
+        );
+    }
     if connect {
         ControllerError::Connect(text)
     } else {

@@ -14,6 +14,8 @@ mod pagerduty;
 mod send;
 mod servicenow;
 
+pub(crate) use servicenow::valid_table;
+
 pub use answer::{SendError, MAX_RETRY_AFTER};
 pub use send::Notifier;
 

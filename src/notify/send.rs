@@ -24,6 +24,8 @@ struct Client {
     /// PagerDuty `From`.
     from: Option<HeaderValue>,
     status_context: String,
+    /// servicenow: tables post-backs may write to.
+    tables: Vec<String>,
 }
 
 /// One client per source that has `reply:` configured.
@@ -137,6 +139,7 @@ impl Client {
             auth,
             from,
             status_context: reply.status_context().to_string(),
+            tables: reply.tables(),
         })
     }
 
@@ -155,6 +158,9 @@ impl Client {
             return Err(SendError::Permanent {
                 reason: "the prepared path is not a plain API path".into(),
             });
+        }
+        if self.kind == SourceKind::Servicenow {
+            self.table_allowed(&p.path)?;
         }
         let mut rb = self
             .http
@@ -200,6 +206,26 @@ impl Client {
         }
         let body = String::from_utf8_lossy(&body);
         classify(self.kind, status, &headers, &body, SystemTime::now())
+    }
+}
+
+impl Client {
+    /// The table in `/api/now/table/{table}/…` must be in `reply.tables`: a ticket names its
+    /// own table, and a hostile one must not make the bridge write elsewhere.
+    fn table_allowed(&self, path: &str) -> Result<(), SendError> {
+        let table = path
+            .strip_prefix("/api/now/table/")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default();
+        if self.tables.iter().any(|t| t == table) {
+            return Ok(());
+        }
+        Err(SendError::Permanent {
+            reason: format!(
+                "ServiceNow table `{table}` is not in reply.tables (allowed: {})",
+                self.tables.join(", ")
+            ),
+        })
     }
 }
 

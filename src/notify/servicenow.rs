@@ -20,7 +20,7 @@ pub(super) fn prepare(reply: Reply, ticket: &Value, msg: &Message) -> Result<Pre
     })
 }
 
-fn valid_table(t: &str) -> bool {
+pub(crate) fn valid_table(t: &str) -> bool {
     (1..=80).contains(&t.len())
         && t.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')

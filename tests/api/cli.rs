@@ -21,7 +21,7 @@ async fn run(args: &[&str], config: &str) -> Output {
 async fn controller_check_prints_flavour_user_and_auth() {
     let fake = FakeController::start(Flavour::Aap).await;
     let config = format!(
-        "controller:\n  url: \"{}\"\n  auth:\n    mode: basic\n    username: svc\n    password: svc-pass\n",
+        "controller:\n  url: \"{}\"\n  allow_insecure_http: true\n  auth:\n    mode: basic\n    username: svc\n    password: svc-pass\n",
         fake.url()
     );
     let out = run(&["controller", "check"], &config).await;

@@ -113,6 +113,7 @@ workers:
   callback_lease_secs: 3
 controller:
   url: "{controller}"
+  allow_insecure_http: true
   timeout_secs: 1
   retry: {{max_attempts: 2, base_delay_ms: 20, max_delay_ms: 50}}
   auth: {{mode: basic, username: svc, password: svc-pass}}
@@ -122,7 +123,7 @@ sources:
     secrets: ["servicenow-new"]
     signature_header: X-Bridge-Signature
     timestamp_header: X-Bridge-Timestamp
-    reply: {{api_url: "{tickets}", username: snow-bot, password: snow-pass, timeout_secs: 2}}
+    reply: {{api_url: "{tickets}", allow_insecure_http: true, username: snow-bot, password: snow-pass, timeout_secs: 2}}
 "#,
             rules = rules.display(),
             controller = controller.url(),

@@ -6,6 +6,8 @@ mod cli;
 mod controller_auth;
 mod controller_awx;
 mod controller_calls;
+mod controller_tls;
+mod controller_token_at_rest;
 mod controller_tokens;
 mod crash;
 mod ingest;

@@ -44,6 +44,7 @@ struct State {
 pub struct FakeTickets {
     state: Arc<Mutex<State>>,
     port: u16,
+    tls: bool,
     _guard: Arc<StopOnDrop>,
 }
 
@@ -71,6 +72,15 @@ fn resp(status: u16, body: Value) -> Resp {
 
 impl FakeTickets {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Over HTTPS with this server identity (see `support::tls`).
+    pub async fn start_tls(tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let state = Arc::new(Mutex::new(State::default()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -79,20 +89,32 @@ impl FakeTickets {
         let stop = CancellationToken::new();
         let app = Router::new().fallback(handle).with_state(state.clone());
         let stopped = stop.clone();
+        let tls_on = tls.is_some();
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(stopped.cancelled_owned())
-                .await;
+            let _ = match tls {
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped.cancelled_owned())
+                        .await
+                }
+                Some(cfg) => {
+                    axum::serve(super::tls::TlsListener::new(listener, cfg), app)
+                        .with_graceful_shutdown(stopped.cancelled_owned())
+                        .await
+                }
+            };
         });
         FakeTickets {
             state,
             port,
+            tls: tls_on,
             _guard: Arc::new(StopOnDrop(stop)),
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn st(&self) -> MutexGuard<'_, State> {

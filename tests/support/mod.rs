@@ -6,6 +6,7 @@ pub mod fake_tickets;
 pub mod pipeline;
 pub mod proxy;
 pub mod senders;
+pub mod tls;
 
 use aap_bridge::config::Settings;
 use aap_bridge::Application;
@@ -199,13 +200,16 @@ pub fn controller_settings(
     auth_yaml: &str,
     extra: &str,
 ) -> aap_bridge::config::ControllerSettings {
+    // The fakes serve plain HTTP unless started with TLS.
+    let insecure = url.starts_with("http://");
     let yaml = format!(
-        "controller:\n  url: \"{url}\"\n  retry: {{max_attempts: 3, base_delay_ms: 10, max_delay_ms: 50}}\n  timeout_secs: 10\n{extra}  auth:\n{auth_yaml}"
+        "controller:\n  url: \"{url}\"\n  allow_insecure_http: {insecure}\n  retry: {{max_attempts: 3, base_delay_ms: 10, max_delay_ms: 50}}\n  timeout_secs: 10\n{extra}  auth:\n{auth_yaml}"
     );
-    Settings::from_parts(Some(&yaml), None, false)
-        .expect("controller settings")
-        .controller
-        .expect("controller section")
+    settings_from(&yaml).controller.expect("controller section")
+}
+
+fn settings_from(yaml: &str) -> Settings {
+    Settings::from_parts(Some(yaml), None, false).expect("controller settings")
 }
 
 pub const SVC_PASSWORD_AUTH: &str =

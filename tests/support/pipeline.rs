@@ -118,6 +118,7 @@ workers:
 {workers}
 controller:
   url: "{controller}"
+  allow_insecure_http: true
   retry: {{max_attempts: 2, base_delay_ms: 20, max_delay_ms: 50}}
   timeout_secs: {timeout}
   auth: {{mode: basic, username: svc, password: svc-pass}}
@@ -125,17 +126,17 @@ sources:
   gh:
     kind: github
     secrets: ["github-old", "github-new"]
-    reply: {{api_url: "{tickets}", token: gh-token}}
+    reply: {{api_url: "{tickets}", allow_insecure_http: true, token: gh-token}}
   pd:
     kind: pagerduty
     secrets: ["pagerduty-old", "pagerduty-new"]
-    reply: {{api_url: "{tickets}", token: pd-key, from: ops-bot@example.com}}
+    reply: {{api_url: "{tickets}", allow_insecure_http: true, token: pd-key, from: ops-bot@example.com}}
   snow:
     kind: servicenow
     secrets: ["servicenow-old", "servicenow-new"]
     signature_header: X-Bridge-Signature
     timestamp_header: X-Bridge-Timestamp
-    reply: {{api_url: "{tickets}", username: snow-bot, password: snow-pass}}
+    reply: {{api_url: "{tickets}", allow_insecure_http: true, username: snow-bot, password: snow-pass}}
 "#,
         mappings = mappings.display(),
         admin = super::ADMIN_TOKEN,

@@ -11,7 +11,7 @@ pub async fn run(db: &str, events: usize, rate: u64) -> anyhow::Result<()> {
     let rules = rules_file("pipeline", RULES)?;
     let extra = format!(
         "mappings: {{path: \"{}\"}}\nworkers: {{tracker_interval_ms: 1000}}\n\
-         controller: {{url: \"{controller}\", flavour: awx, auth: {{mode: basic, username: bench, password: bench}}}}\n",
+         controller: {{url: \"{controller}\", allow_insecure_http: true, flavour: awx, auth: {{mode: basic, username: bench, password: bench}}}}\n",
         rules.display()
     );
     let server = Server::start(db, &extra).await?;

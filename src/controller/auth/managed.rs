@@ -1,10 +1,12 @@
 //! `password` mode: the bridge creates its own token with the service user's credentials, keeps it
 //! in Postgres so every replica and restart shares one token, re-creates it on 401 or before it
-//! expires, and deletes the one it replaced. An advisory lock lets one replica rotate at a time.
+//! expires or reaches `token_max_age_secs`, and deletes the one it replaced. An advisory lock lets
+//! one replica rotate at a time. A stored token that cannot be decrypted (wrong key) is replaced.
 
 use super::{basic, describe, ApiInfo, AuthState, Credential};
 use crate::controller::transport::Transport;
 use crate::controller::types::{ControllerError, Flavour};
+use crate::store::token_crypt::TokenCipher;
 use crate::store::tokens::{self, StoredToken};
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -19,6 +21,8 @@ pub struct ManagedToken {
     description: String,
     pool: Option<PgPool>,
     pub renew_before: Duration,
+    pub max_age: Duration,
+    pub cipher: TokenCipher,
     current: Mutex<Current>,
 }
 
@@ -43,17 +47,22 @@ impl ManagedToken {
             description: description.to_string(),
             pool,
             renew_before: Duration::days(7),
+            max_age: Duration::days(30),
+            cipher: TokenCipher::default(),
             current: Mutex::new(Current::default()),
         }
     }
 
     /// Usable and not yet due for renewal. Renewal starts `renew_before` ahead of expiry, but
     /// never before half the token's lifetime, so a short-lived token is not rotated at every call.
+    /// Past `max_age` it is replaced even if the controller would accept it for years.
     fn fresh(&self, t: &StoredToken) -> bool {
-        t.expires_at.is_none_or(|e| {
-            let ahead = self.renew_before.min((e - t.created_at) / 2);
-            e - ahead > Utc::now()
-        })
+        let now = Utc::now();
+        now - t.created_at < self.max_age
+            && t.expires_at.is_none_or(|e| {
+                let ahead = self.renew_before.min((e - t.created_at) / 2);
+                e - ahead > now
+            })
     }
 
     pub async fn credential(
@@ -66,12 +75,14 @@ impl ManagedToken {
         if !usable {
             // A restart or another replica may already have a good token in the store.
             let stored = match &self.pool {
-                Some(pool) => tokens::get(pool, &self.key).await.map_err(store_err)?,
+                Some(pool) => tokens::get(pool, &self.key, &self.cipher)
+                    .await
+                    .map_err(store_err)?,
                 None => None,
             };
-            match stored.filter(|s| self.fresh(s)) {
-                Some(s) => adopt(&mut cur, s),
-                None => self.rotate(&mut cur, t, api, None).await?,
+            match stored {
+                Some(Ok(s)) if self.fresh(&s) => adopt(&mut cur, s),
+                _ => self.rotate(&mut cur, t, api, None).await?,
             }
         }
         bearer(&cur)
@@ -104,29 +115,37 @@ impl ManagedToken {
             let new = self.create(t, api).await?;
             adopt(cur, new);
             if let Some(old) = old {
-                self.delete(t, &old).await;
+                self.delete(t, old.token_id, &old.endpoint).await;
             }
             return Ok(());
         };
         let mut tx = pool.begin().await.map_err(store_err)?;
         tokens::lock(&mut tx, &self.key).await.map_err(store_err)?;
-        let stored = tokens::get(&mut *tx, &self.key).await.map_err(store_err)?;
-        if let Some(s) = &stored {
+        let stored = tokens::get(&mut *tx, &self.key, &self.cipher)
+            .await
+            .map_err(store_err)?;
+        let old = match stored {
             // Another replica rotated while we waited for the lock: use its token.
-            if self.fresh(s) && failed.as_deref() != Some(s.token.as_str()) {
-                adopt(cur, s.clone());
+            Some(Ok(s)) if self.fresh(&s) && failed.as_deref() != Some(s.token.as_str()) => {
+                adopt(cur, s);
                 return Ok(());
             }
-        }
+            Some(Ok(s)) => Some((s.token_id, s.endpoint)),
+            Some(Err(u)) => {
+                tracing::warn!(token_id = u.token_id, error = %u.reason, "the stored controller token is unreadable; creating a new one");
+                Some((u.token_id, u.endpoint))
+            }
+            None => None,
+        };
         let new = self.create(t, api).await?;
-        tokens::put(&mut tx, &self.key, &new)
+        tokens::put(&mut tx, &self.key, &new, &self.cipher)
             .await
             .map_err(store_err)?;
         tx.commit().await.map_err(store_err)?;
         tracing::info!(token_id = new.token_id, endpoint = %new.endpoint, "created the managed controller token");
         adopt(cur, new);
-        if let Some(old) = stored {
-            self.delete(t, &old).await;
+        if let Some((id, endpoint)) = old {
+            self.delete(t, id, &endpoint).await;
         }
         Ok(())
     }
@@ -184,8 +203,8 @@ impl ManagedToken {
 
     /// Best effort: a token we cannot delete is logged, not fatal. A 404 means someone (an
     /// admin, a cleanup) deleted it already: nothing was deleted now, and nothing is wrong.
-    async fn delete(&self, t: &Transport, old: &StoredToken) -> Removal {
-        let path = format!("{}{}/", old.endpoint, old.token_id);
+    async fn delete(&self, t: &Transport, token_id: i64, endpoint: &str) -> Removal {
+        let path = format!("{endpoint}{token_id}/");
         let auth = basic(&self.username, self.password.expose_secret());
         let removal = match t
             .execute(t.http.delete(t.url(&path)).header("Authorization", auth))
@@ -193,25 +212,20 @@ impl ManagedToken {
         {
             Ok(r) => removal(r.status().as_u16()),
             Err(e) => {
-                tracing::warn!(token_id = old.token_id, error = %e, "could not delete the superseded controller token");
+                tracing::warn!(token_id, error = %e, "could not delete the superseded controller token");
                 return Removal::Failed;
             }
         };
         match removal {
             Removal::Deleted => {
-                tracing::info!(
-                    token_id = old.token_id,
-                    "deleted the superseded controller token"
-                )
+                tracing::info!(token_id, "deleted the superseded controller token")
             }
-            Removal::AlreadyGone => tracing::info!(
-                token_id = old.token_id,
-                "the superseded controller token was already gone"
-            ),
-            Removal::Failed => tracing::warn!(
-                token_id = old.token_id,
-                "could not delete the superseded controller token"
-            ),
+            Removal::AlreadyGone => {
+                tracing::info!(token_id, "the superseded controller token was already gone")
+            }
+            Removal::Failed => {
+                tracing::warn!(token_id, "could not delete the superseded controller token")
+            }
         }
         removal
     }

@@ -8,7 +8,7 @@ mod tower;
 
 use super::transport::Transport;
 use super::types::{ControllerError, Flavour};
-use crate::config::AuthSettings;
+use crate::config::{AuthSettings, ControllerSettings};
 use base64::Engine;
 use reqwest::header::HeaderValue;
 use reqwest::RequestBuilder;
@@ -32,6 +32,8 @@ pub struct Credential {
     authorization: Option<HeaderValue>,
     /// Session mode: the CSRF token for unsafe methods.
     csrf: Option<String>,
+    /// Session mode: Django checks `Referer` on unsafe requests over HTTPS.
+    referer: Option<String>,
     /// Identifies the credential, so a 401 only re-authenticates if nobody did it meanwhile.
     pub generation: u64,
 }
@@ -44,6 +46,7 @@ impl Credential {
         Ok(Self {
             authorization: Some(v),
             csrf: None,
+            referer: None,
             generation,
         })
     }
@@ -54,6 +57,9 @@ impl Credential {
         }
         if let (true, Some(csrf)) = (unsafe_method, &self.csrf) {
             rb = rb.header("X-CSRFToken", csrf);
+        }
+        if let (true, Some(referer)) = (unsafe_method, &self.referer) {
+            rb = rb.header(reqwest::header::REFERER, referer);
         }
         rb
     }
@@ -132,10 +138,32 @@ impl Auth {
         })
     }
 
-    pub fn set_renew_before(&mut self, secs: u64) {
-        if let Auth::Managed(m) = self {
-            m.renew_before = chrono::Duration::seconds(secs as i64);
+    /// Lifetimes and the at-rest cipher of stored tokens (`password` and `oauth2_app`).
+    pub fn configure(&mut self, s: &ControllerSettings) -> Result<(), ControllerError> {
+        let cipher = s.token_cipher().map_err(ControllerError::Config)?;
+        let max_age = i64::try_from(s.token_max_age_secs)
+            .ok()
+            .and_then(chrono::Duration::try_seconds)
+            .unwrap_or(chrono::Duration::MAX);
+        let stores = matches!(self, Auth::Managed(_) | Auth::OAuth(_));
+        if stores && !cipher.is_set() {
+            tracing::warn!(
+                "controller.token_key is not set: the controller token is stored in plain text"
+            );
         }
+        match self {
+            Auth::Managed(m) => {
+                m.renew_before = chrono::Duration::seconds(s.token_renew_before_secs as i64);
+                m.max_age = max_age;
+                m.cipher = cipher;
+            }
+            Auth::OAuth(o) => {
+                o.max_age = max_age;
+                o.cipher = cipher;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     pub async fn credential(

@@ -4,10 +4,12 @@
 //! `tokens/`), and nothing removes it but a revoke. So, like the managed token, the current one
 //! is kept in Postgres (`controller_tokens`) and reused across restarts and replicas, and the one
 //! it replaces is revoked at `/api/o/revoke_token/` (`/o/revoke_token/` on the gateway).
+//! Both the access and the refresh token are encrypted at rest when a key is configured.
 
 use super::{basic, describe, ApiInfo, AuthState, Credential};
 use crate::controller::transport::Transport;
 use crate::controller::types::{ControllerError, Flavour};
+use crate::store::token_crypt::TokenCipher;
 use crate::store::tokens::{self, StoredToken};
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -23,6 +25,8 @@ pub struct OAuthApp {
     client_secret: SecretString,
     scope: String,
     pool: Option<PgPool>,
+    pub max_age: Duration,
+    pub cipher: TokenCipher,
     current: Mutex<Current>,
 }
 
@@ -53,16 +57,16 @@ impl OAuthApp {
             client_secret,
             scope: scope.into(),
             pool,
+            max_age: Duration::days(30),
+            cipher: TokenCipher::default(),
             current: Mutex::new(Current::default()),
         }
     }
 
-    /// Usable and not due for a refresh: more than a tenth of its lifetime (at least a minute) left.
-    fn fresh(t: &StoredToken) -> bool {
-        t.expires_at.is_none_or(|e| {
-            let margin = ((e - t.created_at) / 10).max(Duration::seconds(60));
-            e - margin > Utc::now()
-        })
+    /// Usable and not due for a refresh: younger than `max_age`, and more than a tenth of its
+    /// lifetime (at least a minute) left.
+    fn fresh(&self, t: &StoredToken) -> bool {
+        Utc::now() - t.created_at < self.max_age && lifetime_left(t)
     }
 
     pub async fn credential(
@@ -71,15 +75,17 @@ impl OAuthApp {
         api: &ApiInfo,
     ) -> Result<Credential, ControllerError> {
         let mut cur = self.current.lock().await;
-        if !cur.token.as_ref().is_some_and(Self::fresh) {
+        if !cur.token.as_ref().is_some_and(|t| self.fresh(t)) {
             // A restart or another replica may already hold a good token.
             let stored = match &self.pool {
-                Some(pool) => tokens::get(pool, &self.key).await.map_err(store_err)?,
+                Some(pool) => tokens::get(pool, &self.key, &self.cipher)
+                    .await
+                    .map_err(store_err)?,
                 None => None,
             };
-            match stored.filter(Self::fresh) {
-                Some(s) => adopt(&mut cur, s),
-                None => self.rotate(&mut cur, t, api, None).await?,
+            match stored {
+                Some(Ok(s)) if self.fresh(&s) => adopt(&mut cur, s),
+                _ => self.rotate(&mut cur, t, api, None).await?,
             }
         }
         let tok = cur.token.as_ref().expect("a token was just adopted");
@@ -120,17 +126,26 @@ impl OAuthApp {
         };
         let mut tx = pool.begin().await.map_err(store_err)?;
         tokens::lock(&mut tx, &self.key).await.map_err(store_err)?;
-        let stored = tokens::get(&mut *tx, &self.key).await.map_err(store_err)?;
-        if let Some(s) = &stored {
+        let stored = match tokens::get(&mut *tx, &self.key, &self.cipher)
+            .await
+            .map_err(store_err)?
+        {
             // Another replica replaced it while we waited for the lock: use its token.
-            if Self::fresh(s) && failed.as_deref() != Some(s.token.as_str()) {
-                adopt(cur, s.clone());
+            Some(Ok(s)) if self.fresh(&s) && failed.as_deref() != Some(s.token.as_str()) => {
+                adopt(cur, s);
                 return Ok(());
             }
-        }
+            Some(Ok(s)) => Some(s),
+            Some(Err(u)) => {
+                // Nothing to refresh or revoke with: a new password grant replaces it.
+                tracing::warn!(error = %u.reason, "the stored OAuth2 token is unreadable; requesting a new one");
+                None
+            }
+            None => None,
+        };
         let old = stored.or_else(|| cur.token.clone());
         let new = self.obtain(t, api, old.as_ref()).await?;
-        tokens::put(&mut tx, &self.key, &new)
+        tokens::put(&mut tx, &self.key, &new, &self.cipher)
             .await
             .map_err(store_err)?;
         tx.commit().await.map_err(store_err)?;
@@ -292,6 +307,13 @@ fn parse_grant(v: &Value, revoke_path: &str) -> Option<StoredToken> {
     })
 }
 
+fn lifetime_left(t: &StoredToken) -> bool {
+    t.expires_at.is_none_or(|e| {
+        let margin = ((e - t.created_at) / 10).max(Duration::seconds(60));
+        e - margin > Utc::now()
+    })
+}
+
 fn adopt(cur: &mut Current, token: StoredToken) {
     cur.token = Some(token);
     cur.generation += 1;
@@ -313,7 +335,7 @@ mod tests {
         let t = parse_grant(&awx, "/api/o/revoke_token/").unwrap();
         assert!(t.expires_at.unwrap() > Utc::now() + Duration::days(365 * 900));
         assert_eq!(t.refresh_token.as_deref(), Some("r"));
-        assert!(OAuthApp::fresh(&t));
+        assert!(lifetime_left(&t));
         let at = json!({"access_token": "a", "expires_at": "2030-01-01T00:00:00Z"});
         let t = parse_grant(&at, "/o/revoke_token/").unwrap();
         assert_eq!(
@@ -322,9 +344,9 @@ mod tests {
         );
         assert!(parse_grant(&json!({"error": "x"}), "").is_none());
         let mut near = parse_grant(&json!({"access_token": "a", "expires_in": 50}), "").unwrap();
-        assert!(!OAuthApp::fresh(&near), "less than a minute left");
+        assert!(!lifetime_left(&near), "less than a minute left");
         near.expires_at = Some(Utc::now() + Duration::seconds(3000));
         near.created_at = Utc::now() - Duration::seconds(600);
-        assert!(OAuthApp::fresh(&near));
+        assert!(lifetime_left(&near));
     }
 }

@@ -1,5 +1,6 @@
 //! `session` mode: log in like the web UI (CSRF cookie, form POST), keep the session cookie,
-//! send `X-CSRFToken` on unsafe calls, and log in again when the session expires.
+//! send `X-CSRFToken` and a same-origin `Referer` (Django requires one over HTTPS) on unsafe
+//! calls, and log in again when the session expires.
 
 use super::{describe, ApiInfo, Credential};
 use crate::controller::transport::Transport;
@@ -36,6 +37,8 @@ impl Session {
         Ok(Credential {
             authorization: None,
             csrf: t.cookie("csrftoken"),
+            // Same scheme, host and port as the controller, which is what Django compares.
+            referer: Some(format!("{}/", t.base)),
             generation: *generation,
         })
     }

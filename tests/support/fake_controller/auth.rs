@@ -36,7 +36,7 @@ pub fn authenticate(st: &mut State, r: &Req) -> Result<Who, Resp> {
     {
         sess.expires = now + max_age;
         if r.is_unsafe() {
-            check_csrf(r, &sess.csrf)?;
+            check_csrf(r, &sess.csrf, st.tls)?;
         }
         return Ok(Who {
             user_id: sess.user_id,
@@ -100,8 +100,11 @@ fn basic_pair(r: &Req) -> Option<(String, String)> {
 }
 
 /// Django's CSRF check as DRF's SessionAuthentication applies it.
-fn check_csrf(r: &Req, expected: &str) -> Result<(), Resp> {
+fn check_csrf(r: &Req, expected: &str, tls: bool) -> Result<(), Resp> {
     let fail = |why: &str| Resp::json(403, json!({"detail": format!("CSRF Failed: {why}")}));
+    if tls {
+        check_referer(r).map_err(|why| fail(&why))?;
+    }
     let Some(cookie) = r.cookie("csrftoken") else {
         return Err(fail("CSRF cookie not set."));
     };
@@ -111,6 +114,29 @@ fn check_csrf(r: &Req, expected: &str) -> Result<(), Resp> {
     if header != cookie || header != expected {
         return Err(fail(
             "CSRF token from the 'X-Csrftoken' HTTP header incorrect.",
+        ));
+    }
+    Ok(())
+}
+
+/// Django's `_check_referer` over HTTPS: present, https, and the same host and port.
+fn check_referer(r: &Req) -> Result<(), String> {
+    let Some(referer) = r.header("referer") else {
+        return Err("Referer checking failed - no Referer.".into());
+    };
+    let Ok(url) = reqwest::Url::parse(referer) else {
+        return Err("Referer checking failed - Referer is malformed.".into());
+    };
+    if url.scheme() != "https" {
+        return Err("Referer checking failed - Referer is insecure while host is secure.".into());
+    }
+    let origin = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    if r.header("host") != Some(origin.as_str()) {
+        return Err(format!(
+            "Referer checking failed - '{referer}' does not match any trusted origins."
         ));
     }
     Ok(())
@@ -138,6 +164,14 @@ pub fn login(st: &mut State, r: &Req) -> Resp {
 }
 
 fn login_post(st: &mut State, r: &Req) -> Resp {
+    if st.tls {
+        if let Err(why) = check_referer(r) {
+            return Resp::html(
+                403,
+                &CSRF_FAILED_PAGE.replace("</p>", &format!("</p><p>{why}</p>")),
+            );
+        }
+    }
     let form = r.form();
     let supplied: Vec<&str> = [field(&form, "csrfmiddlewaretoken"), r.header("x-csrftoken")]
         .into_iter()

@@ -127,6 +127,7 @@ impl Default for TemplateSpec {
 pub struct FakeController {
     state: Arc<Mutex<State>>,
     port: u16,
+    tls: bool,
     flavour: Flavour,
     stop: CancellationToken,
     _guard: Arc<StopOnDrop>,
@@ -142,12 +143,29 @@ impl Drop for StopOnDrop {
 
 impl FakeController {
     pub async fn start(flavour: Flavour) -> FakeController {
-        let state = Arc::new(Mutex::new(State::new(flavour)));
+        Self::start_with(flavour, None).await
+    }
+
+    /// Over HTTPS with this server identity (see `support::tls`). Like Django behind TLS, it
+    /// then checks `Referer` on unsafe session requests.
+    pub async fn start_tls(flavour: Flavour, tls: Arc<rustls::ServerConfig>) -> FakeController {
+        Self::start_with(flavour, Some(tls)).await
+    }
+
+    async fn start_with(
+        flavour: Flavour,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> FakeController {
+        let mut st = State::new(flavour);
+        st.tls = tls.is_some();
+        let tls_on = st.tls;
+        let state = Arc::new(Mutex::new(st));
         let stop = CancellationToken::new();
-        let port = server::serve(state.clone(), stop.clone()).await;
+        let port = server::serve(state.clone(), stop.clone(), tls).await;
         FakeController {
             state,
             port,
+            tls: tls_on,
             flavour,
             stop: stop.clone(),
             _guard: Arc::new(StopOnDrop(stop)),
@@ -155,7 +173,8 @@ impl FakeController {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn api_root(&self) -> &'static str {
@@ -267,6 +286,11 @@ impl FakeController {
             .collect()
     }
 
+    /// The secret value of a live token (what a client sends as Bearer).
+    pub fn token_value(&self, id: i64) -> Option<String> {
+        self.st().tokens.get(&id).map(|t| t.key.clone())
+    }
+
     pub fn tokens_created(&self) -> usize {
         self.st().tokens_created
     }
@@ -339,6 +363,11 @@ impl FakeController {
     /// Delays every template list answer (lookups by name) by `d`.
     pub fn set_lookup_delay(&self, d: Duration) {
         self.st().faults.lookup_delay = d;
+    }
+
+    /// Every list answer gets an absolute `next` link on `origin` (e.g. another host).
+    pub fn set_next_origin(&self, origin: Option<&str>) {
+        self.st().next_origin = origin.map(str::to_string);
     }
 
     pub fn shutdown(&self) {

@@ -192,6 +192,10 @@ pub struct State {
     pub faults: super::faults::Faults,
     /// How long after a job ends its events are still being processed (None: forever).
     pub event_delay: Option<Duration>,
+    /// Served over HTTPS: unsafe session requests need a same-origin `Referer`, as in Django.
+    pub tls: bool,
+    /// Makes `next` links absolute on this origin (tests of cross-origin pagination).
+    pub next_origin: Option<String>,
 }
 
 impl State {
@@ -225,6 +229,8 @@ impl State {
             faults: Default::default(),
             // AWX 24.6.1: about a second between `failed` and `event_processing_finished`.
             event_delay: Some(Duration::from_secs(1)),
+            tls: false,
+            next_origin: None,
         }
     }
 

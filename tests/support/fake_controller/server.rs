@@ -20,17 +20,30 @@ use tokio_util::sync::CancellationToken;
 
 type Shared = Arc<Mutex<State>>;
 
-/// Binds 127.0.0.1:0 and serves until `stop` fires; returns the port.
-pub async fn serve(state: Shared, stop: CancellationToken) -> u16 {
+/// Binds 127.0.0.1:0 and serves (HTTPS with `tls`) until `stop` fires; returns the port.
+pub async fn serve(
+    state: Shared,
+    stop: CancellationToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("fake controller binds");
     let port = listener.local_addr().unwrap().port();
     let app = Router::new().fallback(handle).with_state(state);
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
+        let _ = match tls {
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }
+            Some(cfg) => {
+                axum::serve(crate::support::tls::TlsListener::new(listener, cfg), app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }
+        };
     });
     port
 }
@@ -147,7 +160,24 @@ fn respond(st: &mut State, r: &Req) -> Resp {
         st.fail_next.0 -= 1;
         return outage(st.fail_next.1);
     }
-    route(st, r)
+    let resp = route(st, r);
+    match &st.next_origin {
+        Some(origin) => absolute_next(resp, origin, &r.path),
+        None => resp,
+    }
+}
+
+/// Every list gets a `next` link on `origin` (its own path on the last page), as a hostile
+/// or misconfigured proxy might write it.
+fn absolute_next(mut resp: Resp, origin: &str, path: &str) -> Resp {
+    if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&resp.body) {
+        if v.get("results").is_some() {
+            let next = v.get("next").and_then(|n| n.as_str()).unwrap_or(path);
+            v["next"] = json!(format!("{origin}{next}"));
+            resp.body = serde_json::to_vec(&v).unwrap();
+        }
+    }
+    resp
 }
 
 /// What a load balancer in front of the controller says when it cannot reach it.
