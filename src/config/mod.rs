@@ -5,13 +5,15 @@ mod controller;
 mod expand;
 mod reply;
 mod sources;
+mod strength;
 mod workers;
 
 pub use admin::AdminSettings;
 pub use controller::{AuthSettings, ControllerSettings, FlavourSetting, RetrySettings};
-pub use expand::{expand_env, resolve_files};
+pub use expand::{expand_env, expand_tree, resolve_files};
 pub use reply::ReplySettings;
 pub use sources::{SourceAuth, SourceKind, SourceSettings};
+pub use strength::{weakness, MIN_SECRET_BYTES};
 pub use workers::{MappingSettings, RetentionSettings, WorkerSettings};
 
 use serde::Deserialize;
@@ -38,6 +40,9 @@ pub struct Settings {
     /// The admin API; without a token it is disabled.
     #[serde(default)]
     pub admin: AdminSettings,
+    /// Accept short and placeholder secrets (tests, a laptop); only with a loopback listener.
+    #[serde(default)]
+    pub dev_mode: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,11 +124,28 @@ impl Settings {
         base: Option<PathBuf>,
         with_env: bool,
     ) -> Result<Self, ConfigError> {
+        Self::from_parts_with(yaml, base, with_env, &|name| std::env::var(name).ok())
+    }
+
+    /// `from_parts`, with `${NAME}` looked up through `lookup`.
+    pub fn from_parts_with(
+        yaml: Option<&str>,
+        base: Option<PathBuf>,
+        with_env: bool,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         use config::{Config, Environment, File, FileFormat};
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Yaml));
         if let Some(text) = yaml {
-            let expanded = expand_env(text).map_err(ConfigError)?;
-            builder = builder.add_source(File::from_str(&expanded, FileFormat::Yaml));
+            // Parse first, then expand inside string values (see `expand`).
+            let mut file: serde_json::Value = Config::builder()
+                .add_source(File::from_str(text, FileFormat::Yaml))
+                .build()
+                .and_then(|c| c.try_deserialize())
+                .map_err(|e| ConfigError(e.to_string()))?;
+            expand_tree(&mut file, "", lookup).map_err(ConfigError)?;
+            // JSON is YAML; the `config` crate is built without its JSON format.
+            builder = builder.add_source(File::from_str(&file.to_string(), FileFormat::Yaml));
         }
         if with_env {
             builder = builder.add_source(
@@ -171,7 +193,7 @@ impl Settings {
                 }
             }
         }
-        Ok(())
+        self.check_secrets()
     }
 }
 
@@ -196,9 +218,70 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let yaml = "sources:\n  gh:\n    kind: github\n    secrets: [hunter2-very-secret]\n";
+        let yaml = "sources:\n  gh:\n    kind: github\n    secrets: [hunter2-very-secret-value]\n";
         let s = Settings::from_parts(Some(yaml), None, false).unwrap();
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
+    }
+
+    fn with_env(yaml: &str, vars: &[(&str, &str)]) -> Settings {
+        let lookup = |n: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        };
+        Settings::from_parts_with(Some(yaml), None, false, &lookup).unwrap()
+    }
+
+    fn secret(s: &Settings, source: &str) -> String {
+        s.sources[source].secrets[0].expose_secret().to_string()
+    }
+
+    const PD: &str = "sources:\n  pd:\n    kind: pagerduty\n    secrets: [\"${PD_SECRET}\"]\n";
+
+    #[test]
+    fn expanded_secrets_keep_yaml_syntax_characters() {
+        for value in [
+            "abc: def ghi-123456",
+            "abc #not-a-comment-12345",
+            "quote\"in'side-0123456789",
+            "{braces: [and, brackets]} 123",
+        ] {
+            assert_eq!(secret(&with_env(PD, &[("PD_SECRET", value)]), "pd"), value);
+        }
+        // In a list a newline is part of the one secret; a single string is split on lines
+        // (rotation), each line intact.
+        let two = "first-secret-123456\nsecond: 0123456789abc";
+        assert_eq!(secret(&with_env(PD, &[("PD_SECRET", two)]), "pd"), two);
+        let single = PD.replace("[\"${PD_SECRET}\"]", "\"${PD_SECRET}\"");
+        let s = with_env(&single, &[("PD_SECRET", two)]);
+        let all: Vec<&str> = s.sources["pd"]
+            .secrets
+            .iter()
+            .map(|x| x.expose_secret())
+            .collect();
+        assert_eq!(all, ["first-secret-123456", "second: 0123456789abc"]);
+    }
+
+    #[test]
+    fn an_all_digit_secret_stays_a_string() {
+        let s = with_env(PD, &[("PD_SECRET", "123456789012345678")]);
+        assert_eq!(secret(&s, "pd"), "123456789012345678");
+        // Unquoted in the file, too: the text never sees the value.
+        let bare = PD.replace("[\"${PD_SECRET}\"]", "${PD_SECRET}");
+        let s = with_env(&bare, &[("PD_SECRET", "000123456789012345")]);
+        assert_eq!(secret(&s, "pd"), "000123456789012345");
+    }
+
+    #[test]
+    fn an_unset_variable_names_the_key() {
+        let yaml = "admin:\n  token: \"${AAP_BRIDGE_TEST_UNSET_VARIABLE_9F2}\"\n";
+        let err = Settings::from_parts(Some(yaml), None, false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration: `admin.token`: environment variable \
+             `AAP_BRIDGE_TEST_UNSET_VARIABLE_9F2` is not set \
+             (use `${AAP_BRIDGE_TEST_UNSET_VARIABLE_9F2:-default}` for a default)"
+        );
     }
 }
