@@ -85,7 +85,13 @@ impl Application {
             tasks.add("mapping watcher", watcher);
         }
         let controller = match &settings.controller {
-            Some(c) => Some(Arc::new(Controller::new(c, Some(pool.clone()))?)),
+            Some(c) => {
+                let c = Arc::new(Controller::new(c, Some(pool.clone()))?);
+                // In the background: a controller that is down must not hold up the start.
+                let probe = c.clone();
+                tokio::spawn(async move { probe.warn_about_jinja().await });
+                Some(c)
+            }
             None => {
                 tracing::warn!(
                     "no controller configured: DRY-RUN mode, launches are recorded, not sent"

@@ -128,7 +128,12 @@ mod tests {
 
     #[test]
     fn host_names_pass() {
-        for ok in ["web01", "web01.example.com", "db-1,db_2, cache3", "10.0.0.7"] {
+        for ok in [
+            "web01",
+            "web01.example.com",
+            "db-1,db_2, cache3",
+            "10.0.0.7",
+        ] {
             check_limit(ok).unwrap();
         }
     }
@@ -144,7 +149,10 @@ mod tests {
             ("!db", "`!` is an Ansible pattern operator"),
             ("web&db", "`&` is an Ansible pattern operator"),
             ("~web\\d+", "`~` starts a regular expression"),
-            ("webservers[0]", "`[…]` selects hosts of a group by position"),
+            (
+                "webservers[0]",
+                "`[…]` selects hosts of a group by position",
+            ),
             ("web01 db01", "host names have no spaces"),
             ("web01,,db", "it has an empty entry"),
             ("web/01", "`/` is not allowed in a host name"),

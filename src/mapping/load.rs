@@ -1,12 +1,12 @@
 //! Reading mapping files and checking them, every problem reported as `file:line: message`.
 
+pub(crate) use super::files::mapping_files;
+use super::files::yaml_message;
 use super::glob::Glob;
+use super::guard::{self, Guard};
 use super::render::{self, has_markup, Compiled};
 use super::rule::{Rule, Target};
 use super::spec::{check_shape, line_of, FileSpec, OneOrMany, RuleSpec, Tree};
-use super::files::yaml_message;
-pub(crate) use super::files::mapping_files;
-use super::guard::{self, Guard};
 use super::{MappingError, Mappings, Reply};
 use crate::config::SourceKind;
 use serde_json::Value as Json;
@@ -155,7 +155,10 @@ impl Loader<'_> {
         let g = Guard {
             limit_patterns: spec.limit_patterns.unwrap_or(false),
             allow_templates_in_values: spec.allow_templates_in_values.unwrap_or(false),
-            max_value_chars: spec.max_value_chars.as_ref().map_or(Guard::default().max_value_chars, |m| m.value),
+            max_value_chars: spec
+                .max_value_chars
+                .as_ref()
+                .map_or(Guard::default().max_value_chars, |m| m.value),
         };
         if let Some(m) = spec.max_value_chars.as_ref().filter(|m| m.value == 0) {
             self.error(file, line_of(m), "max_value_chars must be at least 1");

@@ -69,7 +69,9 @@ fn rules_opt_in_to_patterns_markup_and_longer_values() {
         json!({"host": "web*:!db", "text": "{% raw %}{{x}}{% endraw %}"}),
     );
     let strict = load_str(RULE).evaluate(&ev);
-    assert!(strict.refused[0].reason.starts_with("limit `web*:!db` refused: `*` is a wildcard"));
+    assert!(strict.refused[0]
+        .reason
+        .starts_with("limit `web*:!db` refused: `*` is a wildcard"));
 
     let open = format!("{RULE}    limit_patterns: true\n    allow_templates_in_values: true\n");
     let d = load_str(&open).evaluate(&ev);
@@ -94,7 +96,13 @@ fn load_errors(yaml: &str) -> Vec<String> {
     Mappings::load(&file, &super::tests_eval::sources())
         .unwrap_err()
         .iter()
-        .map(|e| e.to_string().rsplit_once("rules.yaml:").unwrap().1.to_string())
+        .map(|e| {
+            e.to_string()
+                .rsplit_once("rules.yaml:")
+                .unwrap()
+                .1
+                .to_string()
+        })
         .collect()
 }
 
@@ -103,11 +111,14 @@ fn a_literal_pattern_limit_is_refused_at_load() {
     let yaml = "rules:\n  - name: r\n    source: servicenow\n    launch: 15\n    limit: \"all\"\n";
     assert_eq!(
         load_errors(yaml),
-        ["5: limit `all` refused: `all` is every host in the inventory; only host names \
+        [
+            "5: limit `all` refused: `all` is every host in the inventory; only host names \
           (letters, digits, `.`, `-`, `_`) separated by `,` are accepted unless the rule sets \
-          `limit_patterns: true`"]
+          `limit_patterns: true`"
+        ]
     );
     load_str(&format!("{yaml}    limit_patterns: true\n"));
-    let zero = "rules:\n  - name: r\n    source: servicenow\n    launch: 15\n    max_value_chars: 0\n";
+    let zero =
+        "rules:\n  - name: r\n    source: servicenow\n    launch: 15\n    max_value_chars: 0\n";
     assert_eq!(load_errors(zero), ["5: max_value_chars must be at least 1"]);
 }

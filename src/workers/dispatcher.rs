@@ -196,4 +196,3 @@ fn ticket_key(t: &Value) -> String {
         f("incident_id")
     )
 }
-

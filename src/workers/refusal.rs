@@ -19,11 +19,12 @@ pub async fn record(
     let id = Uuid::now_v7();
     insert_launch(conn, e, &r.launch, id, LaunchState::Rejected, (None, None)).await?;
     // Nothing changed: this event's rule already has a launch (a replay); tell nobody twice.
-    let set = sqlx::query("UPDATE launches SET last_error = $2 WHERE id = $1 AND state = 'rejected'")
-        .bind(id)
-        .bind(&r.reason)
-        .execute(&mut *conn)
-        .await?;
+    let set =
+        sqlx::query("UPDATE launches SET last_error = $2 WHERE id = $1 AND state = 'rejected'")
+            .bind(id)
+            .bind(&r.reason)
+            .execute(&mut *conn)
+            .await?;
     if set.rows_affected() == 0 {
         return Ok(());
     }

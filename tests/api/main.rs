@@ -8,6 +8,7 @@ mod controller_awx;
 mod controller_calls;
 mod controller_tokens;
 mod crash;
+mod hostile;
 mod ingest;
 mod ingest_kinds;
 mod launch_protocol;

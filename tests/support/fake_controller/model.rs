@@ -192,6 +192,8 @@ pub struct State {
     pub faults: super::faults::Faults,
     /// How long after a job ends its events are still being processed (None: forever).
     pub event_delay: Option<Duration>,
+    /// `settings/jobs/` ALLOW_JINJA_IN_EXTRA_VARS; Err(status) answers 403 or 404 instead.
+    pub allow_jinja: Result<String, u16>,
 }
 
 impl State {
@@ -225,6 +227,7 @@ impl State {
             faults: Default::default(),
             // AWX 24.6.1: about a second between `failed` and `event_processing_finished`.
             event_delay: Some(Duration::from_secs(1)),
+            allow_jinja: Ok("template".into()),
         }
     }
 
