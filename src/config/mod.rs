@@ -148,12 +148,8 @@ impl Settings {
             builder = builder.add_source(File::from_str(&file.to_string(), FileFormat::Yaml));
         }
         if with_env {
-            builder = builder.add_source(
-                Environment::with_prefix("AAP_BRIDGE")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            );
+            let env = env_layer(None)?;
+            builder = builder.add_source(File::from_str(&env.to_string(), FileFormat::Yaml));
         }
         let raw: serde_json::Value = builder
             .build()
@@ -194,6 +190,50 @@ impl Settings {
             }
         }
         self.check_secrets()
+    }
+}
+
+/// `AAP_BRIDGE__SECTION__KEY` overrides (from `vars`, or the process environment). Numbers and
+/// booleans are typed, except under secret keys: `AAP_BRIDGE__ADMIN__TOKEN=000123…` stays the
+/// string it is.
+fn env_layer(vars: Option<config::Map<String, String>>) -> Result<serde_json::Value, ConfigError> {
+    let mut env: serde_json::Value = config::Config::builder()
+        .add_source(
+            config::Environment::with_prefix("AAP_BRIDGE")
+                .prefix_separator("__")
+                .separator("__")
+                .source(vars),
+        )
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| ConfigError(e.to_string()))?;
+    typed(&mut env, "");
+    Ok(env)
+}
+
+const SECRET_KEYS: &[&str] = &[
+    "token",
+    "password",
+    "secrets",
+    "bearer_tokens",
+    "client_secret",
+    "url",
+];
+
+fn typed(v: &mut serde_json::Value, key: &str) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => map.iter_mut().for_each(|(k, v)| typed(v, k)),
+        Value::String(s) if !SECRET_KEYS.contains(&key) => {
+            if let Ok(b) = s.parse::<bool>() {
+                *v = Value::Bool(b);
+            } else if let Ok(i) = s.parse::<i64>() {
+                *v = Value::from(i);
+            } else if let Some(n) = s.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                *v = Value::Number(n);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -271,6 +311,22 @@ mod tests {
         let bare = PD.replace("[\"${PD_SECRET}\"]", "${PD_SECRET}");
         let s = with_env(&bare, &[("PD_SECRET", "000123456789012345")]);
         assert_eq!(secret(&s, "pd"), "000123456789012345");
+    }
+
+    #[test]
+    fn environment_overrides_are_typed_except_secrets() {
+        let vars = [
+            ("AAP_BRIDGE__ADMIN__TOKEN", "000123456789012345"),
+            ("AAP_BRIDGE__SERVER__DRAIN_SECS", "0"),
+            ("AAP_BRIDGE__DATABASE__CREATE_IF_MISSING", "false"),
+        ];
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let env = env_layer(Some(vars.collect())).unwrap();
+        assert_eq!(
+            env,
+            serde_json::json!({"admin": {"token": "000123456789012345"},
+                "server": {"drain_secs": 0}, "database": {"create_if_missing": false}})
+        );
     }
 
     #[test]
