@@ -134,7 +134,7 @@ impl Settings {
         with_env: bool,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        use config::{Config, Environment, File, FileFormat};
+        use config::{Config, File, FileFormat};
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Yaml));
         if let Some(text) = yaml {
             // Parse first, then expand inside string values (see `expand`).
