@@ -192,13 +192,18 @@ impl Application {
         tasks.add("http server", tokio::spawn(server));
 
         let fault = tokio::select! {
+            biased;
             _ = shutdown.cancelled() => None,
-            Some((name, how)) = tasks.next_end() => {
-                let why = how.err().unwrap_or_else(|| "returned".into());
-                tracing::error!(task = %name, reason = %why,
-                    "a background task ended on its own; stopping so that the process is restarted");
-                Some(format!("{name} ended unexpectedly: {why}"))
-            }
+            Some((name, how)) = tasks.next_end() => match how {
+                // It saw the stop before this select did (the mapping watcher returns at once).
+                Ok(()) if shutdown.is_cancelled() => None,
+                how => {
+                    let why = how.err().unwrap_or_else(|| "returned".into());
+                    tracing::error!(task = %name, reason = %why,
+                        "a background task ended on its own; stopping so that the process is restarted");
+                    Some(format!("{name} ended unexpectedly: {why}"))
+                }
+            },
         };
         shutdown.cancel();
         // A broken replica is better restarted at once than drained.

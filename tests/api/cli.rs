@@ -199,7 +199,11 @@ async fn secrets_and_signatures_never_reach_the_logs(pool: sqlx::PgPool) {
         .await
         .expect("stops on SIGTERM")
         .unwrap();
-    assert!(out.status.success(), "exit 0 after SIGTERM");
+    assert!(
+        out.status.success(),
+        "exit 0 after SIGTERM: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let logs = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
