@@ -130,10 +130,14 @@ async fn a_deleted_job_frees_its_slot_and_the_ticket_is_told(pool: PgPool) {
         (p.controller.jobs_launched() == 1).then_some(())
     })
     .await;
-    let job: i64 = sqlx::query_scalar("SELECT job_id FROM launches WHERE state = 'launched'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    // The fake counts the POST; the bridge records `launched` just after.
+    let job: i64 = wait_for("the launched row", 10, || async {
+        sqlx::query_scalar("SELECT job_id FROM launches WHERE state = 'launched'")
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+    })
+    .await;
     // Someone deletes the running job on the controller.
     p.controller.delete_job(job);
     wait_for("the second launch, once the slot is free", 15, || async {
