@@ -95,6 +95,15 @@ pub fn simulate(
                 "request": simulated_request(&p.request),
             })
         })
+        .chain(decision.refused.iter().map(|r| {
+            json!({
+                "rule": r.launch.rule,
+                "template": template_json(&r.launch.template),
+                "reply": r.launch.reply,
+                "request": simulated_request(&r.launch.request),
+                "refused": r.reason,
+            })
+        }))
         .collect();
     Ok(json!({
         "event": shown,
@@ -108,19 +117,10 @@ pub fn simulate(
 
 /// The state and reason the dispatcher would record (see `workers::dispatcher`).
 fn outcome(d: &Decision) -> (&'static str, Option<String>) {
-    let failures = || {
-        d.failed
-            .iter()
-            .map(|(rule, err)| format!("rule {rule}: {err}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    if !d.planned.is_empty() {
-        ("dispatched", (!d.failed.is_empty()).then(failures))
-    } else if !d.failed.is_empty() {
-        ("failed", Some(failures()))
-    } else {
-        ("unmapped", Some(d.reason()))
+    match (d.planned.is_empty(), d.problems()) {
+        (false, problems) => ("dispatched", problems),
+        (true, Some(problems)) => ("failed", Some(problems)),
+        (true, None) => ("unmapped", Some(d.reason())),
     }
 }
 

@@ -119,6 +119,11 @@ async fn controller_check(settings: &Settings) -> anyhow::Result<()> {
     );
     println!("user: {} (id {})", report.user.username, report.user.id);
     println!("auth: {}", serde_json::to_string(&report.auth)?);
+    println!("job settings: {}", report.jinja.describe());
+    if let Some(w) = report.jinja.warning() {
+        println!("WARNING: {w}");
+        eprintln!("WARNING: {w}");
+    }
     Ok(())
 }
 

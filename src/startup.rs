@@ -85,7 +85,13 @@ impl Application {
             tasks.add("mapping watcher", watcher);
         }
         let controller = match &settings.controller {
-            Some(c) => Some(Arc::new(Controller::new(c, Some(pool.clone()))?)),
+            Some(c) => {
+                let c = Arc::new(Controller::new(c, Some(pool.clone()))?);
+                // In the background: a controller that is down must not hold up the start.
+                let probe = c.clone();
+                tokio::spawn(async move { probe.warn_about_jinja().await });
+                Some(c)
+            }
             None => {
                 tracing::warn!(
                     "no controller configured: DRY-RUN mode, launches are recorded, not sent"
@@ -186,13 +192,18 @@ impl Application {
         tasks.add("http server", tokio::spawn(server));
 
         let fault = tokio::select! {
+            biased;
             _ = shutdown.cancelled() => None,
-            Some((name, how)) = tasks.next_end() => {
-                let why = how.err().unwrap_or_else(|| "returned".into());
-                tracing::error!(task = %name, reason = %why,
-                    "a background task ended on its own; stopping so that the process is restarted");
-                Some(format!("{name} ended unexpectedly: {why}"))
-            }
+            Some((name, how)) = tasks.next_end() => match how {
+                // It saw the stop before this select did (the mapping watcher returns at once).
+                Ok(()) if shutdown.is_cancelled() => None,
+                how => {
+                    let why = how.err().unwrap_or_else(|| "returned".into());
+                    tracing::error!(task = %name, reason = %why,
+                        "a background task ended on its own; stopping so that the process is restarted");
+                    Some(format!("{name} ended unexpectedly: {why}"))
+                }
+            },
         };
         shutdown.cancel();
         // A broken replica is better restarted at once than drained.

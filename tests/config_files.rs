@@ -15,13 +15,13 @@ fn example_config_loads() {
         "snow-oauth-token",
         "admin-token",
     ] {
-        std::fs::write(dir.path().join(f), "s3cret\n").unwrap();
+        std::fs::write(dir.path().join(f), format!("test-value-{f}-6b1d0e93\n")).unwrap();
     }
     let text = std::fs::read_to_string("deploy/config.example.yaml")
         .unwrap()
         .replace("/run/secrets/", &format!("{}/", dir.path().display()))
-        .replace("${GITHUB_WEBHOOK_SECRET}", "gh")
-        .replace("${SERVICENOW_SECRET}", "sn");
+        .replace("${GITHUB_WEBHOOK_SECRET}", "config-test-github-3f9a2c71")
+        .replace("${SERVICENOW_SECRET}", "config-test-snow-8e4b6d10");
     let s = Settings::from_parts(Some(&text), None, false).expect("example config is valid");
     assert_eq!(s.sources.len(), 4);
     assert!(

@@ -257,7 +257,8 @@ fn assert_known_metrics(expr: &str, whose: &str) -> Vec<String> {
     names
 }
 
-/// Writes each Secret value to a file named after its key, as the kubelet mounts it.
+/// Fills in the Secret template's keys with test values and writes each to a file named after
+/// its key, as the kubelet mounts it. The template ships empty values, never working ones.
 fn mount_secret(objects: &[Value], dir: &Path) -> BTreeMap<String, String> {
     let secret = object(objects, "Secret", "aap-bridge-secrets");
     let data = secret["stringData"]
@@ -265,9 +266,17 @@ fn mount_secret(objects: &[Value], dir: &Path) -> BTreeMap<String, String> {
         .expect("the Secret uses stringData");
     let mut values = BTreeMap::new();
     for (key, value) in data {
-        let value = str_of(value, key);
+        assert_eq!(
+            str_of(value, key),
+            "",
+            "secret.example.yaml `{key}` must stay empty"
+        );
+        let value = match key.as_str() {
+            "database-url" => "postgres://aap_bridge:pw@db.example.internal:5432/aap_bridge".into(),
+            _ => format!("deploy-test-{key}-0f3a9c27d1e84b65"),
+        };
         std::fs::write(dir.join(key), format!("{value}\n")).unwrap();
-        values.insert(key.clone(), value.to_string());
+        values.insert(key.clone(), value);
     }
     values
 }
@@ -443,6 +452,8 @@ fn service_pdb_and_kustomization_fit_the_deployment() {
         .iter()
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
         .filter(|f| f != "kustomization.yaml")
+        // A template with empty values; applying it by default would ship no real secret.
+        .filter(|f| f != "secret.example.yaml")
         .collect();
     let present: BTreeSet<&str> = present.iter().map(String::as_str).collect();
     assert_eq!(listed, present, "kustomization.yaml resources");
@@ -546,7 +557,26 @@ fn mappings_configmap_is_a_copy_of_the_mapping_files() {
 
 #[test]
 fn compose_config_loads_and_validates_the_shipped_mappings() {
-    let text = read("deploy/compose-config.yaml");
+    let raw = read("deploy/compose-config.yaml");
+    // No placeholder defaults: each secret comes from a variable compose requires.
+    assert!(
+        !raw.contains(":-"),
+        "compose-config.yaml has no `${{NAME:-default}}`"
+    );
+    let mut text = raw.clone();
+    for var in [
+        "GITHUB_WEBHOOK_SECRET",
+        "SERVICENOW_WEBHOOK_SECRET",
+        "PAGERDUTY_WEBHOOK_SECRET",
+        "AAP_BRIDGE_ADMIN_TOKEN",
+    ] {
+        let reference = format!("${{{var}}}");
+        assert!(
+            raw.contains(&reference),
+            "compose-config.yaml reads {reference}"
+        );
+        text = text.replace(&reference, &format!("compose-test-{var}-7d2e91b4"));
+    }
     let settings = Settings::from_parts(Some(&text), None, false)
         .unwrap_or_else(|e| panic!("deploy/compose-config.yaml: {e}"));
     assert!(
@@ -570,6 +600,18 @@ fn compose_config_loads_and_validates_the_shipped_mappings() {
         bridge["depends_on"]["postgres"]["condition"],
         "service_healthy"
     );
+    for var in [
+        "GITHUB_WEBHOOK_SECRET",
+        "SERVICENOW_WEBHOOK_SECRET",
+        "PAGERDUTY_WEBHOOK_SECRET",
+        "AAP_BRIDGE_ADMIN_TOKEN",
+    ] {
+        let value = str_of(&bridge["environment"][var], var);
+        assert!(
+            value.starts_with(&format!("${{{var}:?")),
+            "compose.yaml requires {var} (`${{{var}:?message}}`), not {value}"
+        );
+    }
     assert!(bridge["environment"]["AAP_BRIDGE__DATABASE__URL"]
         .as_str()
         .unwrap()

@@ -406,7 +406,7 @@ fn yaml(url: &str) -> String {
 sources:
   gh:
     kind: github
-    secrets: [x]
+    secrets: [notify-clients-hmac-key]
     reply:
       api_url: "{url}"
       allow_insecure_http: true
@@ -415,7 +415,7 @@ sources:
       timeout_secs: 5
   pd:
     kind: pagerduty
-    secrets: [x]
+    secrets: [notify-clients-hmac-key]
     reply:
       api_url: "{url}/"
       allow_insecure_http: true
@@ -423,7 +423,7 @@ sources:
       from: ops-bot@example.com
   snow:
     kind: servicenow
-    secrets: [x]
+    secrets: [notify-clients-hmac-key]
     reply:
       api_url: "{url}"
       allow_insecure_http: true
@@ -431,14 +431,14 @@ sources:
       password: snow-pass
   snow-oauth:
     kind: servicenow
-    secrets: [x]
+    secrets: [notify-clients-hmac-key]
     reply:
       api_url: "{url}"
       allow_insecure_http: true
       token: snow-token
   silent:
     kind: github
-    secrets: [x]
+    secrets: [notify-clients-hmac-key]
 "#
     )
 }
@@ -451,13 +451,13 @@ fn notifier_for(yaml: &str) -> Notifier {
 #[test]
 fn reply_settings_are_validated() {
     let bad = [
-        ("kind: github\n    secrets: [x]\n    reply: {}", "token"),
-        ("kind: pagerduty\n    secrets: [x]\n    reply: {token: k}", "from"),
-        ("kind: servicenow\n    secrets: [x]\n    reply: {token: k}", "api_url"),
-        ("kind: servicenow\n    secrets: [x]\n    reply: {api_url: \"https://x.example\"}", "username"),
-        ("kind: github\n    secrets: [x]\n    reply: {token: t, api_url: \"file:///etc/passwd\"}", "http"),
-        ("kind: github\n    secrets: [x]\n    reply: {token: t, tokne: u}", "tokne"),
-        ("kind: github\n    secrets: [x]\n    reply: {token: t, from: a@b.c}", "pagerduty"),
+        ("kind: github\n    secrets: [notify-clients-hmac-key]\n    reply: {}", "token"),
+        ("kind: pagerduty\n    secrets: [notify-clients-hmac-key]\n    reply: {token: k}", "from"),
+        ("kind: servicenow\n    secrets: [notify-clients-hmac-key]\n    reply: {token: k}", "api_url"),
+        ("kind: servicenow\n    secrets: [notify-clients-hmac-key]\n    reply: {api_url: \"https://x.example\"}", "username"),
+        ("kind: github\n    secrets: [notify-clients-hmac-key]\n    reply: {token: t, api_url: \"file:///etc/passwd\"}", "http"),
+        ("kind: github\n    secrets: [notify-clients-hmac-key]\n    reply: {token: t, tokne: u}", "tokne"),
+        ("kind: github\n    secrets: [notify-clients-hmac-key]\n    reply: {token: t, from: a@b.c}", "pagerduty"),
     ];
     for (source, needle) in bad {
         let y = format!("sources:\n  s:\n    {source}\n");
@@ -478,7 +478,7 @@ fn secrets_and_ca_come_from_files() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("gh-token"), "from-file\n").unwrap();
     std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").unwrap();
-    let y = "sources:\n  gh:\n    kind: github\n    secrets: [x]\n    reply:\n      token_file: gh-token\n";
+    let y = "sources:\n  gh:\n    kind: github\n    secrets: [notify-clients-hmac-key]\n    reply:\n      token_file: gh-token\n";
     let s = Settings::from_parts(Some(y), Some(dir.path().to_path_buf()), false).unwrap();
     let n = Notifier::new(&s.sources).unwrap();
     assert!(n.can_reply("gh"));

@@ -1,4 +1,8 @@
-//! `${ENV}` expansion for the config text and `*_file` indirection for secrets.
+//! `${ENV}` expansion in parsed config values and `*_file` indirection for secrets.
+//!
+//! Expansion runs on string values after YAML parsing, never on the text, so a value holding
+//! `: `, ` #`, quotes or a newline cannot change the document, and `"${PD_SECRET}"` stays a
+//! string even when the secret is all digits.
 //!
 //! Kubernetes and systemd hand secrets over as files, so any key `foo_file` is replaced by `foo`
 //! holding the file's contents. A list of paths gives a list of contents.
@@ -6,23 +10,42 @@
 use serde_json::Value;
 use std::path::Path;
 
-/// Expands `${NAME}` and `${NAME:-default}`; `$${` is a literal `${`. Whole-line `#` comments
-/// are left alone. An unset variable without a default is an error that names it and its line.
-pub fn expand_env(text: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    for (n, line) in text.split_inclusive('\n').enumerate() {
-        if line.trim_start().starts_with('#') {
-            out.push_str(line);
-        } else {
-            let expanded = expand_with(line, |name| std::env::var(name).ok())
-                .map_err(|e| format!("line {}: {e}", n + 1))?;
-            out.push_str(&expanded);
-        }
-    }
-    Ok(out)
+/// Expands `${NAME}` and `${NAME:-default}` in every string of the tree; `$${` is a literal
+/// `${`. An unset variable without a default is an error naming it and the key.
+pub fn expand_env(value: &mut Value) -> Result<(), String> {
+    expand_tree(value, "", &|name| std::env::var(name).ok())
 }
 
-pub fn expand_with(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn expand_tree(
+    value: &mut Value,
+    path: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    match value {
+        Value::String(s) if s.contains('$') => {
+            *s = expand_with(s, lookup).map_err(|e| format!("`{path}`: {e}"))?;
+        }
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                expand_tree(v, &p, lookup)?;
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                expand_tree(v, &format!("{path}[{i}]"), lookup)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+pub fn expand_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find('$') {
@@ -137,16 +160,23 @@ mod tests {
 
     #[test]
     fn expands_set_default_and_escape() {
-        assert_eq!(expand_with("x ${A} y", env).unwrap(), "x alpha y");
-        assert_eq!(expand_with("${B:-dflt}", env).unwrap(), "dflt");
-        assert_eq!(expand_with("$${A} $5", env).unwrap(), "${A} $5");
+        assert_eq!(expand_with("x ${A} y", &env).unwrap(), "x alpha y");
+        assert_eq!(expand_with("${B:-dflt}", &env).unwrap(), "dflt");
+        assert_eq!(expand_with("$${A} $5", &env).unwrap(), "${A} $5");
     }
 
     #[test]
     fn unset_variable_is_named() {
-        let err = expand_with("k: ${MISSING}", env).unwrap_err();
+        let err = expand_with("k: ${MISSING}", &env).unwrap_err();
         assert!(err.contains("MISSING"), "{err}");
-        assert!(expand_with("${A", env).is_err());
+        assert!(expand_with("${A", &env).is_err());
+        let mut v = serde_json::json!({"sources": {"gh": {"secrets": ["${MISSING}"]}}});
+        let err = expand_tree(&mut v, "", &env).unwrap_err();
+        assert_eq!(
+            err,
+            "`sources.gh.secrets[0]`: environment variable `MISSING` is not set \
+             (use `${MISSING:-default}` for a default)"
+        );
     }
 
     #[test]

@@ -5,13 +5,15 @@ mod controller;
 mod expand;
 mod reply;
 mod sources;
+mod strength;
 mod workers;
 
 pub use admin::AdminSettings;
 pub use controller::{AuthSettings, ControllerSettings, FlavourSetting, RetrySettings};
-pub use expand::{expand_env, resolve_files};
+pub use expand::{expand_env, expand_tree, resolve_files};
 pub use reply::ReplySettings;
 pub use sources::{SourceAuth, SourceKind, SourceSettings};
+pub use strength::{weakness, MIN_SECRET_BYTES};
 pub use workers::{MappingSettings, RetentionSettings, WorkerSettings};
 
 use serde::Deserialize;
@@ -38,6 +40,9 @@ pub struct Settings {
     /// The admin API; without a token it is disabled.
     #[serde(default)]
     pub admin: AdminSettings,
+    /// Accept short and placeholder secrets (tests, a laptop); only with a loopback listener.
+    #[serde(default)]
+    pub dev_mode: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,19 +124,32 @@ impl Settings {
         base: Option<PathBuf>,
         with_env: bool,
     ) -> Result<Self, ConfigError> {
-        use config::{Config, Environment, File, FileFormat};
+        Self::from_parts_with(yaml, base, with_env, &|name| std::env::var(name).ok())
+    }
+
+    /// `from_parts`, with `${NAME}` looked up through `lookup`.
+    pub fn from_parts_with(
+        yaml: Option<&str>,
+        base: Option<PathBuf>,
+        with_env: bool,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        use config::{Config, File, FileFormat};
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Yaml));
         if let Some(text) = yaml {
-            let expanded = expand_env(text).map_err(ConfigError)?;
-            builder = builder.add_source(File::from_str(&expanded, FileFormat::Yaml));
+            // Parse first, then expand inside string values (see `expand`).
+            let mut file: serde_json::Value = Config::builder()
+                .add_source(File::from_str(text, FileFormat::Yaml))
+                .build()
+                .and_then(|c| c.try_deserialize())
+                .map_err(|e| ConfigError(e.to_string()))?;
+            expand_tree(&mut file, "", lookup).map_err(ConfigError)?;
+            // JSON is YAML; the `config` crate is built without its JSON format.
+            builder = builder.add_source(File::from_str(&file.to_string(), FileFormat::Yaml));
         }
         if with_env {
-            builder = builder.add_source(
-                Environment::with_prefix("AAP_BRIDGE")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            );
+            let env = env_layer(None)?;
+            builder = builder.add_source(File::from_str(&env.to_string(), FileFormat::Yaml));
         }
         let raw: serde_json::Value = builder
             .build()
@@ -171,7 +189,51 @@ impl Settings {
                 }
             }
         }
-        Ok(())
+        self.check_secrets()
+    }
+}
+
+/// `AAP_BRIDGE__SECTION__KEY` overrides (from `vars`, or the process environment). Numbers and
+/// booleans are typed, except under secret keys: `AAP_BRIDGE__ADMIN__TOKEN=000123…` stays the
+/// string it is.
+fn env_layer(vars: Option<config::Map<String, String>>) -> Result<serde_json::Value, ConfigError> {
+    let mut env: serde_json::Value = config::Config::builder()
+        .add_source(
+            config::Environment::with_prefix("AAP_BRIDGE")
+                .prefix_separator("__")
+                .separator("__")
+                .source(vars),
+        )
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| ConfigError(e.to_string()))?;
+    typed(&mut env, "");
+    Ok(env)
+}
+
+const SECRET_KEYS: &[&str] = &[
+    "token",
+    "password",
+    "secrets",
+    "bearer_tokens",
+    "client_secret",
+    "url",
+];
+
+fn typed(v: &mut serde_json::Value, key: &str) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => map.iter_mut().for_each(|(k, v)| typed(v, k)),
+        Value::String(s) if !SECRET_KEYS.contains(&key) => {
+            if let Ok(b) = s.parse::<bool>() {
+                *v = Value::Bool(b);
+            } else if let Ok(i) = s.parse::<i64>() {
+                *v = Value::from(i);
+            } else if let Some(n) = s.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                *v = Value::Number(n);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -196,9 +258,86 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let yaml = "sources:\n  gh:\n    kind: github\n    secrets: [hunter2-very-secret]\n";
+        let yaml = "sources:\n  gh:\n    kind: github\n    secrets: [hunter2-very-secret-value]\n";
         let s = Settings::from_parts(Some(yaml), None, false).unwrap();
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
+    }
+
+    fn with_env(yaml: &str, vars: &[(&str, &str)]) -> Settings {
+        let lookup = |n: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        };
+        Settings::from_parts_with(Some(yaml), None, false, &lookup).unwrap()
+    }
+
+    fn secret(s: &Settings, source: &str) -> String {
+        s.sources[source].secrets[0].expose_secret().to_string()
+    }
+
+    const PD: &str = "sources:\n  pd:\n    kind: pagerduty\n    secrets: [\"${PD_SECRET}\"]\n";
+
+    #[test]
+    fn expanded_secrets_keep_yaml_syntax_characters() {
+        for value in [
+            "abc: def ghi-123456",
+            "abc #not-a-comment-12345",
+            "quote\"in'side-0123456789",
+            "{braces: [and, brackets]} 123",
+        ] {
+            assert_eq!(secret(&with_env(PD, &[("PD_SECRET", value)]), "pd"), value);
+        }
+        // In a list a newline is part of the one secret; a single string is split on lines
+        // (rotation), each line intact.
+        let two = "first-secret-123456\nsecond: 0123456789abc";
+        assert_eq!(secret(&with_env(PD, &[("PD_SECRET", two)]), "pd"), two);
+        let single = PD.replace("[\"${PD_SECRET}\"]", "\"${PD_SECRET}\"");
+        let s = with_env(&single, &[("PD_SECRET", two)]);
+        let all: Vec<&str> = s.sources["pd"]
+            .secrets
+            .iter()
+            .map(|x| x.expose_secret())
+            .collect();
+        assert_eq!(all, ["first-secret-123456", "second: 0123456789abc"]);
+    }
+
+    #[test]
+    fn an_all_digit_secret_stays_a_string() {
+        let s = with_env(PD, &[("PD_SECRET", "123456789012345678")]);
+        assert_eq!(secret(&s, "pd"), "123456789012345678");
+        // Unquoted in the file, too: the text never sees the value.
+        let bare = PD.replace("[\"${PD_SECRET}\"]", "${PD_SECRET}");
+        let s = with_env(&bare, &[("PD_SECRET", "000123456789012345")]);
+        assert_eq!(secret(&s, "pd"), "000123456789012345");
+    }
+
+    #[test]
+    fn environment_overrides_are_typed_except_secrets() {
+        let vars = [
+            ("AAP_BRIDGE__ADMIN__TOKEN", "000123456789012345"),
+            ("AAP_BRIDGE__SERVER__DRAIN_SECS", "0"),
+            ("AAP_BRIDGE__DATABASE__CREATE_IF_MISSING", "false"),
+        ];
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let env = env_layer(Some(vars.collect())).unwrap();
+        assert_eq!(
+            env,
+            serde_json::json!({"admin": {"token": "000123456789012345"},
+                "server": {"drain_secs": 0}, "database": {"create_if_missing": false}})
+        );
+    }
+
+    #[test]
+    fn an_unset_variable_names_the_key() {
+        let yaml = "admin:\n  token: \"${AAP_BRIDGE_TEST_UNSET_VARIABLE_9F2}\"\n";
+        let err = Settings::from_parts(Some(yaml), None, false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration: `admin.token`: environment variable \
+             `AAP_BRIDGE_TEST_UNSET_VARIABLE_9F2` is not set \
+             (use `${AAP_BRIDGE_TEST_UNSET_VARIABLE_9F2:-default}` for a default)"
+        );
     }
 }

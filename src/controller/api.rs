@@ -21,7 +21,7 @@ fn query(pairs: &[(&str, &str)]) -> String {
 }
 
 impl Controller {
-    async fn get(&self, path: &str, what: &str) -> Result<Value, ControllerError> {
+    pub(super) async fn get(&self, path: &str, what: &str) -> Result<Value, ControllerError> {
         read_json(self.call(Method::GET, path, None).await?, what).await
     }
 

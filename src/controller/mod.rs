@@ -4,11 +4,13 @@
 mod api;
 pub mod auth;
 mod health;
+mod settings;
 mod transport;
 pub mod types;
 
 pub use auth::{ApiInfo, AuthState};
 pub use health::{ControllerHealth, Health};
+pub use settings::JinjaSetting;
 pub use types::*;
 
 use crate::config::{ControllerSettings, FlavourSetting};
@@ -41,6 +43,7 @@ pub struct CheckReport {
     pub version: Option<String>,
     pub user: Me,
     pub auth: AuthState,
+    pub jinja: JinjaSetting,
 }
 
 impl Controller {
@@ -299,6 +302,7 @@ impl Controller {
             version: api.version.clone(),
             user,
             auth: self.auth_state().await,
+            jinja: self.allow_jinja().await?,
         })
     }
 }

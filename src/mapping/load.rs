@@ -1,6 +1,9 @@
 //! Reading mapping files and checking them, every problem reported as `file:line: message`.
 
+pub(crate) use super::files::mapping_files;
+use super::files::yaml_message;
 use super::glob::Glob;
+use super::guard::{self, Guard};
 use super::render::{self, has_markup, Compiled};
 use super::rule::{Rule, Target};
 use super::spec::{check_shape, line_of, FileSpec, OneOrMany, RuleSpec, Tree};
@@ -43,31 +46,6 @@ impl Mappings {
             Err(loader.errors)
         }
     }
-}
-
-/// The files `load` reads for `path`.
-pub(crate) fn mapping_files(path: &Path) -> Result<Vec<PathBuf>, MappingError> {
-    let whole = |message: String| MappingError {
-        file: path.to_path_buf(),
-        line: 0,
-        message,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read: {e}")))?;
-    if !meta.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(path).map_err(|e| whole(format!("cannot list: {e}")))? {
-        let p = entry
-            .map_err(|e| whole(format!("cannot list: {e}")))?
-            .path();
-        let yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
-        if yaml && p.is_file() {
-            files.push(p);
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 struct Loader<'a> {
@@ -150,6 +128,7 @@ impl Loader<'_> {
         if let Some(m) = spec.max_concurrent.as_ref().filter(|m| m.value == 0) {
             self.error(file, line_of(m), "max_concurrent must be at least 1");
         }
+        let guard = self.guard(file, &spec);
 
         let fields = self.fields(file, &name, &spec);
         if self.errors.len() > before {
@@ -167,7 +146,34 @@ impl Loader<'_> {
             max_concurrent: spec.max_concurrent.map(|m| m.value),
             coalesce_secs: spec.coalesce_secs,
             on_ignored_fields: spec.on_ignored_fields.map(|s| s.value).unwrap_or_default(),
+            guard,
         })
+    }
+
+    /// The rule's value checks. A literal limit is checked now, so `check` reports it.
+    fn guard(&mut self, file: &Path, spec: &RuleSpec) -> Guard {
+        let g = Guard {
+            limit_patterns: spec.limit_patterns.unwrap_or(false),
+            allow_templates_in_values: spec.allow_templates_in_values.unwrap_or(false),
+            max_value_chars: spec
+                .max_value_chars
+                .as_ref()
+                .map_or(Guard::default().max_value_chars, |m| m.value),
+        };
+        if let Some(m) = spec.max_value_chars.as_ref().filter(|m| m.value == 0) {
+            self.error(file, line_of(m), "max_value_chars must be at least 1");
+        }
+        if let Some(limit) = &spec.limit {
+            match &limit.value {
+                Tree::Str(s) if !has_markup(s) && !s.trim().is_empty() && !g.limit_patterns => {
+                    if let Err(e) = guard::check_limit(s) {
+                        self.error(file, line_of(limit), e);
+                    }
+                }
+                _ => {}
+            }
+        }
+        g
     }
 
     /// The rule's name; records it, or an error if it is missing, empty or taken.
@@ -378,14 +384,5 @@ impl Loader<'_> {
                     .map(Compiled::Map)
             }
         }
-    }
-}
-
-/// serde-saphyr's message without its " at line L, column C" suffix: the line is ours to print.
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    let text = e.without_snippet().to_string();
-    match text.rfind(" at line ") {
-        Some(i) if text[i..].contains(", column ") => text[..i].to_string(),
-        _ => text,
     }
 }

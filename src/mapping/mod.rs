@@ -4,7 +4,9 @@
 //! templates included, so a bad file is refused with `file:line` errors instead of failing
 //! when the first matching event arrives.
 
+mod files;
 mod glob;
+mod guard;
 mod load;
 mod reload;
 mod render;
@@ -17,10 +19,13 @@ mod tests_eval;
 #[cfg(test)]
 mod tests_files;
 #[cfg(test)]
+mod tests_guard;
+#[cfg(test)]
 mod tests_load;
 #[cfg(test)]
 mod tests_reload;
 
+pub use guard::DEFAULT_MAX_VALUE_CHARS;
 pub use reload::{reload, ReloadStatus};
 pub use watch::{watch, SharedMappings};
 
@@ -211,10 +216,20 @@ pub struct Planned {
     pub on_ignored_fields: OnIgnored,
 }
 
-/// What the rules made of one event. Unmapped when `planned` and `failed` are both empty.
+/// A launch a rule asked for but whose rendered values were refused (see `guard`): recorded as
+/// a `rejected` launch, and the ticket is told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Refused {
+    pub launch: Planned,
+    pub reason: String,
+}
+
+/// What the rules made of one event. Unmapped when `planned`, `refused` and `failed` are empty.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Decision {
     pub planned: Vec<Planned>,
+    /// Rules whose rendered values were refused.
+    pub refused: Vec<Refused>,
     /// Rules that matched but could not be rendered: (rule, error).
     pub failed: Vec<(String, String)>,
     /// Rules for the event's source that did not match: (rule, why).
@@ -226,15 +241,30 @@ pub struct Decision {
 
 impl Decision {
     pub fn is_unmapped(&self) -> bool {
-        self.planned.is_empty() && self.failed.is_empty()
+        self.planned.is_empty() && self.refused.is_empty() && self.failed.is_empty()
+    }
+
+    /// The refused and failed rules, one `rule NAME: …` each, or None.
+    pub fn problems(&self) -> Option<String> {
+        let refused = self
+            .refused
+            .iter()
+            .map(|r| format!("rule {}: refused: {}", r.launch.rule, r.reason));
+        let failed = self
+            .failed
+            .iter()
+            .map(|(rule, err)| format!("rule {rule}: {err}"));
+        let all: Vec<String> = refused.chain(failed).collect();
+        (!all.is_empty()).then(|| all.join("; "))
     }
 
     /// One line on why nothing was launched (or what was).
     pub fn reason(&self) -> String {
         if !self.is_unmapped() {
             return format!(
-                "{} rule(s) matched, {} failed to render",
-                self.planned.len() + self.failed.len(),
+                "{} rule(s) matched, {} refused, {} failed to render",
+                self.planned.len() + self.refused.len() + self.failed.len(),
+                self.refused.len(),
                 self.failed.len()
             );
         }
@@ -337,18 +367,27 @@ impl Mappings {
                 decision.skipped.push((rule.name.clone(), why));
                 continue;
             }
-            match rule.request(&self.env, ctx) {
-                Ok(request) => decision.planned.push(Planned {
-                    rule: rule.name.clone(),
-                    template: template.clone(),
-                    request,
-                    reply: rule.reply,
-                    report_outcome: rule.report_outcome,
-                    max_concurrent: rule.max_concurrent,
-                    coalesce_secs: rule.coalesce_secs,
-                    on_ignored_fields: rule.on_ignored_fields,
-                }),
-                Err(e) => decision.failed.push((rule.name.clone(), e)),
+            let request = match rule.request(&self.env, ctx) {
+                Ok(request) => request,
+                Err(e) => {
+                    decision.failed.push((rule.name.clone(), e));
+                    continue;
+                }
+            };
+            let verdict = rule.guard.check(&request);
+            let launch = Planned {
+                rule: rule.name.clone(),
+                template: template.clone(),
+                request,
+                reply: rule.reply,
+                report_outcome: rule.report_outcome,
+                max_concurrent: rule.max_concurrent,
+                coalesce_secs: rule.coalesce_secs,
+                on_ignored_fields: rule.on_ignored_fields,
+            };
+            match verdict {
+                Ok(()) => decision.planned.push(launch),
+                Err(reason) => decision.refused.push(Refused { launch, reason }),
             }
         }
         decision

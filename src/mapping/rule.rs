@@ -1,6 +1,7 @@
 //! A rule after load, and how it matches and renders one event.
 
 use super::glob::{self, Glob};
+use super::guard::Guard;
 use super::render::{self, Compiled};
 use super::{EventView, OnIgnored, Reply, TemplateRef};
 use minijinja::{Environment, Value};
@@ -35,6 +36,8 @@ pub(crate) struct Rule {
     pub max_concurrent: Option<u32>,
     pub coalesce_secs: Option<u64>,
     pub on_ignored_fields: OnIgnored,
+    /// Checks on the rendered values (event text) before anything is launched.
+    pub guard: Guard,
 }
 
 impl Rule {

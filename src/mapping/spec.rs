@@ -42,6 +42,10 @@ pub(crate) struct RuleSpec {
     pub max_concurrent: Option<Spanned<u32>>,
     pub coalesce_secs: Option<u64>,
     pub on_ignored_fields: Option<Spanned<OnIgnored>>,
+    /// Rendered values are checked (see `guard`); these relax the checks for this rule.
+    pub limit_patterns: Option<bool>,
+    pub allow_templates_in_values: Option<bool>,
+    pub max_value_chars: Option<Spanned<usize>>,
 }
 
 /// 1-based line of a spanned value (0 when the parser could not tell).

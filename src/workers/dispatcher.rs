@@ -1,7 +1,7 @@
 //! Claims pending events, evaluates the mapping rules, records the decision on the event and
 //! plans one launch per matching rule, all in one transaction.
 
-use super::Context;
+use super::{refusal, Context};
 use crate::config::SourceKind;
 use crate::mapping::{EventView, OnIgnored, Planned, TemplateRef};
 use crate::store::dispatch;
@@ -57,11 +57,14 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     let mut planned_any = false;
     for (view, decision) in &decided {
         let recorded = serde_json::to_value(decision).unwrap_or(Value::Null);
+        for r in &decision.refused {
+            refusal::record(&mut tx, &ctx, view, r).await?;
+        }
+        let problems = decision.problems();
         if decision.planned.is_empty() {
-            let (state, reason) = if decision.failed.is_empty() {
-                (EventState::Unmapped, decision.reason())
-            } else {
-                (EventState::Failed, failures(&decision.failed))
+            let (state, reason) = match problems {
+                Some(p) => (EventState::Failed, p),
+                None => (EventState::Unmapped, decision.reason()),
             };
             tracing::info!(event_id = %view.id, %state, %reason, "event not launched");
             dispatch::settle(&mut tx, view.id, state, Some(&reason), &recorded).await?;
@@ -70,7 +73,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         for p in &decision.planned {
             plan(&mut tx, &ctx, view, p).await?;
         }
-        let note = (!decision.failed.is_empty()).then(|| failures(&decision.failed));
+        let note = problems;
         dispatch::settle(
             &mut tx,
             view.id,
@@ -88,13 +91,15 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     Ok(events.len() as i64 == batch)
 }
 
-async fn plan(
+/// The launch row for `p` (`state`: planned, dry_run, coalesced, or rejected for a refusal).
+pub(super) async fn insert_launch(
     conn: &mut sqlx::PgConnection,
-    ctx: &Context,
     e: &EventView,
     p: &Planned,
+    id: Uuid,
+    state: LaunchState,
+    coalesce: (Option<&str>, Option<Uuid>),
 ) -> anyhow::Result<()> {
-    let id = Uuid::now_v7();
     let (kind, template_id, name, org) = match &p.template {
         TemplateRef::Id { kind, id } => (*kind, Some(*id), None, None),
         TemplateRef::Name {
@@ -102,16 +107,6 @@ async fn plan(
             name,
             organization,
         } => (*kind, None, Some(name.as_str()), organization.as_deref()),
-    };
-    let coalesce_key = coalesce_key(e, p);
-    let target = match (&coalesce_key, p.coalesce_secs) {
-        (Some(key), Some(secs)) => launches::coalesce_target(conn, key, secs as i64).await?,
-        _ => None,
-    };
-    let state = match (target, ctx.controller.is_some()) {
-        (Some(_), _) => LaunchState::Coalesced,
-        (None, true) => LaunchState::Planned,
-        (None, false) => LaunchState::DryRun,
     };
     let request = with_marker(&p.request, e.id, id);
     launches::insert(
@@ -131,12 +126,34 @@ async fn plan(
             reply: p.reply,
             report_outcome: p.report_outcome,
             max_concurrent: p.max_concurrent.map(|n| n as i32),
-            coalesce_key: coalesce_key.as_deref(),
-            coalesced_into: target,
+            coalesce_key: coalesce.0,
+            coalesced_into: coalesce.1,
             state,
         },
     )
     .await?;
+    Ok(())
+}
+
+async fn plan(
+    conn: &mut sqlx::PgConnection,
+    ctx: &Context,
+    e: &EventView,
+    p: &Planned,
+) -> anyhow::Result<()> {
+    let id = Uuid::now_v7();
+    let coalesce_key = coalesce_key(e, p);
+    let target = match (&coalesce_key, p.coalesce_secs) {
+        (Some(key), Some(secs)) => launches::coalesce_target(conn, key, secs as i64).await?,
+        _ => None,
+    };
+    let state = match (target, ctx.controller.is_some()) {
+        (Some(_), _) => LaunchState::Coalesced,
+        (None, true) => LaunchState::Planned,
+        (None, false) => LaunchState::DryRun,
+    };
+    let coalesce = (coalesce_key.as_deref(), target);
+    insert_launch(conn, e, p, id, state, coalesce).await?;
     if p.on_ignored_fields != OnIgnored::Warn {
         launch_policy::set_on_ignored_fields(conn, id, p.on_ignored_fields).await?;
     }
@@ -177,12 +194,4 @@ fn ticket_key(t: &Value) -> String {
         f("number"),
         f("incident_id")
     )
-}
-
-fn failures(failed: &[(String, String)]) -> String {
-    failed
-        .iter()
-        .map(|(rule, err)| format!("rule {rule}: {err}"))
-        .collect::<Vec<_>>()
-        .join("; ")
 }

@@ -8,6 +8,7 @@ mod launcher;
 mod notifier;
 mod postback;
 mod reconcile;
+mod refusal;
 pub mod retention;
 mod tracker;
 

@@ -56,7 +56,7 @@ async fn bad_config_names_the_problem() {
     assert!(err.contains("controller.url must be http"), "{err}");
 }
 
-const EXAMPLE_SOURCES: &str = "sources:\n  github: {kind: github, secrets: [a]}\n  pagerduty: {kind: pagerduty, secrets: [b]}\n  servicenow: {kind: servicenow, secrets: [c]}\n";
+const EXAMPLE_SOURCES: &str = "sources:\n  github: {kind: github, secrets: [cli-test-github-hmac-key]}\n  pagerduty: {kind: pagerduty, secrets: [cli-test-pagerduty-key]}\n  servicenow: {kind: servicenow, secrets: [cli-test-servicenow-key]}\n";
 
 #[tokio::test]
 async fn check_passes_on_each_shipped_mapping_file() {
@@ -139,7 +139,7 @@ async fn secrets_and_signatures_never_reach_the_logs(pool: sqlx::PgPool) {
     std::fs::write(
         &config,
         format!(
-            "server: {{listen: \"127.0.0.1:{port}\", drain_secs: 0, shutdown_grace_secs: 2}}\n\
+            "dev_mode: true\nserver: {{listen: \"127.0.0.1:{port}\", drain_secs: 0, shutdown_grace_secs: 2}}\n\
              database: {{url: \"postgres://postgres@127.0.0.1:5432/{db}\"}}\n\
              log: {{level: debug, format: json}}\n\
              mappings: {{path: \"{root}/tests/support/no-rules.yaml\"}}\n\
@@ -199,7 +199,11 @@ async fn secrets_and_signatures_never_reach_the_logs(pool: sqlx::PgPool) {
         .await
         .expect("stops on SIGTERM")
         .unwrap();
-    assert!(out.status.success(), "exit 0 after SIGTERM");
+    assert!(
+        out.status.success(),
+        "exit 0 after SIGTERM: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let logs = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -96,6 +96,7 @@ async fn repeated_kill_9_under_load_loses_nothing_and_launches_once(pool: PgPool
         &config,
         format!(
             r#"
+dev_mode: true
 server: {{listen: "127.0.0.1:{port}", shutdown_grace_secs: 2, drain_secs: 0}}
 database: {{url: "postgres://postgres@127.0.0.1:5432/{db}", create_if_missing: false}}
 log: {{level: warn}}

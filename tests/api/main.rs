@@ -10,6 +10,7 @@ mod controller_tls;
 mod controller_token_at_rest;
 mod controller_tokens;
 mod crash;
+mod hostile;
 mod ingest;
 mod ingest_kinds;
 mod launch_protocol;

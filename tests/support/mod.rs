@@ -23,6 +23,8 @@ pub const ADMIN_TOKEN: &str = "admin-secret";
 
 /// Sources every test app has; secrets are `<kind>-old` and `<kind>-new` (rotation).
 pub const SOURCES_YAML: &str = r#"
+# Short test secrets; dev mode allows them on 127.0.0.1.
+dev_mode: true
 server:
   listen: "127.0.0.1:0"
   drain_secs: 0

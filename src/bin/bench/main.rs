@@ -95,7 +95,7 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "server:\n  listen: \"127.0.0.1:{port}\"\n  drain_secs: 0\ndatabase:\n  url: \"{db_url}\"\n\
+                "dev_mode: true\nserver:\n  listen: \"127.0.0.1:{port}\"\n  drain_secs: 0\ndatabase:\n  url: \"{db_url}\"\n\
                  log:\n  level: warn\nsources:\n  gh:\n    kind: github\n    secrets: [{SECRET}]\n{extra}"
             ),
         )?;

@@ -350,6 +350,16 @@ impl FakeController {
         self.st().down = down;
     }
 
+    /// What `settings/jobs/` answers for ALLOW_JINJA_IN_EXTRA_VARS (default `template`).
+    pub fn set_allow_jinja(&self, value: &str) {
+        self.st().allow_jinja = Ok(value.into());
+    }
+
+    /// `settings/jobs/` answers 403 (the user may not read settings) or 404.
+    pub fn set_settings_jobs_status(&self, status: u16) {
+        self.st().allow_jinja = Err(status);
+    }
+
     /// Applies to jobs launched afterwards: pending for d/2, running until d, then the outcome.
     pub fn set_job_duration(&self, d: Duration) {
         self.st().job_duration = d;

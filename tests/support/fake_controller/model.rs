@@ -196,6 +196,8 @@ pub struct State {
     pub tls: bool,
     /// Makes `next` links absolute on this origin (tests of cross-origin pagination).
     pub next_origin: Option<String>,
+    /// `settings/jobs/` ALLOW_JINJA_IN_EXTRA_VARS; Err(status) answers 403 or 404 instead.
+    pub allow_jinja: Result<String, u16>,
 }
 
 impl State {
@@ -231,6 +233,7 @@ impl State {
             event_delay: Some(Duration::from_secs(1)),
             tls: false,
             next_origin: None,
+            allow_jinja: Ok("template".into()),
         }
     }
 

@@ -203,6 +203,7 @@ enum Route {
     Job(Kind, i64),
     Stdout(i64),
     Cancel(Kind, i64),
+    SettingsJobs,
 }
 
 fn route(st: &mut State, r: &Req) -> Resp {
@@ -297,6 +298,7 @@ fn parse_route(segs: &[&str], base: &str, gateway: bool) -> Option<Route> {
         [j, i] if jkind(j).is_some() => Route::Job(jkind(j)?, id(i)?),
         [j, i, "cancel"] if jkind(j).is_some() => Route::Cancel(jkind(j)?, id(i)?),
         ["jobs", i, "stdout"] => Route::Stdout(id(i)?),
+        ["settings", "jobs"] => Route::SettingsJobs,
         _ => return None,
     })
 }
@@ -318,6 +320,23 @@ fn dispatch(st: &mut State, r: &Req, who: &Who, route: Route) -> Resp {
         Route::Cancel(k, id) => {
             only(r, &["GET", "POST"]).unwrap_or_else(|| jobs::cancel(st, r, k, id))
         }
+        Route::SettingsJobs => only(r, &["GET"]).unwrap_or_else(|| settings_jobs(st)),
+    }
+}
+
+/// A few of AWX 24.6's job settings.
+fn settings_jobs(st: &State) -> Resp {
+    match &st.allow_jinja {
+        Ok(v) => Resp::json(
+            200,
+            json!({"ALLOW_JINJA_IN_EXTRA_VARS": v, "AWX_ISOLATION_BASE_PATH": "/tmp",
+                   "DEFAULT_JOB_TIMEOUT": 0, "AWX_TASK_ENV": {}}),
+        ),
+        Err(403) => Resp::json(
+            403,
+            json!({"detail": "You do not have permission to perform this action."}),
+        ),
+        Err(_) => Resp::not_found(),
     }
 }
 
