@@ -11,7 +11,7 @@ pub use admin::AdminSettings;
 pub use controller::{AuthSettings, ControllerSettings, FlavourSetting, RetrySettings};
 pub use expand::{expand_env, resolve_files};
 pub use reply::ReplySettings;
-pub use sources::{SourceAuth, SourceKind, SourceSettings};
+pub use sources::{SignatureScheme, SourceAuth, SourceKind, SourceSettings};
 pub use workers::{MappingSettings, RetentionSettings, WorkerSettings};
 
 use serde::Deserialize;
@@ -157,6 +157,7 @@ impl Settings {
         self.workers
             .validate(self.controller.as_ref().map(|c| c.timeout_secs))
             .map_err(ConfigError)?;
+        self.retention.validate().map_err(ConfigError)?;
         for (name, source) in &self.sources {
             source
                 .validate(name)
