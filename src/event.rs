@@ -13,8 +13,11 @@ pub struct Event {
     /// Source name from config (the `{source}` in `/hooks/{source}`).
     pub source: String,
     pub kind: SourceKind,
-    /// Unique per source; the dedupe key.
+    /// The sender's delivery id (a header, unsigned): information, not a dedupe key.
     pub delivery_id: String,
+    /// Unique per source, taken from what the signature covers (body hash, `event.id`, record
+    /// identity, a signed delivery header), so a replay with fresh headers is a duplicate.
+    pub dedupe_key: String,
     /// e.g. `issues.opened`, `incident.triggered`, `incident.insert`.
     pub event_type: String,
     /// What mapping rules key on: ServiceNow `category`, GitHub label or branch, PagerDuty service.

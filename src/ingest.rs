@@ -125,7 +125,7 @@ async fn commit(pool: &PgPool, batch: Vec<Job>, timeout: Duration) {
     let mut unique = Vec::new();
     let mut owner = Vec::with_capacity(batch.len());
     for (i, job) in batch.iter().enumerate() {
-        let key = (job.event.source.as_str(), job.event.delivery_id.as_str());
+        let key = (job.event.source.as_str(), job.event.dedupe_key.as_str());
         let slot = *first.entry(key).or_insert_with(|| {
             unique.push(i);
             unique.len() - 1

@@ -12,7 +12,7 @@ pub use admin::AdminSettings;
 pub use controller::{AuthSettings, ControllerSettings, FlavourSetting, RetrySettings};
 pub use expand::{expand_env, expand_tree, resolve_files};
 pub use reply::ReplySettings;
-pub use sources::{SourceAuth, SourceKind, SourceSettings};
+pub use sources::{SignatureScheme, SourceAuth, SourceKind, SourceSettings};
 pub use strength::{weakness, MIN_SECRET_BYTES};
 pub use workers::{MappingSettings, RetentionSettings, WorkerSettings};
 
@@ -175,6 +175,7 @@ impl Settings {
         self.workers
             .validate(self.controller.as_ref().map(|c| c.timeout_secs))
             .map_err(ConfigError)?;
+        self.retention.validate().map_err(ConfigError)?;
         for (name, source) in &self.sources {
             source
                 .validate(name)

@@ -45,6 +45,17 @@ pub enum SourceAuth {
     Bearer,
 }
 
+/// What a ServiceNow MAC covers. Only a signed delivery header may serve as the dedupe key.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum SignatureScheme {
+    #[serde(rename = "{body}")]
+    Body,
+    #[serde(rename = "{timestamp}.{body}")]
+    TimestampBody,
+    #[serde(rename = "{timestamp}.{delivery}.{body}")]
+    TimestampDeliveryBody,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSettings {
@@ -61,8 +72,12 @@ pub struct SourceSettings {
     pub signature_header: Option<String>,
     /// ServiceNow: optional header with a unix timestamp that is signed as `{timestamp}.{body}`.
     pub timestamp_header: Option<String>,
-    /// ServiceNow: header carrying a unique delivery id; else `sys_id` + `sys_updated_on`.
+    /// ServiceNow: header carrying a unique delivery id. The dedupe key only when signed
+    /// (`signature_scheme: "{timestamp}.{delivery}.{body}"`); otherwise kept as information.
     pub delivery_header: Option<String>,
+    /// ServiceNow: what the MAC covers. Unset: `{timestamp}.{body}` when `timestamp_header` is
+    /// set, else `{body}`.
+    pub signature_scheme: Option<SignatureScheme>,
     /// Accepted clock difference for signed timestamps.
     #[serde(default = "default_replay_window")]
     pub replay_window_secs: u64,
@@ -97,6 +112,40 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::
 }
 
 impl SourceSettings {
+    /// The scheme in force (ServiceNow HMAC).
+    pub fn scheme(&self) -> SignatureScheme {
+        self.signature_scheme
+            .unwrap_or(match self.timestamp_header {
+                Some(_) => SignatureScheme::TimestampBody,
+                None => SignatureScheme::Body,
+            })
+    }
+
+    fn validate_scheme(&self) -> Result<(), String> {
+        let Some(scheme) = self.signature_scheme else {
+            return Ok(());
+        };
+        if self.auth == SourceAuth::Bearer {
+            return Err("`signature_scheme` applies to auth: hmac only".into());
+        }
+        let (ts, delivery) = (
+            self.timestamp_header.is_some(),
+            self.delivery_header.is_some(),
+        );
+        match scheme {
+            SignatureScheme::Body if ts => Err(
+                "`timestamp_header` is set but signature_scheme `{body}` does not sign it".into(),
+            ),
+            SignatureScheme::TimestampBody | SignatureScheme::TimestampDeliveryBody if !ts => {
+                Err("this signature_scheme signs a timestamp: set `timestamp_header`".into())
+            }
+            SignatureScheme::TimestampDeliveryBody if !delivery => Err(
+                "signature_scheme `{timestamp}.{delivery}.{body}` needs `delivery_header`".into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     pub fn validate(&self, name: &str) -> Result<(), String> {
         if name.is_empty()
             || !name
@@ -109,6 +158,7 @@ impl SourceSettings {
             ("signature_header", self.signature_header.is_some()),
             ("timestamp_header", self.timestamp_header.is_some()),
             ("delivery_header", self.delivery_header.is_some()),
+            ("signature_scheme", self.signature_scheme.is_some()),
         ];
         if self.kind != SourceKind::Servicenow {
             if let Some((key, _)) = sn_only.iter().find(|(_, set)| *set) {
@@ -124,6 +174,7 @@ impl SourceSettings {
         if let Some(reply) = &self.reply {
             reply.validate(self.kind)?;
         }
+        self.validate_scheme()?;
         match self.auth {
             SourceAuth::Hmac if self.secrets.is_empty() => {
                 Err("needs at least one secret (`secrets` or `secrets_file`)".into())
@@ -133,5 +184,47 @@ impl SourceSettings {
             }
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Settings;
+
+    fn err(source: &str) -> String {
+        let yaml = format!("sources:\n  s: {{kind: servicenow, secrets: [k], {source}}}\n");
+        Settings::from_parts(Some(&yaml), None, false)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn signature_scheme_needs_the_headers_it_signs() {
+        let full = "signature_scheme: \"{timestamp}.{delivery}.{body}\"";
+        assert!(err(&format!("timestamp_header: X-Ts, {full}"))
+            .contains("signature_scheme `{timestamp}.{delivery}.{body}` needs `delivery_header`"));
+        assert!(err(&format!("delivery_header: X-D, {full}"))
+            .contains("this signature_scheme signs a timestamp: set `timestamp_header`"));
+        assert!(err("timestamp_header: X-Ts, signature_scheme: \"{body}\"")
+            .contains("does not sign it"));
+        assert!(err("signature_scheme: \"{delivery}\"").contains("unknown variant"));
+        let yaml = format!(
+            "sources:\n  s: {{kind: servicenow, secrets: [k], timestamp_header: X-Ts, \
+             delivery_header: X-D, {full}}}\n"
+        );
+        assert!(Settings::from_parts(Some(&yaml), None, false).is_ok());
+    }
+
+    #[test]
+    fn dedupe_days_cover_event_retention() {
+        let e = Settings::from_parts(Some("retention: {max_age_days: 120}\n"), None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("retention.dedupe_days (90) must be at least"),
+            "{e}"
+        );
+        let ok = "retention: {max_age_days: 120, dedupe_days: 0}\n";
+        assert!(Settings::from_parts(Some(ok), None, false).is_ok());
     }
 }

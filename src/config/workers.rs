@@ -103,4 +103,25 @@ pub struct RetentionSettings {
     pub interval_secs: u64,
     /// Rows deleted per statement, so pruning never holds long locks.
     pub batch: i64,
+    /// Dedupe keys are kept this long (and never while their event exists), so a pruned
+    /// delivery replayed later is still a duplicate; 0 keeps them forever.
+    #[serde(default = "default_dedupe_days")]
+    pub dedupe_days: u32,
+}
+
+fn default_dedupe_days() -> u32 {
+    90
+}
+
+impl RetentionSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.dedupe_days != 0 && self.dedupe_days < self.max_age_days {
+            return Err(format!(
+                "retention.dedupe_days ({}) must be at least retention.max_age_days ({}) or 0: \
+                 a delivery must stay a duplicate for as long as its event is kept",
+                self.dedupe_days, self.max_age_days
+            ));
+        }
+        Ok(())
+    }
 }

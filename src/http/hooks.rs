@@ -9,7 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
-#[tracing::instrument(name = "hook", skip_all, fields(source = %source, delivery_id))]
+// The path is the client's: escaped, so no control character or newline reaches a log line.
+#[tracing::instrument(name = "hook", skip_all, fields(source = %source.escape_debug(), delivery_id))]
 pub async fn receive(
     State(app): State<AppState>,
     Path(source): Path<String>,
@@ -46,13 +47,13 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let src = app
-        .sources
-        .get(source)
-        .ok_or_else(|| ApiError::not_found(format!("unknown source `{source}`")))?;
+    let src = app.sources.get(source).ok_or_else(|| {
+        ApiError::not_found(format!("unknown source `{}`", source.escape_debug()))
+    })?;
     let bytes = read_limited(headers, body, src.body_limit).await?;
     let event = src.accept(headers, &bytes)?;
-    tracing::Span::current().record("delivery_id", event.delivery_id.as_str());
+    let delivery = tracing::field::display(event.delivery_id.escape_debug());
+    tracing::Span::current().record("delivery_id", delivery);
     let ignored = event.ignored.clone();
     let answer = match (app.inbox.store(event).await?, ignored) {
         (Stored::Accepted(id), Some(reason)) => (

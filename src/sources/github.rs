@@ -71,7 +71,7 @@ impl Receiver for Github {
             }
         };
         let payload = parse_object(payload_text.as_bytes())?;
-        // Redeliveries keep the delivery id; the hook id keeps two hooks on one repo apart.
+        // Information only: neither header is signed, so a replay can carry any values.
         let delivery_id = match header(d.headers, "x-github-hook-id") {
             Some(hook) => format!("{hook}:{delivery}"),
             None => delivery.to_string(),
@@ -85,6 +85,7 @@ impl Receiver for Github {
             source: d.source.to_string(),
             kind: SourceKind::Github,
             delivery_id,
+            dedupe_key: body_key(d.body),
             ignored: ignore_reason(event_name, &payload),
             category: category(event_name, &payload),
             ticket: ticket(&payload),
@@ -94,6 +95,13 @@ impl Receiver for Github {
             payload,
         })
     }
+}
+
+/// The signature covers exactly the raw body, so its hash is what a replay cannot change.
+/// (GitHub's Redeliver sends the same body, so it is a duplicate too.)
+pub(crate) fn body_key(body: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(body)))
 }
 
 fn form_payload(body: &[u8]) -> Result<String, ApiError> {

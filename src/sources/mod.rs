@@ -3,6 +3,8 @@
 mod github;
 mod pagerduty;
 mod servicenow;
+#[cfg(test)]
+mod tests_fuzz;
 
 use crate::config::{Settings, SourceKind, SourceSettings};
 use crate::error::ApiError;

@@ -65,12 +65,12 @@ impl Receiver for PagerDuty {
         let event_type = text_at(&payload, "/event/event_type").ok_or_else(|| {
             ApiError::bad_request("body has no `event.event_type`: is this a v3 webhook?")
         })?;
+        // `event.id` is signed and kept across PagerDuty's retries; X-Webhook-Id is not signed.
+        let dedupe_key = text_at(&payload, "/event/id")
+            .ok_or_else(|| ApiError::bad_request("body has no `event.id` to deduplicate on"))?;
         let delivery_id = header(d.headers, "x-webhook-id")
             .map(str::to_string)
-            .or_else(|| text_at(&payload, "/event/id"))
-            .ok_or_else(|| {
-                ApiError::bad_request("no X-Webhook-Id header and no `event.id` to deduplicate on")
-            })?;
+            .unwrap_or_else(|| dedupe_key.clone());
         // Incident events carry the incident as `data`; annotations and others refer to it.
         let incident = match text_at(&payload, "/event/data/type").as_deref() {
             Some("incident") => "/event/data",
@@ -88,6 +88,7 @@ impl Receiver for PagerDuty {
             source: d.source.to_string(),
             kind: SourceKind::Pagerduty,
             delivery_id,
+            dedupe_key,
             category: at("/service/summary"),
             ticket: Ticket {
                 incident_id: at("/id"),

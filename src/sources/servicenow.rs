@@ -1,8 +1,9 @@
 //! ServiceNow: base64 (or hex) HMAC-SHA256 from `GlideCertificateEncryption.generateMac` in a
-//! configurable header, optionally over `{timestamp}.{body}`; or a bearer token.
+//! configurable header, over `{body}`, `{timestamp}.{body}` or `{timestamp}.{delivery}.{body}`;
+//! or a bearer token.
 
 use super::{header, is_json_media, keep_headers, media_type, parse_object, Delivery, Receiver};
-use crate::config::{SourceAuth, SourceKind, SourceSettings};
+use crate::config::{SignatureScheme, SourceAuth, SourceKind, SourceSettings};
 use crate::error::ApiError;
 use crate::event::{text_at, Event, Ticket, POSTBACK_MARKER};
 use crate::signature;
@@ -18,6 +19,7 @@ pub struct ServiceNow {
     signature_header: String,
     timestamp_header: Option<String>,
     delivery_header: Option<String>,
+    scheme: SignatureScheme,
     window: i64,
 }
 
@@ -35,6 +37,7 @@ impl ServiceNow {
                 .to_ascii_lowercase(),
             timestamp_header: s.timestamp_header.as_ref().map(|h| h.to_ascii_lowercase()),
             delivery_header: s.delivery_header.as_ref().map(|h| h.to_ascii_lowercase()),
+            scheme: s.scheme(),
             window: s.replay_window_secs as i64,
         }
     }
@@ -46,14 +49,19 @@ impl ServiceNow {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer` header"))?;
-        if signature::token_matches(&self.tokens, presented.trim()) {
-            Ok(())
-        } else {
-            Err(ApiError::unauthorized(format!(
+        if !signature::token_matches(&self.tokens, presented.trim()) {
+            return Err(ApiError::unauthorized(format!(
                 "bearer token does not match any token configured for source `{}`",
                 self.name
-            )))
+            )));
         }
+        // Not signed here, but it still bounds how long a captured request can be replayed.
+        self.timestamp(d).map(|_| ())
+    }
+
+    /// True when the delivery header is covered by the MAC, so it may serve as the dedupe key.
+    fn delivery_signed(&self) -> bool {
+        self.auth == SourceAuth::Hmac && self.scheme == SignatureScheme::TimestampDeliveryBody
     }
 
     /// Checks the timestamp is within the window and returns it for the signed string.
@@ -90,11 +98,23 @@ impl Receiver for ServiceNow {
                 "{name} must be a base64 (or hex) HMAC-SHA256 of the body"
             ))
         })?;
-        let ok = match self.timestamp(d)? {
-            Some(ts) => {
-                signature::matches_any(&self.secrets, &[ts.as_bytes(), b".", d.body], &[sig])
+        let ts = self.timestamp(d)?.unwrap_or_default().as_bytes();
+        let ok = match (self.scheme, &self.delivery_header) {
+            (SignatureScheme::TimestampDeliveryBody, Some(h)) => {
+                let delivery = header(d.headers, h).ok_or_else(|| {
+                    ApiError::unauthorized(format!("missing {h} header (it is signed)"))
+                })?;
+                // No `.` in it, so the signed string splits one way only.
+                if delivery.contains('.') {
+                    return Err(ApiError::unauthorized(format!("{h} must not contain `.`")));
+                }
+                let parts: [&[u8]; 5] = [ts, b".", delivery.as_bytes(), b".", d.body];
+                signature::matches_any(&self.secrets, &parts, &[sig])
             }
-            None => signature::matches_any(&self.secrets, &[d.body], &[sig]),
+            (SignatureScheme::TimestampBody, _) => {
+                signature::matches_any(&self.secrets, &[ts, b".", d.body], &[sig])
+            }
+            _ => signature::matches_any(&self.secrets, &[d.body], &[sig]),
         };
         if ok {
             Ok(())
@@ -125,19 +145,11 @@ impl Receiver for ServiceNow {
             .as_deref()
             .and_then(|h| header(d.headers, h))
             .map(str::to_string);
-        let delivery_id = match (from_header, &sys_id, field("sys_updated_on")) {
-            (Some(h), _, _) => h,
-            (None, Some(id), Some(updated)) => format!("{id}@{updated}"),
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "cannot deduplicate: send `sys_id` and `sys_updated_on`{}",
-                    self.delivery_header
-                        .as_deref()
-                        .map(|h| format!(" or a {h} header"))
-                        .unwrap_or_default()
-                )))
-            }
+        let dedupe_key = match (&from_header, self.delivery_signed()) {
+            (Some(h), true) => format!("delivery:{h}"),
+            _ => record_key(&payload)?,
         };
+        let delivery_id = from_header.unwrap_or_else(|| dedupe_key.clone());
         let event_type = field("event_type").unwrap_or_else(|| {
             format!(
                 "{table}.{}",
@@ -155,6 +167,7 @@ impl Receiver for ServiceNow {
             source: d.source.to_string(),
             kind: SourceKind::Servicenow,
             delivery_id,
+            dedupe_key,
             event_type,
             category: field("category"),
             ticket: Ticket {
@@ -168,5 +181,28 @@ impl Receiver for ServiceNow {
             payload_text: super::body_text(d.body)?,
             payload,
         })
+    }
+}
+
+/// The record's identity from the (signed) body: `sys_id`, then `@sys_updated_on` and
+/// `#sys_mod_count` for whichever is present. An unsigned delivery header cannot count.
+fn record_key(p: &serde_json::Value) -> Result<String, ApiError> {
+    let field = |k: &str| text_at(p, &format!("/{k}"));
+    let (updated, count) = (field("sys_updated_on"), field("sys_mod_count"));
+    match field("sys_id") {
+        Some(id) if updated.is_some() || count.is_some() => {
+            let mut key = id;
+            if let Some(u) = updated {
+                key = format!("{key}@{u}");
+            }
+            if let Some(c) = count {
+                key = format!("{key}#{c}");
+            }
+            Ok(key)
+        }
+        _ => Err(ApiError::bad_request(
+            "cannot deduplicate: send `sys_id` with `sys_updated_on` or `sys_mod_count` \
+             (or sign a delivery header: signature_scheme `{timestamp}.{delivery}.{body}`)",
+        )),
     }
 }

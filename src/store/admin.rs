@@ -210,34 +210,27 @@ pub async fn replay(pool: &PgPool, id: Uuid) -> Result<Option<Replayed>, sqlx::E
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-    let mut n = earlier + 1;
+    // Deliberate copies skip the dedupe table; the delivery id is information only.
     let new_id = Uuid::now_v7();
-    loop {
-        let delivery_id = format!("{delivery}#replay-{n}");
-        let inserted = sqlx::query(
-            "INSERT INTO events (id, source, kind, delivery_id, event_type, category, ticket,
-                                 headers, payload, state, replay_of)
-             SELECT $1, source, kind, $2, event_type, category, ticket, headers, payload,
-                    'pending', id
-             FROM events WHERE id = $3
-             ON CONFLICT (source, delivery_id) DO NOTHING",
-        )
-        .bind(new_id)
-        .bind(&delivery_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 1 {
-            tx.commit().await?;
-            return Ok(Some(Replayed {
-                event_id: new_id,
-                replay_of: id,
-                delivery_id,
-            }));
-        }
-        // A replay whose original was deleted (retention) still holds this number.
-        n += 1;
-    }
+    let delivery_id = format!("{delivery}#replay-{}", earlier + 1);
+    sqlx::query(
+        "INSERT INTO events (id, source, kind, delivery_id, event_type, category, ticket,
+                             headers, payload, state, replay_of)
+         SELECT $1, source, kind, $2, event_type, category, ticket, headers, payload,
+                'pending', id
+         FROM events WHERE id = $3",
+    )
+    .bind(new_id)
+    .bind(&delivery_id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(Replayed {
+        event_id: new_id,
+        replay_of: id,
+        delivery_id,
+    }))
 }
 
 /// Callbacks, newest first, optionally in one state.

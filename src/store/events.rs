@@ -20,11 +20,12 @@ crate::text_enum! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Insert {
     New,
-    /// The same (source, delivery id) was already stored under this id.
+    /// The same (source, dedupe key) was seen before, first as this event (maybe since pruned).
     Existing(Uuid),
 }
 
-/// Inserts events whose (source, delivery_id) are distinct, in one statement (one commit).
+/// Inserts events whose (source, dedupe_key) are distinct, in one statement (one commit): the
+/// `dedupe` row is claimed first and only events that won their claim are stored.
 pub async fn insert_batch(
     pool: &PgPool,
     items: &[(Uuid, &Event)],
@@ -37,6 +38,7 @@ pub async fn insert_batch(
     let source = col(|e| Some(&e.source));
     let kind = col(|e| Some(e.kind.as_str()));
     let delivery = col(|e| Some(&e.delivery_id));
+    let dedupe = col(|e| Some(&e.dedupe_key));
     let etype = col(|e| Some(&e.event_type));
     let category = col(|e| e.category.as_deref());
     let payload = col(|e| Some(&e.payload_text));
@@ -57,21 +59,29 @@ pub async fn insert_batch(
         .map(|(_, e)| serde_json::Value::Object(e.headers.clone()).to_string())
         .collect();
     let inserted: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO events (id, source, kind, delivery_id, event_type, category, ticket, headers,
+        "WITH t AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                                  $11::text[], $12::text[])
+                  AS t(id, source, kind, delivery_id, dedupe_key, event_type, category, ticket,
+                       headers, payload, state, state_reason)),
+         claimed AS (
+             INSERT INTO dedupe (source, dedupe_key, event_id)
+             SELECT source, dedupe_key, id FROM t
+             ON CONFLICT (source, dedupe_key) DO NOTHING
+             RETURNING event_id)
+         INSERT INTO events (id, source, kind, delivery_id, event_type, category, ticket, headers,
                              payload, state, state_reason)
-         SELECT id, source, kind, delivery_id, event_type, category, ticket::jsonb, headers::jsonb,
-                payload::json, state, state_reason
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
-              AS t(id, source, kind, delivery_id, event_type, category, ticket, headers, payload,
-                   state, state_reason)
-         ON CONFLICT (source, delivery_id) DO NOTHING
+         SELECT t.id, source, kind, delivery_id, event_type, category, ticket::jsonb,
+                headers::jsonb, payload::json, state, state_reason
+         FROM t JOIN claimed c ON c.event_id = t.id
          RETURNING id",
     )
     .bind(&ids)
     .bind(&source)
     .bind(&kind)
     .bind(&delivery)
+    .bind(&dedupe)
     .bind(&etype)
     .bind(&category)
     .bind(&ticket)
@@ -85,24 +95,25 @@ pub async fn insert_batch(
     if inserted.len() == n {
         return Ok(vec![Insert::New; n]);
     }
-    // Some were already there: look up their ids (a new statement sees rows other writers committed).
+    // Some were seen before: look up their first events (a new statement sees rows other
+    // writers committed meanwhile).
     let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
-    let (dup_sources, dup_deliveries): (Vec<String>, Vec<String>) = items
+    let (dup_sources, dup_keys): (Vec<String>, Vec<String>) = items
         .iter()
         .filter(|(id, _)| !inserted.contains(id))
-        .map(|(_, e)| (e.source.clone(), e.delivery_id.clone()))
+        .map(|(_, e)| (e.source.clone(), e.dedupe_key.clone()))
         .unzip();
     let rows: Vec<(String, String, Uuid)> = sqlx::query_as(
-        "SELECT e.source, e.delivery_id, e.id FROM events e
-         JOIN UNNEST($1::text[], $2::text[]) AS k(source, delivery_id)
-           ON e.source = k.source AND e.delivery_id = k.delivery_id",
+        "SELECT d.source, d.dedupe_key, d.event_id FROM dedupe d
+         JOIN UNNEST($1::text[], $2::text[]) AS k(source, dedupe_key)
+           ON d.source = k.source AND d.dedupe_key = k.dedupe_key",
     )
     .bind(&dup_sources)
-    .bind(&dup_deliveries)
+    .bind(&dup_keys)
     .fetch_all(pool)
     .await?;
     let existing: HashMap<(String, String), Uuid> =
-        rows.into_iter().map(|(s, d, id)| ((s, d), id)).collect();
+        rows.into_iter().map(|(s, k, id)| ((s, k), id)).collect();
     items
         .iter()
         .map(|(id, e)| {
@@ -110,7 +121,7 @@ pub async fn insert_batch(
                 return Ok(Insert::New);
             }
             existing
-                .get(&(e.source.clone(), e.delivery_id.clone()))
+                .get(&(e.source.clone(), e.dedupe_key.clone()))
                 .map(|eid| Insert::Existing(*eid))
                 .ok_or_else(|| sqlx::Error::RowNotFound)
         })

@@ -3,6 +3,7 @@
 use crate::support::{error_of, senders::now, Sender, TestApp};
 use aap_bridge::signature::{hmac_sha256, to_hex};
 use serde_json::{json, Value};
+use sha2::Digest;
 use sqlx::PgPool;
 
 fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -24,7 +25,8 @@ async fn stored(app: &TestApp, id: &str) -> Value {
     sqlx::query_scalar(
         "SELECT jsonb_build_object('kind', kind, 'delivery_id', delivery_id, 'event_type', event_type,
                 'category', category, 'ticket', ticket, 'state', state, 'state_reason', state_reason,
-                'headers', headers, 'payload', payload)
+                'headers', headers, 'payload', payload,
+                'dedupe_key', (SELECT dedupe_key FROM dedupe d WHERE d.event_id = events.id))
          FROM events WHERE id = $1",
     )
     .bind(id)
@@ -39,7 +41,10 @@ async fn github_event_is_normalized(pool: PgPool) {
     let (status, resp) = app.deliver(Sender::Github, "gd-1").await;
     assert_eq!(status, 202);
     let row = stored(&app, resp["event_id"].as_str().unwrap()).await;
-    assert_eq!(row["delivery_id"], "1001:gd-1");
+    assert_eq!(row["delivery_id"], "1001:gd-1", "kept as information");
+    let body = Sender::Github.body("gd-1");
+    let digest = sha2::Sha256::digest(&body);
+    assert_eq!(row["dedupe_key"], format!("sha256:{}", to_hex(&digest)));
     assert_eq!(row["event_type"], "issues.labeled");
     assert_eq!(row["category"], "disk_full");
     // The dispatcher may already have looked at it (no rules here: unmapped).
@@ -160,6 +165,7 @@ async fn pagerduty_rotation_header_ping_and_fallback_id(pool: PgPool) {
         row["delivery_id"], "evt-r-1",
         "no X-Webhook-Id: falls back to event.id"
     );
+    assert_eq!(row["dedupe_key"], "evt-r-1");
     assert_eq!(row["event_type"], "incident.triggered");
     assert_eq!(row["category"], "web-tier");
     assert_eq!(
@@ -224,7 +230,11 @@ async fn servicenow_event_is_normalized(pool: PgPool) {
         json!({"table": "incident", "sys_id": "9d385017c611228701d22104cc95c371", "number": "INC0010001"})
     );
     assert_eq!(
-        row["delivery_id"],
+        row["delivery_id"], "s-1",
+        "the unsigned header, as information"
+    );
+    assert_eq!(
+        row["dedupe_key"],
         "9d385017c611228701d22104cc95c371@2026-11-22 10:00:00 s-1"
     );
 }
@@ -248,19 +258,31 @@ async fn servicenow_hex_signature_without_timestamp(pool: PgPool) {
     let yaml = crate::support::SOURCES_YAML.to_string()
         + "  snow-hex:\n    kind: servicenow\n    secrets: [s3cret]\n    delivery_header: X-Request-Id\n";
     let app = TestApp::spawn_with(pool.clone(), pool, &yaml).await;
-    let body = br#"{"sys_id":"abc","number":"INC1","category":"cert_expiry"}"#;
+    let body = br#"{"sys_id":"abc","sys_mod_count":3,"number":"INC1","category":"cert_expiry"}"#;
     let sig = to_hex(&hmac_sha256(b"s3cret", &[body]));
     let headers = h(&[("X-ServiceNow-Signature", &sig), ("X-Request-Id", "req-9")]);
     let (status, resp) = app.post("snow-hex", &headers, body).await;
     assert_eq!(status, 202, "{resp}");
     let row = stored(&app, resp["event_id"].as_str().unwrap()).await;
     assert_eq!(row["delivery_id"], "req-9");
+    assert_eq!(row["dedupe_key"], "abc#3", "the header is not signed");
 
-    // Without the delivery header and without sys_updated_on there is nothing to dedupe on.
-    let headers = h(&[("X-ServiceNow-Signature", &sig)]);
+    // Another (unsigned) delivery header does not make the same record new.
+    let headers = h(&[("X-ServiceNow-Signature", &sig), ("X-Request-Id", "req-10")]);
+    let (status, resp) = app.post("snow-hex", &headers, body).await;
+    assert_eq!((status, resp["status"].as_str()), (200, Some("duplicate")));
+
+    // Without sys_updated_on or sys_mod_count there is nothing signed to dedupe on.
+    let body = br#"{"sys_id":"abc","number":"INC1","category":"cert_expiry"}"#;
+    let sig = to_hex(&hmac_sha256(b"s3cret", &[body]));
+    let headers = h(&[("X-ServiceNow-Signature", &sig), ("X-Request-Id", "req-11")]);
     let (status, resp) = app.post("snow-hex", &headers, body).await;
     assert_eq!(status, 400);
-    assert!(error_of(&resp).contains("sys_updated_on"), "{resp}");
+    assert_eq!(
+        error_of(&resp),
+        "cannot deduplicate: send `sys_id` with `sys_updated_on` or `sys_mod_count` \
+         (or sign a delivery header: signature_scheme `{timestamp}.{delivery}.{body}`)"
+    );
 }
 
 #[sqlx::test]

@@ -70,6 +70,7 @@ async fn old_settled_events_go_running_ones_stay(pool: PgPool) {
         max_age_days: 30,
         interval_secs: 3600,
         batch: 2,
+        dedupe_days: 90,
     };
     let deleted = prune(&pool, &s).await.unwrap();
     assert_eq!(
@@ -96,8 +97,11 @@ async fn old_settled_events_go_running_ones_stay(pool: PgPool) {
         0
     );
 
+    let dedupe_keys: i64 = count(&pool, "dedupe").await;
+    assert_eq!(dedupe_keys, 5, "dedupe keys outlive their events");
     let off = RetentionSettings {
         max_age_days: 0,
+        dedupe_days: 0,
         ..s
     };
     assert_eq!(prune(&pool, &off).await.unwrap(), 0);

@@ -47,10 +47,23 @@ sources:
     secrets: ["servicenow-old", "servicenow-new"]
     signature_header: X-Bridge-Signature
     timestamp_header: X-Bridge-Timestamp
+    delivery_header: X-ServiceNow-Delivery
+  snow-signed:
+    kind: servicenow
+    secrets: ["servicenow-new"]
+    signature_header: X-Bridge-Signature
+    timestamp_header: X-Bridge-Timestamp
+    delivery_header: X-ServiceNow-Delivery
+    signature_scheme: "{timestamp}.{delivery}.{body}"
   snow-bearer:
     kind: servicenow
     auth: bearer
     bearer_tokens: ["sn-token-1"]
+  snow-bearer-ts:
+    kind: servicenow
+    auth: bearer
+    bearer_tokens: ["sn-token-1"]
+    timestamp_header: X-Bridge-Timestamp
   small:
     kind: github
     secrets: ["github-new"]

@@ -35,14 +35,16 @@ impl Sender {
         }
     }
 
-    /// A typical payload; `delivery` makes it unique where the sender dedupes on the body.
+    /// A typical payload. Every kind dedupes on the signed body, so `delivery` is written into
+    /// it (GitHub: the issue body; PagerDuty: `event.id`; ServiceNow: `sys_updated_on`).
     pub fn body(self, delivery: &str) -> Vec<u8> {
         let v = match self {
             Sender::Github => json!({
                 "action": "labeled",
                 "label": {"name": "disk_full"},
                 "issue": {"number": 42, "html_url": "https://github.com/acme/ops/issues/42",
-                          "labels": [{"name": "disk_full"}], "title": "disk full on web01"},
+                          "labels": [{"name": "disk_full"}], "title": "disk full on web01",
+                          "body": format!("reported in delivery {delivery}")},
                 "repository": {"full_name": "acme/ops"},
                 "sender": {"login": "octocat"}
             }),
@@ -95,8 +97,36 @@ impl Sender {
                 ("X-GitHub-Hook-ID".into(), "1001".into()),
             ],
             Sender::PagerDuty => vec![ct, ("X-Webhook-Id".into(), delivery.into())],
-            Sender::ServiceNow => vec![ct],
+            // `snow` signs `{timestamp}.{body}`: this header is information only.
+            Sender::ServiceNow => vec![ct, ("X-ServiceNow-Delivery".into(), delivery.into())],
         }
+    }
+
+    /// A captured delivery as an attacker would resend it: body, signature and signed timestamp
+    /// kept, every unsigned header fresh, dropped or changed.
+    pub fn replayed_headers(self, original: &[(String, String)]) -> Vec<(String, String)> {
+        let unsigned = [
+            "x-github-delivery",
+            "x-github-hook-id",
+            "x-github-event",
+            "x-webhook-id",
+            "x-servicenow-delivery",
+        ];
+        let mut h: Vec<(String, String)> = original
+            .iter()
+            .filter(|(k, _)| !unsigned.contains(&k.to_ascii_lowercase().as_str()))
+            .cloned()
+            .collect();
+        let fresh = format!("fresh-{}", uuid::Uuid::new_v4());
+        match self {
+            Sender::Github => {
+                h.push(("X-GitHub-Delivery".into(), fresh));
+                h.push(("X-GitHub-Event".into(), "issue_comment".into()));
+            }
+            Sender::PagerDuty => h.push(("X-Webhook-Id".into(), fresh)),
+            Sender::ServiceNow => h.push(("X-ServiceNow-Delivery".into(), fresh)),
+        }
+        h
     }
 
     /// The signature header; `ts` is signed too for ServiceNow (`{ts}.{body}`).

@@ -13,8 +13,6 @@ pub async fn run(db: &str, connections: usize, seconds: u64, warmup: u64) -> any
         &format!("mappings: {{path: \"{}\"}}\n", rules.display()),
     )
     .await?;
-    let body = bytes::Bytes::from(sample_body());
-    let sig = signature(&body);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .build()?;
@@ -23,7 +21,7 @@ pub async fn run(db: &str, connections: usize, seconds: u64, warmup: u64) -> any
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let (client, url, body, sig) = (client.clone(), url.clone(), body.clone(), sig.clone());
+        let (client, url) = (client.clone(), url.clone());
         let (measuring, stop) = (measuring.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
@@ -31,14 +29,17 @@ pub async fn run(db: &str, connections: usize, seconds: u64, warmup: u64) -> any
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
+                let delivery = format!("{c}-{n}");
+                let body = sample_body(&delivery);
+                let sig = signature(&body);
                 let t = Instant::now();
                 let r = client
                     .post(&url)
                     .header("content-type", "application/json")
                     .header("x-github-event", "issues")
-                    .header("x-github-delivery", format!("{c}-{n}"))
-                    .header("x-hub-signature-256", &sig)
-                    .body(body.clone())
+                    .header("x-github-delivery", delivery)
+                    .header("x-hub-signature-256", sig)
+                    .body(body)
                     .send()
                     .await;
                 let accepted = matches!(&r, Ok(r) if r.status().as_u16() == 202);
@@ -75,7 +76,7 @@ pub async fn run(db: &str, connections: usize, seconds: u64, warmup: u64) -> any
         .fetch_one(&pool)
         .await?;
     pool.close().await;
-    println!("ingest: {connections} connections, {seconds} s measured after {warmup} s warm-up, body {} bytes", body.len());
+    println!("ingest: {connections} connections, {seconds} s measured after {warmup} s warm-up, body {} bytes", sample_body("0-1").len());
     println!("  accepted (202, committed): {ok}  other: {other}");
     println!("  throughput: {:.0} events/s", ok as f64 / elapsed);
     println!(

@@ -155,7 +155,9 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-pub fn sample_body() -> Vec<u8> {
+/// A typical `issues.labeled` body. `delivery` makes each body unique: the bridge dedupes GitHub
+/// deliveries on the SHA-256 of the (signed) body, not on the unsigned delivery header.
+pub fn sample_body(delivery: &str) -> Vec<u8> {
     let labels: Vec<_> = (0..5)
         .map(|i| serde_json::json!({"id": i, "name": format!("label-{i}"), "color": "ededed"}))
         .collect();
@@ -167,7 +169,8 @@ pub fn sample_body() -> Vec<u8> {
                   "body": "The /var partition on web01 is at 99%. ".repeat(10)},
         "repository": {"full_name": "acme/ops", "private": true,
                        "html_url": "https://github.com/acme/ops"},
-        "sender": {"login": "octocat", "id": 1}
+        "sender": {"login": "octocat", "id": 1},
+        "bench_delivery": delivery
     }))
     .unwrap()
 }

@@ -15,8 +15,6 @@ pub async fn run(db: &str, events: usize, rate: u64) -> anyhow::Result<()> {
         rules.display()
     );
     let server = Server::start(db, &extra).await?;
-    let body = bytes::Bytes::from(sample_body());
-    let sig = signature(&body);
     let client = reqwest::Client::new();
     let url = Arc::new(format!("{}/hooks/gh", server.base));
     let gap = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
@@ -24,7 +22,9 @@ pub async fn run(db: &str, events: usize, rate: u64) -> anyhow::Result<()> {
     let started = Instant::now();
     for n in 0..events {
         tokio::time::sleep_until((started + gap * n as u32).into()).await;
-        let (client, url, body, sig) = (client.clone(), url.clone(), body.clone(), sig.clone());
+        let (client, url) = (client.clone(), url.clone());
+        let body = sample_body(&format!("pipe-{n}"));
+        let sig = signature(&body);
         sends.spawn(async move {
             let sent = Instant::now();
             let r = client
