@@ -9,6 +9,8 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 const YAML: &str = r#"
+dev_mode: true
+server: {listen: "127.0.0.1:0"}
 sources:
   gh: {kind: github, secrets: [k]}
   pd: {kind: pagerduty, secrets: [k]}

@@ -104,7 +104,7 @@ async fn controller_check(fake: &FakeController) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bridge.yaml");
     let config = format!(
-        "controller:\n  url: \"{}\"\n  auth:\n    mode: basic\n    username: svc\n    password: svc-pass\n",
+        "controller:\n  url: \"{}\"\n  allow_insecure_http: true\n  auth:\n    mode: basic\n    username: svc\n    password: svc-pass\n",
         fake.url()
     );
     std::fs::write(&path, config).unwrap();
@@ -181,7 +181,7 @@ async fn serve_warns_when_the_controller_templates_extra_vars(pool: PgPool) {
         format!(
             "server: {{listen: \"127.0.0.1:{port}\", drain_secs: 0, shutdown_grace_secs: 2}}\n\
              database: {{url: \"postgres://postgres@127.0.0.1:5432/{db}\"}}\n\
-             controller:\n  url: \"{url}\"\n  auth: {{mode: basic, username: svc, password: svc-pass}}\n",
+             controller:\n  url: \"{url}\"\n  allow_insecure_http: true\n  auth: {{mode: basic, username: svc, password: svc-pass}}\n",
             url = fake.url()
         ),
     )
