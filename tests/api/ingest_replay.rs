@@ -191,7 +191,11 @@ async fn dedupe_keys_outlive_events_but_not_forever(pool: PgPool) {
     // The service's own retention pass may get there first; either way the event is gone.
     prune(&app.pool, &s).await.unwrap();
     assert_eq!(
-        count(&app.pool, "SELECT count(*) FROM events WHERE delivery_id = 'gone'").await,
+        count(
+            &app.pool,
+            "SELECT count(*) FROM events WHERE delivery_id = 'gone'"
+        )
+        .await,
         0
     );
     assert_eq!(
