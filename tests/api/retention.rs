@@ -38,10 +38,15 @@ async fn old_settled_events_go_running_ones_stay(pool: PgPool) {
         (p.controller.jobs_launched() == 2).then_some(())
     })
     .await;
-    let gh_job: i64 = sqlx::query_scalar("SELECT job_id FROM launches WHERE source = 'gh'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    // Recorded by the bridge, not just created on the controller.
+    let gh_job: i64 = wait_for("the GitHub launch recorded", 10, || async {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT job_id FROM launches WHERE source = 'gh'")
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+            .flatten()
+    })
+    .await;
     p.controller.set_job_status(gh_job, "successful");
     wait_for("the GitHub line to settle", 20, || async {
         let open: i64 = sqlx::query_scalar(
