@@ -20,4 +20,5 @@ mod recovery;
 mod replicas;
 mod retention;
 mod shutdown;
+mod slow_clients;
 mod storm;
