@@ -50,7 +50,6 @@ pub(super) async fn serve(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
         conns.spawn(connection(
             builder.clone(),
             stream,
