@@ -9,6 +9,8 @@ use axum::Json;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Answer with `Connection: close`: the rest of the request is not worth reading.
+    pub close: bool,
 }
 
 impl ApiError {
@@ -16,7 +18,12 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            close: false,
         }
+    }
+    pub fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, m)
@@ -51,6 +58,12 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+        }
+        if self.close {
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
         }
         resp
     }

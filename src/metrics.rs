@@ -1,12 +1,14 @@
 //! Prometheus metrics: counters and histograms recorded where things happen, plus gauges read
-//! from the database at scrape time (queue depths, launches by state, token age), so every
-//! replica reports the same picture.
+//! from the database (queue depths, launches by state, token age), so every replica reports the
+//! same picture. The gauges are refreshed by a background task on the admin pool: a scrape only
+//! renders memory, so a scrape flood costs no database work and no ingest connection.
 
 use crate::store::launches::LaunchState;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use std::sync::OnceLock;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -70,18 +72,38 @@ fn describe() {
     );
     describe_gauge!(
         "aap_bridge_database_up",
-        "1 when the database answered the scrape's queries"
+        "1 when the database answered the last background refresh of the gauges"
+    );
+    describe_counter!(
+        "aap_bridge_requests_shed_total",
+        "Hook requests refused by reason (concurrency, body_budget: 503; body_timeout: 408)"
     );
     describe_gauge!("aap_bridge_up", "1 while the process serves");
 }
 
-/// Text exposition, after refreshing the database gauges (bounded by a 2 s timeout).
-pub async fn render(handle: &PrometheusHandle, pool: &PgPool) -> String {
+/// Text exposition of what is in memory.
+pub fn render(handle: &PrometheusHandle) -> String {
     metrics::gauge!("aap_bridge_up").set(1.0);
-    let ok = tokio::time::timeout(Duration::from_secs(2), refresh(pool)).await;
-    metrics::gauge!("aap_bridge_database_up").set(if matches!(ok, Ok(Ok(()))) { 1.0 } else { 0.0 });
     handle.run_upkeep();
     handle.render()
+}
+
+/// Recomputes the database gauges every `every` until cancelled; each round is bounded by
+/// `every` (at least 2 s) so a slow database cannot pile rounds up.
+pub async fn refresh_loop(pool: PgPool, every: Duration, stop: CancellationToken) {
+    let bound = every.max(Duration::from_secs(2));
+    loop {
+        let ok = tokio::time::timeout(bound, refresh(&pool)).await;
+        let up = matches!(ok, Ok(Ok(())));
+        if !up {
+            tracing::debug!("metrics refresh failed or timed out");
+        }
+        metrics::gauge!("aap_bridge_database_up").set(if up { 1.0 } else { 0.0 });
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 async fn refresh(pool: &PgPool) -> Result<(), sqlx::Error> {

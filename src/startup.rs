@@ -1,19 +1,20 @@
 //! `Application::build` wires settings into a running service; tests use it with port 0.
 
+mod serve;
 mod supervise;
 
 use crate::config::{Settings, SourceKind};
 use crate::controller::Controller;
-use crate::http::{router, AppState};
+use crate::http::{routers, AppState, HookLimits};
 use crate::ingest::Inbox;
 use crate::mapping::{Mappings, SharedMappings};
 use crate::notify::Notifier;
 use crate::store;
 use crate::workers::{self, Hooks};
 use axum::Router;
+use serve::ConnLimits;
 use sqlx::PgPool;
 use std::collections::HashMap;
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 use supervise::Tasks;
@@ -24,6 +25,11 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     port: u16,
+    /// `server.admin_listen`: the admin API and `/metrics`, apart from the hooks.
+    admin: Option<(TcpListener, Router)>,
+    admin_port: Option<u16>,
+    admin_pool: PgPool,
+    limits: ConnLimits,
     shutdown: CancellationToken,
     /// Commit writers, workers and the mapping watcher.
     tasks: Tasks,
@@ -137,10 +143,19 @@ impl Application {
         for (i, handle) in writers.into_iter().enumerate() {
             tasks.add(format!("commit writer {i}"), handle);
         }
+        // Scrapes, probes and admin calls get their own connections, never the ingest pool's.
+        let admin_pool = store::admin_pool(&settings.database, &pool);
+        let refresher = tokio::spawn(crate::metrics::refresh_loop(
+            admin_pool.clone(),
+            Duration::from_millis(settings.server.metrics_refresh_ms),
+            shutdown.child_token(),
+        ));
+        tasks.add("metrics refresher", refresher);
         let state = AppState {
             sources: Arc::new(sources),
             inbox,
-            pool,
+            admin_pool: admin_pool.clone(),
+            hook_limits: HookLimits::new(&settings.server),
             mappings: admin_mappings,
             admin_token: settings.admin.token.clone(),
             controller_health: settings.controller.is_some().then_some(health),
@@ -150,10 +165,30 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
+        let admin_listener = match &settings.server.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (admin): {e}"))?,
+            ),
+            None => None,
+        };
+        let admin_port = match &admin_listener {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
+        let (router, admin_router) = routers(state, admin_listener.is_some());
         Ok(Self {
             listener,
-            router: router(state),
+            router,
             port,
+            admin: admin_listener.zip(admin_router),
+            admin_port,
+            admin_pool,
+            limits: ConnLimits {
+                header_read: Duration::from_secs(settings.server.header_read_timeout_secs),
+                idle: Duration::from_secs(settings.server.idle_timeout_secs),
+            },
             shutdown,
             tasks,
             drain: Duration::from_secs(settings.server.drain_secs),
@@ -163,6 +198,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `server.admin_listen`, when set.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_port
     }
 
     /// Cancel it to stop: `/readyz` turns 503 for `server.drain_secs` while the listener still
@@ -179,17 +219,23 @@ impl Application {
             listener,
             router,
             port,
+            admin,
+            admin_port,
+            admin_pool,
+            limits,
             shutdown,
             mut tasks,
             drain,
             grace,
         } = self;
-        tracing::info!(port, "listening");
+        tracing::info!(port, admin_port, "listening");
         let close = CancellationToken::new();
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(close.clone().cancelled_owned())
-            .into_future();
+        let server = serve::serve(listener, router, limits, close.clone());
         tasks.add("http server", tokio::spawn(server));
+        if let Some((admin_listener, admin_router)) = admin {
+            let server = serve::serve(admin_listener, admin_router, limits, close.clone());
+            tasks.add("admin http server", tokio::spawn(server));
+        }
 
         let fault = tokio::select! {
             biased;
@@ -218,6 +264,7 @@ impl Application {
         // request has handed in its event) and the workers share one deadline.
         close.cancel();
         let failures = tasks.stop_all(tokio::time::Instant::now() + grace).await;
+        admin_pool.close().await;
         match (fault, failures.is_empty()) {
             (Some(fault), _) => Err(anyhow::anyhow!(fault)),
             (None, false) => Err(anyhow::anyhow!(

@@ -18,6 +18,7 @@ const COUNTERS_AND_GAUGES: &[&str] = &[
     "aap_bridge_launches_total",
     "aap_bridge_controller_requests_total",
     "aap_bridge_callback_attempts_total",
+    "aap_bridge_requests_shed_total",
     "aap_bridge_queue_depth",
     "aap_bridge_launches",
     "aap_bridge_controller_token_age_seconds",

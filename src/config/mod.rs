@@ -58,6 +58,23 @@ pub struct ServerSettings {
     /// After the drain, the one budget within which in-flight requests, the commit writers and
     /// the workers all stop (in parallel).
     pub shutdown_grace_secs: u64,
+    /// A request head must arrive whole within this time. hyper runs the timer whenever it waits
+    /// for a head, so it also closes an HTTP/1.1 connection idle for this long between requests.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in progress for this long is closed (HTTP/2 included).
+    pub idle_timeout_secs: u64,
+    /// A hook's body must arrive whole within this time after its head: 408 otherwise.
+    pub body_timeout_secs: u64,
+    /// `/hooks` requests in progress at once; beyond it 503 with Retry-After.
+    pub max_concurrent_hooks: usize,
+    /// Body bytes all `/hooks` requests may hold at once, reserved before buffering; beyond it
+    /// 503 with Retry-After. Bounds memory under stalled uploads (README, "Hostile senders").
+    pub max_inflight_body_bytes: usize,
+    /// How often the database gauges of `/metrics` are recomputed in the background.
+    pub metrics_refresh_ms: u64,
+    /// Serve the admin API and `/metrics` on this address instead of `listen`.
+    #[serde(default)]
+    pub admin_listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +82,9 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     pub url: secrecy::SecretString,
     pub max_connections: u32,
+    /// A separate small pool for `/metrics`, `/readyz` and the admin API, so they never take
+    /// connections from ingest.
+    pub admin_max_connections: u32,
     /// Bound on waiting for a connection; past it requests get 503 instead of hanging.
     pub acquire_timeout_ms: u64,
     /// Create the database named in the URL when it does not exist.
@@ -169,6 +189,7 @@ impl Settings {
                 "ingest.writers and ingest.batch_max must be at least 1".into(),
             ));
         }
+        self.validate_server()?;
         if let Some(c) = &self.controller {
             c.validate().map_err(ConfigError)?;
         }
@@ -191,6 +212,44 @@ impl Settings {
             }
         }
         self.check_secrets()
+    }
+
+    fn validate_server(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        let zero = [
+            (
+                "server.header_read_timeout_secs",
+                s.header_read_timeout_secs as usize,
+            ),
+            ("server.idle_timeout_secs", s.idle_timeout_secs as usize),
+            ("server.body_timeout_secs", s.body_timeout_secs as usize),
+            ("server.max_concurrent_hooks", s.max_concurrent_hooks),
+            ("server.metrics_refresh_ms", s.metrics_refresh_ms as usize),
+            (
+                "database.admin_max_connections",
+                self.database.admin_max_connections as usize,
+            ),
+        ];
+        if let Some((key, _)) = zero.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError(format!("{key} must be at least 1")));
+        }
+        // A body the largest limit allows must fit in the budget, or it is never accepted.
+        let largest = self
+            .sources
+            .values()
+            .filter_map(|src| src.body_limit_bytes)
+            .chain([s.body_limit_bytes])
+            .max()
+            .unwrap_or(s.body_limit_bytes);
+        if s.max_inflight_body_bytes < largest || s.max_inflight_body_bytes > u32::MAX as usize {
+            return Err(ConfigError(format!(
+                "server.max_inflight_body_bytes ({}) must be at least the largest body limit \
+                 ({largest}) and at most {}",
+                s.max_inflight_body_bytes,
+                u32::MAX
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -16,7 +16,7 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
     if app.stopping.is_cancelled() {
         return Err(ApiError::unavailable("shutting down"));
     }
-    if crate::store::ping(&app.pool).await {
+    if crate::store::ping(&app.admin_pool).await {
         let controller = match &app.controller_health {
             Some(h) => serde_json::to_value(h.get()).unwrap_or(Value::Null),
             None => json!({"state": "dry_run"}),
@@ -27,10 +27,10 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
     }
 }
 
-/// Prometheus text format.
-pub async fn metrics(State(app): State<AppState>) -> impl axum::response::IntoResponse {
+/// Prometheus text format, from memory: the database gauges are refreshed in the background.
+pub async fn metrics() -> impl axum::response::IntoResponse {
     let handle = crate::metrics::install();
-    let body = crate::metrics::render(&handle, &app.pool).await;
+    let body = crate::metrics::render(&handle);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -3,7 +3,7 @@
 use super::AppState;
 use crate::error::ApiError;
 use crate::ingest::Stored;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -50,8 +50,8 @@ async fn handle(
     let src = app.sources.get(source).ok_or_else(|| {
         ApiError::not_found(format!("unknown source `{}`", source.escape_debug()))
     })?;
-    let bytes = read_limited(headers, body, src.body_limit).await?;
-    let event = src.accept(headers, &bytes)?;
+    let received = super::body::read(&app.hook_limits, headers, body, src.body_limit).await?;
+    let event = src.accept(headers, &received.bytes)?;
     let delivery = tracing::field::display(event.delivery_id.escape_debug());
     tracing::Span::current().record("delivery_id", delivery);
     let ignored = event.ignored.clone();
@@ -70,23 +70,6 @@ async fn handle(
         ),
     };
     Ok((answer.0, Json(answer.1)))
-}
-
-async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::too_large(limit));
-    }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if is_length_limit(&e) {
-            ApiError::too_large(limit)
-        } else {
-            ApiError::bad_request(format!("could not read the request body: {e}"))
-        }
-    })
 }
 
 pub(crate) fn is_length_limit(e: &axum::Error) -> bool {

@@ -1,24 +1,31 @@
-//! The router: webhook intake, health, and JSON errors for everything else.
+//! The routers: webhook intake, health, admin and metrics, and JSON errors for everything else.
 
 pub mod admin;
+mod body;
 mod health;
 pub(crate) mod hooks;
 
 use crate::error::ApiError;
 use crate::ingest::Inbox;
 use crate::sources::Sources;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::Request;
 use axum::routing::{get, post};
 use axum::Router;
+pub use body::HookLimits;
 use sqlx::PgPool;
 use std::sync::Arc;
+use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
 
 #[derive(Clone)]
 pub struct AppState {
     pub sources: Arc<Sources>,
     pub inbox: Inbox,
-    pub pool: PgPool,
+    /// `/metrics`, `/readyz` and the admin API use this pool, never the ingest one.
+    pub admin_pool: PgPool,
+    /// Body budget, body deadline and the cap on concurrent `/hooks` requests.
+    pub hook_limits: HookLimits,
     /// The rules in force, for the admin `simulate` call.
     pub mappings: crate::mapping::SharedMappings,
     /// `admin.token`; None disables the admin API.
@@ -29,13 +36,41 @@ pub struct AppState {
     pub stopping: tokio_util::sync::CancellationToken,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/hooks/{source}", post(hooks::receive))
+/// The main router and, when `separate_admin`, the admin one (admin API and `/metrics`, which
+/// the main router then leaves out). Health routes are on both.
+pub fn routers(state: AppState, separate_admin: bool) -> (Router, Option<Router>) {
+    // Past the cap a delivery is refused at once rather than queued: it holds a socket and memory.
+    let hooks = post(hooks::receive).layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                metrics::counter!("aap_bridge_requests_shed_total", "reason" => "concurrency")
+                    .increment(1);
+                ApiError::unavailable(
+                    "too many deliveries in progress (server.max_concurrent_hooks); retry",
+                )
+            }))
+            .load_shed()
+            .concurrency_limit(state.hook_limits.max_concurrent),
+    );
+    let main = Router::new()
+        .route("/hooks/{source}", hooks)
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .route("/readyz", get(health::readyz));
+    let admin = Router::new()
         .nest("/api/v1", admin::routes(&state))
-        .route("/metrics", get(health::metrics))
+        .route("/metrics", get(health::metrics));
+    if separate_admin {
+        let admin = admin
+            .route("/healthz", get(health::healthz))
+            .route("/readyz", get(health::readyz));
+        (finish(main, state.clone()), Some(finish(admin, state)))
+    } else {
+        (finish(main.merge(admin), state), None)
+    }
+}
+
+fn finish(router: Router<AppState>, state: AppState) -> Router {
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Each source enforces its own limit while reading the body.

@@ -33,6 +33,16 @@ pub fn lazy_pool(db: &DatabaseSettings, options: PgConnectOptions) -> PgPool {
         .connect_lazy_with(options)
 }
 
+/// The small pool of `/metrics`, `/readyz` and the admin API, to the same database as `ingest`
+/// (tests hand in their own pool, so the options are taken from it).
+pub fn admin_pool(db: &DatabaseSettings, ingest: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(db.admin_max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_millis(db.acquire_timeout_ms))
+        .connect_lazy_with((*ingest.connect_options()).clone())
+}
+
 /// Creates the database named in the URL if asked to and it is missing.
 pub async fn ensure_database(db: &DatabaseSettings) -> anyhow::Result<()> {
     let url = db.url.expose_secret();

@@ -25,4 +25,5 @@ mod recovery;
 mod replicas;
 mod retention;
 mod shutdown;
+mod slow_clients;
 mod storm;

@@ -29,6 +29,7 @@ server:
   listen: "127.0.0.1:0"
   drain_secs: 0
   shutdown_grace_secs: 5
+  metrics_refresh_ms: 200
 database:
   acquire_timeout_ms: 1000
 ingest:
@@ -75,6 +76,8 @@ sources:
 
 pub struct TestApp {
     pub base: String,
+    /// `server.admin_listen`'s address, when the config sets it.
+    pub admin_base: Option<String>,
     pub pool: PgPool,
     pub client: reqwest::Client,
     pub shutdown: CancellationToken,
@@ -102,6 +105,7 @@ impl TestApp {
             .await
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let admin_base = app.admin_port().map(|p| format!("http://127.0.0.1:{p}"));
         let shutdown = app.shutdown_token();
         let handle = tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::builder()
@@ -110,6 +114,7 @@ impl TestApp {
             .unwrap();
         TestApp {
             base,
+            admin_base,
             pool,
             client,
             shutdown,

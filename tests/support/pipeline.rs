@@ -110,7 +110,7 @@ pub fn config_tuned(
     format!(
         r#"
 dev_mode: true
-server: {{listen: "127.0.0.1:0", drain_secs: 0, shutdown_grace_secs: 5}}
+server: {{listen: "127.0.0.1:0", drain_secs: 0, shutdown_grace_secs: 5, metrics_refresh_ms: 200}}
 database: {{acquire_timeout_ms: 2000}}
 ingest: {{commit_timeout_ms: 3000}}
 admin: {{token: "{admin}"}}

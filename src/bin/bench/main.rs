@@ -4,11 +4,14 @@
 //! - `ingest`: signed GitHub deliveries at 64 connections: committed events/s, p50/p99.
 //! - `pipeline`: event -> launch latency against an instant fake controller, and the controller
 //!   requests one tracker round costs for 1,000 running jobs.
-//! - `all`: both, with their defaults. Each prints the service's peak RSS.
+//! - `stall`: uploads that stop just short of the end of a near-limit body: held or shed, and
+//!   the service's memory.
+//! - `all`: `ingest` and `pipeline`, with their defaults. Each prints the service's peak RSS.
 
 mod fake;
 mod ingest;
 mod pipeline;
+mod stall;
 
 use aap_bridge::signature::{hmac_sha256, to_hex};
 use clap::{Parser, Subcommand};
@@ -53,6 +56,17 @@ enum What {
         #[arg(long, default_value_t = 200)]
         rate: u64,
     },
+    /// Peak RSS under N uploads that stall 100 bytes before the end of a near-5 MiB body.
+    Stall {
+        #[arg(long, default_value_t = 100)]
+        uploads: usize,
+        /// Seconds the uploads are held before RSS is read.
+        #[arg(long, default_value_t = 10)]
+        hold_seconds: u64,
+        /// The service binary (default: `aap-bridge` beside this one), to compare builds.
+        #[arg(long)]
+        exe: Option<PathBuf>,
+    },
 }
 
 const SECRET: &str = "bench-secret";
@@ -67,6 +81,11 @@ async fn main() -> anyhow::Result<()> {
             warmup_seconds,
         } => ingest::run(&args.database_url, connections, seconds, warmup_seconds).await,
         What::Pipeline { events, rate } => pipeline::run(&args.database_url, events, rate).await,
+        What::Stall {
+            uploads,
+            hold_seconds,
+            exe,
+        } => stall::run(&args.database_url, uploads, hold_seconds, exe).await,
         What::All => {
             ingest::run(&args.database_url, 64, 10, 2).await?;
             pipeline::run(&args.database_url, 1000, 200).await
@@ -83,6 +102,15 @@ struct Server {
 impl Server {
     /// `extra` is appended to the service's config (controller, mappings, sources).
     async fn start(server_url: &str, extra: &str) -> anyhow::Result<Self> {
+        Self::start_exe(None, server_url, extra).await
+    }
+
+    /// Like `start`, with another service binary.
+    async fn start_exe(
+        exe: Option<PathBuf>,
+        server_url: &str,
+        extra: &str,
+    ) -> anyhow::Result<Self> {
         let name = format!("aap_bridge_bench_{}", std::process::id());
         let db_url = match server_url.rsplit_once('/') {
             Some((root, _)) => format!("{root}/{name}"),
@@ -99,7 +127,10 @@ impl Server {
                  log:\n  level: warn\nsources:\n  gh:\n    kind: github\n    secrets: [{SECRET}]\n{extra}"
             ),
         )?;
-        let exe = sibling("aap-bridge")?;
+        let exe = match exe {
+            Some(exe) => exe,
+            None => sibling("aap-bridge")?,
+        };
         let child = Command::new(exe)
             .args(["--config", config.to_str().unwrap(), "serve"])
             .spawn()?;

@@ -22,7 +22,7 @@ pub async fn list(
         super::events::DEFAULT_LIMIT,
         super::events::MAX_LIMIT,
     )?;
-    let callbacks = store::list_callbacks(&app.pool, state, limit)
+    let callbacks = store::list_callbacks(&app.admin_pool, state, limit)
         .await
         .map_err(db_error)?;
     Ok(Json(json!({"callbacks": callbacks})))
@@ -34,7 +34,7 @@ pub async fn retry(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = uuid_param("id", &id)?;
-    match store::retry_callback(&app.pool, id)
+    match store::retry_callback(&app.admin_pool, id)
         .await
         .map_err(db_error)?
     {

@@ -41,7 +41,7 @@ pub async fn list(
         before: q.uuid("before")?,
         limit: q.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?,
     };
-    let (events, next) = store::list_events(&app.pool, &filter)
+    let (events, next) = store::list_events(&app.admin_pool, &filter)
         .await
         .map_err(db_error)?;
     Ok(Json(json!({"events": events, "next_before": next})))
@@ -53,7 +53,7 @@ pub async fn detail(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = uuid_param("id", &id)?;
-    let event = store::event_detail(&app.pool, id)
+    let event = store::event_detail(&app.admin_pool, id)
         .await
         .map_err(db_error)?
         .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
@@ -66,7 +66,7 @@ pub async fn replay(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = uuid_param("id", &id)?;
-    let r = store::replay(&app.pool, id)
+    let r = store::replay(&app.admin_pool, id)
         .await
         .map_err(db_error)?
         .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
