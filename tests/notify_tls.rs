@@ -14,7 +14,7 @@ const SYS_ID: &str = "9d385017c611228701d22104cc95c371";
 
 fn snow(url: &str, extra: &str) -> String {
     format!(
-        "sources:\n  snow:\n    kind: servicenow\n    secrets: [x]\n    reply:\n      \
+        "sources:\n  snow:\n    kind: servicenow\n    secrets: [a-strong-test-secret-0123]\n    reply:\n      \
          api_url: \"{url}\"\n      username: snow-bot\n      password: snow-pass\n{extra}"
     )
 }
