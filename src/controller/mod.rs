@@ -142,6 +142,11 @@ impl Controller {
         self.auth.credential(&self.t, api).await.map(|_| ())
     }
 
+    /// Discovery is done, so a launch whose template id is known needs no preparation.
+    pub fn is_prepared(&self) -> bool {
+        self.api.initialized()
+    }
+
     /// A cheap unauthenticated look: does the controller answer its ping?
     pub async fn probe(&self) -> Result<(), ControllerError> {
         let api = self.api().await?;

@@ -30,7 +30,8 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     let free = ctx.launch_slots.available_permits() as i64;
     let stale = attempts::claim_stale(&ctx.pool, free, lease, &ctx.replica).await?;
     let free = free - stale.len() as i64;
-    let planned = attempts::claim_planned(&ctx.pool, free, lease, &ctx.replica).await?;
+    let ready = controller.is_prepared();
+    let planned = attempts::claim_planned(&ctx.pool, free, lease, &ctx.replica, ready).await?;
     let claimed = !stale.is_empty() || !planned.is_empty();
     for row in stale {
         spawn(&ctx, &controller, row, true);
@@ -126,6 +127,11 @@ async fn heartbeat(ctx: &Context, f: &Fence) {
 }
 
 async fn attempt(ctx: &Context, c: &Controller, row: &LaunchRow, f: &Fence) -> anyhow::Result<()> {
+    if row.sent_at.is_some() {
+        // Claimed ready: the claim was the owner check, moments ago.
+        let template = row.template_id.unwrap_or_default();
+        return post(ctx, c, row, f, template).await;
+    }
     // Before the owner check: failures here are "not sent".
     if let Err(e) = c.prepare().await {
         note_failure(ctx, &e);
@@ -150,6 +156,17 @@ async fn attempt(ctx: &Context, c: &Controller, row: &LaunchRow, f: &Fence) -> a
             "owner check failed before the POST: another replica owns this launch; not sent");
         return Ok(());
     }
+    post(ctx, c, row, f, template).await
+}
+
+/// The one POST of this attempt, after its owner check, and what its answer means.
+async fn post(
+    ctx: &Context,
+    c: &Controller,
+    row: &LaunchRow,
+    f: &Fence,
+    template: i64,
+) -> anyhow::Result<()> {
     let result = c.launch(row.template_kind, template, &row.request.0).await;
     if ctx.hooks.crash_after_launch_post.load(Ordering::SeqCst) && result.is_ok() {
         tracing::error!(launch_id = %row.id, "fault injection: stopping between the launch POST and its commit");
