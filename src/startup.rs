@@ -129,6 +129,7 @@ impl Application {
             launch_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.workers.launch_concurrency,
             )),
+            launch_starved: Default::default(),
             health: health.clone(),
             settle_secs,
             down_sources: workers::DownSources::new(Duration::from_millis(

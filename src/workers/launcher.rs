@@ -28,6 +28,10 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     let lease = ctx.settings.launch_lease_secs;
     // Only as many rows as there are free slots; a slow POST never delays the next claim.
     let free = ctx.launch_slots.available_permits() as i64;
+    if free == 0 {
+        ctx.launch_starved.store(true, Ordering::SeqCst);
+        return Ok(false);
+    }
     let stale = attempts::claim_stale(&ctx.pool, free, lease, &ctx.replica).await?;
     let free = free - stale.len() as i64;
     let ready = controller.is_prepared();
@@ -107,7 +111,11 @@ fn spawn(ctx: &Arc<Context>, c: &Arc<Controller>, row: LaunchRow, stale: bool) {
             }
         }
         drop(permit);
-        ctx.wake_launch.notify_one();
+        // Only a launcher that ran out of slots waits for one; waking it otherwise would cost a
+        // claim round per launch for nothing.
+        if ctx.launch_starved.swap(false, Ordering::SeqCst) {
+            ctx.wake_launch.notify_one();
+        }
     });
 }
 

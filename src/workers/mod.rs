@@ -58,6 +58,8 @@ pub struct Context {
     pub replica: String,
     /// Launch attempts in flight on this replica (`launch_concurrency`).
     pub launch_slots: Arc<tokio::sync::Semaphore>,
+    /// Set when a launcher step found no free slot: the next attempt to finish wakes it.
+    pub launch_starved: std::sync::atomic::AtomicBool,
     pub health: Arc<ControllerHealth>,
     /// The settle window for unclear launch answers (`WorkerSettings::settle_secs`).
     pub settle_secs: u64,
