@@ -58,9 +58,11 @@ pub async fn run(db: &str, connections: usize, seconds: u64, warmup: u64) -> any
     tokio::time::sleep(Duration::from_secs(warmup)).await;
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
+    let cpu_before = (server.cpu_secs(), crate::postgres_cpu_secs());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = (server.cpu_secs(), crate::postgres_cpu_secs());
     stop.store(true, Ordering::Relaxed);
     let (mut lat, mut ok, mut other) = (Vec::new(), 0, 0);
     for t in tasks {
@@ -86,6 +88,15 @@ pub async fn run(db: &str, connections: usize, seconds: u64, warmup: u64) -> any
         pct(1.0)
     );
     println!("  rows in events (incl. warm-up): {stored}");
+    // CPU per event, which is steadier than events/s on a shared machine.
+    if let (Some(a), Some(b)) = (cpu_before.0, cpu_after.0) {
+        let per = |secs: f64| secs * 1e6 / ok.max(1) as f64;
+        println!(
+            "  CPU per event: service {:.0} us, Postgres {:.0} us",
+            per(b - a),
+            per(cpu_after.1 - cpu_before.1)
+        );
+    }
     if let Some(kib) = server.peak_rss_kib() {
         println!("  service peak RSS: {:.1} MiB", kib as f64 / 1024.0);
     }

@@ -102,7 +102,9 @@ struct Server {
 impl Server {
     /// `extra` is appended to the service's config (controller, mappings, sources).
     async fn start(server_url: &str, extra: &str) -> anyhow::Result<Self> {
-        Self::start_exe(None, server_url, extra).await
+        // AAP_BRIDGE_BENCH_EXE: another service binary, to compare builds with one harness.
+        let exe = std::env::var_os("AAP_BRIDGE_BENCH_EXE").map(PathBuf::from);
+        Self::start_exe(exe, server_url, extra).await
     }
 
     /// Like `start`, with another service binary.
@@ -165,6 +167,11 @@ impl Server {
             .ok()
     }
 
+    /// CPU seconds (user + system) the service has used so far.
+    fn cpu_secs(&self) -> Option<f64> {
+        proc_cpu_secs(self.child.id())
+    }
+
     async fn stop(mut self) -> anyhow::Result<()> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -173,6 +180,56 @@ impl Server {
         sqlx::Postgres::drop_database(&self.db_url).await.ok();
         Ok(())
     }
+}
+
+/// User + system CPU seconds of a process, from /proc (clock ticks at 100 Hz); with
+/// `children`, also of the children it has reaped (Postgres backends that ended).
+fn proc_stat_secs(pid: u32, children: bool) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let ticks = f.first()? + f.get(1)? + if children { f.get(2)? + f.get(3)? } else { 0 };
+    Some(ticks as f64 / 100.0)
+}
+
+fn proc_cpu_secs(pid: u32) -> Option<f64> {
+    proc_stat_secs(pid, false)
+}
+
+/// CPU seconds of every local Postgres process, plus the backends the postmaster has reaped.
+pub fn postgres_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let mut total = 0.0;
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() != "postgres" {
+            continue;
+        }
+        let ppid_is_init = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, r)| r.split_whitespace().nth(1) == Some("1"))
+            })
+            .unwrap_or(false);
+        total += proc_stat_secs(pid, ppid_is_init).unwrap_or(0.0);
+    }
+    total
 }
 
 fn sibling(name: &str) -> anyhow::Result<PathBuf> {
