@@ -5,7 +5,7 @@ mod supervise;
 
 use crate::config::{Settings, SourceKind};
 use crate::controller::Controller;
-use crate::http::{routers, AppState, HookLimits};
+use crate::http::{routers, AppState, AppStateData, HookLimits};
 use crate::ingest::Inbox;
 use crate::mapping::{Mappings, SharedMappings};
 use crate::notify::Notifier;
@@ -152,7 +152,7 @@ impl Application {
             shutdown.child_token(),
         ));
         tasks.add("metrics refresher", refresher);
-        let state = AppState {
+        let state = AppState::new(AppStateData {
             sources: Arc::new(sources),
             inbox,
             admin_pool: admin_pool.clone(),
@@ -161,7 +161,7 @@ impl Application {
             admin_token: settings.admin.token.clone(),
             controller_health: settings.controller.is_some().then_some(health),
             stopping: shutdown.clone(),
-        };
+        });
         let listener = TcpListener::bind(&settings.server.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.server.listen))?;

@@ -18,8 +18,24 @@ use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
 
+/// Cloned for every request (axum's `State`), so it is one reference count, not a dozen.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateData>);
+
+impl AppState {
+    pub fn new(data: AppStateData) -> Self {
+        Self(Arc::new(data))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateData;
+    fn deref(&self) -> &AppStateData {
+        &self.0
+    }
+}
+
+pub struct AppStateData {
     pub sources: Arc<Sources>,
     pub inbox: Inbox,
     /// `/metrics`, `/readyz` and the admin API use this pool, never the ingest one.

@@ -24,8 +24,8 @@ pub enum Insert {
     Existing(Uuid),
 }
 
-/// Inserts events whose (source, dedupe_key) are distinct, in one statement (one commit): the
-/// `dedupe` row is claimed first and only events that won their claim are stored.
+/// Inserts events whose (source, dedupe_key) are distinct, in one statement (one commit); a key
+/// seen before, on a stored event or a pruned one, makes the event `Existing`.
 pub async fn insert_batch(
     pool: &PgPool,
     items: &[(Uuid, &Event)],
@@ -58,23 +58,24 @@ pub async fn insert_batch(
         .iter()
         .map(|(_, e)| serde_json::Value::Object(e.headers.clone()).to_string())
         .collect();
+    // A key already on a stored event conflicts on `events_dedupe`; a key of a pruned event is
+    // in `dedupe` (retention copies it there as it deletes the event, under a table lock that
+    // waits for this statement, so the two cannot interleave).
     let inserted: Vec<Uuid> = sqlx::query_scalar(
         "WITH t AS (
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                                   $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                                   $11::text[], $12::text[])
                   AS t(id, source, kind, delivery_id, dedupe_key, event_type, category, ticket,
-                       headers, payload, state, state_reason)),
-         claimed AS (
-             INSERT INTO dedupe (source, dedupe_key, event_id)
-             SELECT source, dedupe_key, id FROM t
-             ON CONFLICT (source, dedupe_key) DO NOTHING
-             RETURNING event_id)
-         INSERT INTO events (id, source, kind, delivery_id, event_type, category, ticket, headers,
-                             payload, state, state_reason)
-         SELECT t.id, source, kind, delivery_id, event_type, category, ticket::jsonb,
+                       headers, payload, state, state_reason))
+         INSERT INTO events (id, source, kind, delivery_id, dedupe_key, event_type, category,
+                             ticket, headers, payload, state, state_reason)
+         SELECT t.id, source, kind, delivery_id, dedupe_key, event_type, category, ticket::jsonb,
                 headers::jsonb, payload::json, state, state_reason
-         FROM t JOIN claimed c ON c.event_id = t.id
+         FROM t
+         WHERE NOT EXISTS (SELECT 1 FROM dedupe d
+                           WHERE d.source = t.source AND d.dedupe_key = t.dedupe_key)
+         ON CONFLICT (source, dedupe_key) DO NOTHING
          RETURNING id",
     )
     .bind(&ids)
@@ -104,7 +105,11 @@ pub async fn insert_batch(
         .map(|(_, e)| (e.source.clone(), e.dedupe_key.clone()))
         .unzip();
     let rows: Vec<(String, String, Uuid)> = sqlx::query_as(
-        "SELECT d.source, d.dedupe_key, d.event_id FROM dedupe d
+        "SELECT e.source, e.dedupe_key, e.id FROM events e
+         JOIN UNNEST($1::text[], $2::text[]) AS k(source, dedupe_key)
+           ON e.source = k.source AND e.dedupe_key = k.dedupe_key
+         UNION ALL
+         SELECT d.source, d.dedupe_key, d.event_id FROM dedupe d
          JOIN UNNEST($1::text[], $2::text[]) AS k(source, dedupe_key)
            ON d.source = k.source AND d.dedupe_key = k.dedupe_key",
     )

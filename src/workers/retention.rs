@@ -1,7 +1,7 @@
 //! Deletes old, settled events in batches (launches and callbacks go with them). Nothing still
 //! in flight is touched: pending events, unfinished launches, undelivered callbacks stay.
-//! Dedupe keys are pruned separately and later (`dedupe_days`), and never while their event is
-//! still stored, so a pruned delivery replayed later is still a duplicate.
+//! A pruned event's dedupe key moves to the `dedupe` table, pruned later (`dedupe_days`), so a
+//! pruned delivery replayed later is still a duplicate.
 
 use crate::config::RetentionSettings;
 use sqlx::PgPool;
@@ -40,32 +40,56 @@ pub async fn prune(pool: &PgPool, s: &RetentionSettings) -> Result<u64, sqlx::Er
     Ok(events)
 }
 
-const EVENTS: &str = "DELETE FROM events WHERE id IN (
-     SELECT e.id FROM events e
-     WHERE e.received_at < now() - make_interval(days => $1)
-       AND e.state <> 'pending'
-       AND NOT EXISTS (SELECT 1 FROM launches l WHERE l.event_id = e.id
-                       AND l.state IN ('planned', 'launching', 'launched'))
-       AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.event_id = e.id
-                       AND c.state = 'pending')
-     LIMIT $2 FOR UPDATE SKIP LOCKED)";
+// Each pruned event's dedupe key moves to `dedupe` in the same statement that deletes it.
+const EVENTS: &str = "WITH gone AS (
+     DELETE FROM events WHERE id IN (
+         SELECT e.id FROM events e
+         WHERE e.received_at < now() - make_interval(days => $1)
+           AND e.state <> 'pending'
+           AND NOT EXISTS (SELECT 1 FROM launches l WHERE l.event_id = e.id
+                           AND l.state IN ('planned', 'launching', 'launched'))
+           AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.event_id = e.id
+                           AND c.state = 'pending')
+         LIMIT $2 FOR UPDATE SKIP LOCKED)
+     RETURNING source, dedupe_key, received_at, id),
+ kept AS (
+     INSERT INTO dedupe (source, dedupe_key, first_seen, event_id)
+     SELECT source, dedupe_key, received_at, id FROM gone WHERE dedupe_key IS NOT NULL
+     ON CONFLICT (source, dedupe_key) DO NOTHING)
+ SELECT count(*) FROM gone";
 
-const DEDUPE: &str = "DELETE FROM dedupe WHERE (source, dedupe_key) IN (
-     SELECT d.source, d.dedupe_key FROM dedupe d
-     WHERE d.first_seen < now() - make_interval(days => $1)
-       AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id)
-     LIMIT $2 FOR UPDATE SKIP LOCKED)";
+const DEDUPE: &str = "WITH gone AS (
+     DELETE FROM dedupe WHERE (source, dedupe_key) IN (
+         SELECT d.source, d.dedupe_key FROM dedupe d
+         WHERE d.first_seen < now() - make_interval(days => $1)
+         LIMIT $2 FOR UPDATE SKIP LOCKED)
+     RETURNING 1)
+ SELECT count(*) FROM gone";
 
 /// Runs a `DELETE … LIMIT $2` until it deletes less than a full batch.
 async fn batches(pool: &PgPool, sql: &str, days: u32, batch: i64) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
-        let deleted = sqlx::query(sql)
+        let mut tx = pool.begin().await?;
+        if sql == EVENTS {
+            // An insert that began before this delete could miss both the event's key (deleted)
+            // and its copy in `dedupe` (not yet visible to it) and store a replay as new. The
+            // lock waits for inserts in progress and holds new ones back for one batch.
+            sqlx::query("SET LOCAL lock_timeout = '5s'")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let deleted: i64 = sqlx::query_scalar(sql)
             .bind(days as i32)
             .bind(batch)
-            .execute(pool)
+            .fetch_optional(&mut *tx)
             .await?
-            .rows_affected();
+            .unwrap_or(0);
+        tx.commit().await?;
+        let deleted = deleted as u64;
         total += deleted;
         if deleted < batch as u64 {
             return Ok(total);

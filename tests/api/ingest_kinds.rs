@@ -26,7 +26,7 @@ async fn stored(app: &TestApp, id: &str) -> Value {
         "SELECT jsonb_build_object('kind', kind, 'delivery_id', delivery_id, 'event_type', event_type,
                 'category', category, 'ticket', ticket, 'state', state, 'state_reason', state_reason,
                 'headers', headers, 'payload', payload,
-                'dedupe_key', (SELECT dedupe_key FROM dedupe d WHERE d.event_id = events.id))
+                'dedupe_key', dedupe_key)
          FROM events WHERE id = $1",
     )
     .bind(id)

@@ -48,7 +48,14 @@ async fn fresh_headers_are_duplicate(pool: PgPool, sender: Sender) {
         assert_eq!(resp["event_id"], first["event_id"]);
     }
     assert_eq!(app.event_count().await, 1);
-    assert_eq!(count(&app.pool, "SELECT count(*) FROM dedupe").await, 1);
+    assert_eq!(
+        count(
+            &app.pool,
+            "SELECT count(*) FROM events WHERE dedupe_key IS NOT NULL"
+        )
+        .await,
+        1
+    );
 }
 
 async fn fresh_headers_after_prune_are_duplicate(pool: PgPool, sender: Sender) {
@@ -175,10 +182,6 @@ async fn dedupe_keys_outlive_events_but_not_forever(pool: PgPool) {
     for d in ["gone", "kept"] {
         capture(&app, Sender::PagerDuty, d).await;
     }
-    sqlx::query("UPDATE dedupe SET first_seen = now() - interval '100 days'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
     sqlx::query(
         "UPDATE events SET state = 'unmapped', received_at = now() - interval '100 days'
          WHERE delivery_id = 'gone'",
@@ -202,24 +205,30 @@ async fn dedupe_keys_outlive_events_but_not_forever(pool: PgPool) {
         .await,
         0
     );
+    let pruned: Vec<String> = sqlx::query_scalar("SELECT dedupe_key FROM dedupe")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(
-        count(&app.pool, "SELECT count(*) FROM dedupe").await,
-        2,
-        "0 keeps keys"
+        pruned,
+        ["evt-gone"],
+        "the pruned event's key is kept; 0 keeps it"
+    );
+    assert_eq!(
+        app.deliver(Sender::PagerDuty, "gone").await.1["status"],
+        "duplicate"
     );
 
+    // The key was first seen with its event, 100 days ago: past dedupe_days it goes.
     let s = RetentionSettings {
         dedupe_days: 90,
         ..s
     };
     prune(&app.pool, &s).await.unwrap();
-    let left: Vec<String> = sqlx::query_scalar("SELECT dedupe_key FROM dedupe")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
+    assert_eq!(count(&app.pool, "SELECT count(*) FROM dedupe").await, 0);
     assert_eq!(
-        left,
-        ["evt-kept"],
+        app.deliver(Sender::PagerDuty, "kept").await.1["status"],
+        "duplicate",
         "a key whose event is still stored stays"
     );
     // Past dedupe_days the pruned delivery is new again (documented: set 0 to keep keys).

@@ -103,7 +103,15 @@ async fn old_settled_events_go_running_ones_stay(pool: PgPool) {
     );
 
     let dedupe_keys: i64 = count(&pool, "dedupe").await;
-    assert_eq!(dedupe_keys, 5, "dedupe keys outlive their events");
+    assert_eq!(
+        dedupe_keys, 4,
+        "the pruned events' dedupe keys outlive them"
+    );
+    assert_eq!(
+        count(&pool, "events WHERE dedupe_key IS NOT NULL").await,
+        1,
+        "the stored event keeps its key on its row"
+    );
     let off = RetentionSettings {
         max_age_days: 0,
         dedupe_days: 0,
