@@ -7,7 +7,10 @@ use secrecy::ExposeSecret;
 
 /// GitHub's `X-Hub-Signature-256` value: `sha256=<hex>` of the raw body.
 pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    format!("sha256={}", to_hex(&hmac_sha256(secret.as_bytes(), &[body])))
+    format!(
+        "sha256={}",
+        to_hex(&hmac_sha256(secret.as_bytes(), &[body]))
+    )
 }
 
 /// PagerDuty v3's `X-PagerDuty-Signature` value: `v1=<hex>` of the raw body.
@@ -180,9 +183,11 @@ sources:
         let source = Source::new(name, s, 1 << 20);
         let body = body(s.kind);
         let h = headers(s, &body, &Envelope::now("issues")).unwrap();
-        let map = crate::admin::header_map(h.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .unwrap();
-        let event = source.accept(&map, &body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let map =
+            crate::admin::header_map(h.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+        let event = source
+            .accept(&map, &body)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(event.source, name);
         let mut tampered = body.clone();
         tampered.insert(1, b' ');
@@ -217,7 +222,11 @@ sources:
     #[test]
     fn servicenow_signs_each_scheme() {
         let h = round_trip("sn-body");
-        assert_eq!(value(&h, "X-ServiceNow-Signature").len(), 44, "base64 of 32 bytes");
+        assert_eq!(
+            value(&h, "X-ServiceNow-Signature").len(),
+            44,
+            "base64 of 32 bytes"
+        );
         let h = round_trip("sn-ts");
         value(&h, "X-Ts").parse::<i64>().unwrap();
         let h = round_trip("sn-full");
@@ -235,7 +244,13 @@ sources:
         );
         let mac = hmac_sha256(b"k", &[b"1700000000.d1.{}"]);
         assert_eq!(
-            servicenow_signature("k", SignatureScheme::TimestampDeliveryBody, "1700000000", "d1", b"{}"),
+            servicenow_signature(
+                "k",
+                SignatureScheme::TimestampDeliveryBody,
+                "1700000000",
+                "d1",
+                b"{}"
+            ),
             to_base64(&mac)
         );
     }

@@ -55,21 +55,36 @@ fn shipped_dev_config_and_examples_plan_a_dry_run_launch_each() {
     let token = s.admin.token.as_ref().expect("admin token");
     assert!(token.expose_secret().starts_with("dev-only-"));
     for src in s.sources.values() {
-        assert!(src.secrets.iter().all(|k| k.expose_secret().starts_with("dev-only-")));
+        assert!(src
+            .secrets
+            .iter()
+            .all(|k| k.expose_secret().starts_with("dev-only-")));
     }
     let kinds = aap_bridge::startup::source_kinds(&s);
     let mappings = aap_bridge::mapping::Mappings::load(&s.mappings.path, &kinds)
         .unwrap_or_else(|e| panic!("{}", e[0]));
     let sources = aap_bridge::sources::build(&s);
     for (source, file, rule) in [
-        ("github", "examples/github-issue.json", "github-disk-cleanup"),
-        ("pagerduty", "examples/pagerduty-incident.json", "pagerduty-web-tier"),
-        ("servicenow", "examples/servicenow-incident.json", "snow-remediation"),
+        (
+            "github",
+            "examples/github-issue.json",
+            "github-disk-cleanup",
+        ),
+        (
+            "pagerduty",
+            "examples/pagerduty-incident.json",
+            "pagerduty-web-tier",
+        ),
+        (
+            "servicenow",
+            "examples/servicenow-incident.json",
+            "snow-remediation",
+        ),
     ] {
         let body = std::fs::read(file).unwrap();
         let h = headers(&s.sources[source], &body, &Envelope::now("issues")).unwrap();
-        let map = aap_bridge::admin::header_map(h.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .unwrap();
+        let map =
+            aap_bridge::admin::header_map(h.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
         sources[source]
             .accept(&map, &body)
             .unwrap_or_else(|e| panic!("{file}: {e}"));

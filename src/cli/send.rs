@@ -330,20 +330,35 @@ mod tests {
 
     #[test]
     fn github_events_are_guessed_from_the_payload() {
-        assert_eq!(github_event(&json!({"action": "labeled", "issue": {}})), "issues");
-        assert_eq!(github_event(&json!({"issue": {}, "comment": {}})), "issue_comment");
+        assert_eq!(
+            github_event(&json!({"action": "labeled", "issue": {}})),
+            "issues"
+        );
+        assert_eq!(
+            github_event(&json!({"issue": {}, "comment": {}})),
+            "issue_comment"
+        );
         assert_eq!(github_event(&json!({"pull_request": {}})), "pull_request");
-        assert_eq!(github_event(&json!({"ref": "refs/heads/main", "commits": []})), "push");
+        assert_eq!(
+            github_event(&json!({"ref": "refs/heads/main", "commits": []})),
+            "push"
+        );
         assert_eq!(github_event(&json!({"zen": "x", "hook_id": 1})), "ping");
         assert_eq!(github_event(&json!({})), "issues");
     }
 
     #[test]
     fn listen_addresses_become_local_urls() {
-        assert_eq!(local_url("0.0.0.0:8080", "k").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(
+            local_url("0.0.0.0:8080", "k").unwrap(),
+            "http://127.0.0.1:8080"
+        );
         assert_eq!(local_url("127.0.0.1:9", "k").unwrap(), "http://127.0.0.1:9");
         assert_eq!(local_url("[::]:80", "k").unwrap(), "http://[::1]:80");
-        assert!(local_url("127.0.0.1:0", "k").unwrap_err().to_string().contains("--url"));
+        assert!(local_url("127.0.0.1:0", "k")
+            .unwrap_err()
+            .to_string()
+            .contains("--url"));
     }
 
     #[test]
@@ -355,10 +370,15 @@ mod tests {
                 "template_id": null, "template_name": "Disk cleanup", "template_org": "Ops",
                 "request": {"extra_vars": {"issue": "42"}}, "job_id": null, "job_url": null}]});
         let text = describe(&d);
-        assert!(text.starts_with("event e1: dispatched (1 rule(s) matched)"), "{text}");
+        assert!(
+            text.starts_with("event e1: dispatched (1 rule(s) matched)"),
+            "{text}"
+        );
         assert!(text.contains("matched rules: r1"), "{text}");
         assert!(
-            text.contains("launch by rule r1 of job template \"Disk cleanup\" (organization Ops): dry run"),
+            text.contains(
+                "launch by rule r1 of job template \"Disk cleanup\" (organization Ops): dry run"
+            ),
             "{text}"
         );
         assert!(text.contains("\"issue\": \"42\""), "{text}");
