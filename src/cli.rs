@@ -5,7 +5,11 @@ use crate::startup::{cancel_on_signal, Application};
 use clap::{Parser, Subcommand};
 
 mod admin;
-use std::path::PathBuf;
+mod send;
+use std::path::{Path, PathBuf};
+
+/// The file read when neither `--config` nor `AAP_BRIDGE_CONFIG` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "aap-bridge.yaml";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -14,11 +18,12 @@ use std::path::PathBuf;
     about = "Signed webhooks from ServiceNow, GitHub and PagerDuty to Ansible controller jobs",
     long_about = "Receives signed webhooks, stores them durably, maps them to job templates, \
 launches and tracks the jobs, and posts the job link and outcome back to the ticket.\n\n\
-Configuration: built-in defaults, then the YAML file (--config or AAP_BRIDGE_CONFIG), then \
-AAP_BRIDGE__SECTION__KEY environment variables. See deploy/config.example.yaml."
+Configuration: built-in defaults, then the YAML file (--config, else AAP_BRIDGE_CONFIG, else \
+./aap-bridge.yaml when it exists), then AAP_BRIDGE__SECTION__KEY environment variables. See \
+deploy/config.example.yaml."
 )]
 pub struct Cli {
-    /// YAML configuration file.
+    /// YAML configuration file [default: ./aap-bridge.yaml, when it exists].
     #[arg(long, short, global = true, env = "AAP_BRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -53,6 +58,10 @@ pub enum Command {
     /// Store a copy of an event as a new pending event, so it is mapped and launched again.
     #[command(long_about = admin::REPLAY_HELP)]
     Replay(admin::ReplayArgs),
+    /// Sign a payload as the source's sender would, post it to the running service, and show
+    /// what the bridge decided.
+    #[command(long_about = send::SEND_HELP)]
+    Send(send::SendArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -63,10 +72,47 @@ pub enum ControllerCommand {
     Check,
 }
 
+/// The configuration file to read: `explicit` (`--config` or `AAP_BRIDGE_CONFIG`), else
+/// `./aap-bridge.yaml` when it exists; and one line saying which, for the log or stderr.
+pub fn config_file(explicit: Option<&Path>) -> (Option<PathBuf>, String) {
+    if let Some(p) = explicit {
+        return (
+            Some(p.to_path_buf()),
+            format!("configuration file: {}", p.display()),
+        );
+    }
+    let default = Path::new(".").join(DEFAULT_CONFIG_FILE);
+    if default.is_file() {
+        let line = format!(
+            "configuration file: {} (found in the current directory; --config or \
+             AAP_BRIDGE_CONFIG names another)",
+            default.display()
+        );
+        return (Some(default), line);
+    }
+    (
+        None,
+        format!(
+            "no configuration file (no --config, no AAP_BRIDGE_CONFIG, no ./{DEFAULT_CONFIG_FILE}): \
+             built-in defaults and AAP_BRIDGE__* variables"
+        ),
+    )
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let (path, said) = config_file(cli.config.as_deref());
+    let settings = Settings::load(path.as_deref()).map_err(|e| match &path {
+        Some(p) => anyhow::anyhow!("{}: {e}", p.display()),
+        None => e.into(),
+    })?;
     crate::telemetry::init(&settings.log);
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // `serve` logs it; the other commands keep stdout for their answer.
+    match command {
+        Command::Serve => tracing::info!(config = ?path, "{said}"),
+        _ => eprintln!("aap-bridge: {said}"),
+    }
+    match command {
         Command::Serve => {
             let app = Application::build(settings).await?;
             cancel_on_signal(app.shutdown_token());
@@ -88,6 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => admin::simulate(&settings, &args),
         Command::Events(args) => admin::events(&settings, &args).await,
         Command::Replay(args) => admin::replay(&settings, &args).await,
+        Command::Send(args) => send::send(&settings, &args).await,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod notify;
 pub mod retry;
+pub mod sign;
 pub mod signature;
 pub mod sources;
 pub mod startup;

@@ -39,3 +39,59 @@ fn example_config_loads() {
     let c = s.controller.expect("controller section");
     assert_eq!(c.auth.mode(), "password");
 }
+
+/// `./aap-bridge.yaml`, which `serve` reads by default: loopback dev mode, the three sources of
+/// the shipped mappings, an admin token, dry-run; and each example in `examples/`, signed as
+/// `aap-bridge send` signs it, is accepted and plans exactly one launch.
+#[test]
+fn shipped_dev_config_and_examples_plan_a_dry_run_launch_each() {
+    use aap_bridge::sign::{headers, Envelope};
+    use secrecy::ExposeSecret;
+    let text = std::fs::read_to_string("aap-bridge.yaml").unwrap();
+    let s = Settings::from_parts(Some(&text), None, false).expect("aap-bridge.yaml is valid");
+    assert!(s.dev_mode);
+    assert_eq!(s.server.listen, "127.0.0.1:8080");
+    assert!(s.controller.is_none(), "dry-run");
+    let token = s.admin.token.as_ref().expect("admin token");
+    assert!(token.expose_secret().starts_with("dev-only-"));
+    for src in s.sources.values() {
+        assert!(src
+            .secrets
+            .iter()
+            .all(|k| k.expose_secret().starts_with("dev-only-")));
+    }
+    let kinds = aap_bridge::startup::source_kinds(&s);
+    let mappings = aap_bridge::mapping::Mappings::load(&s.mappings.path, &kinds)
+        .unwrap_or_else(|e| panic!("{}", e[0]));
+    let sources = aap_bridge::sources::build(&s);
+    for (source, file, rule) in [
+        (
+            "github",
+            "examples/github-issue.json",
+            "github-disk-cleanup",
+        ),
+        (
+            "pagerduty",
+            "examples/pagerduty-incident.json",
+            "pagerduty-web-tier",
+        ),
+        (
+            "servicenow",
+            "examples/servicenow-incident.json",
+            "snow-remediation",
+        ),
+    ] {
+        let body = std::fs::read(file).unwrap();
+        let h = headers(&s.sources[source], &body, &Envelope::now("issues")).unwrap();
+        let map =
+            aap_bridge::admin::header_map(h.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+        sources[source]
+            .accept(&map, &body)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let sim = aap_bridge::admin::simulate(&sources, &mappings, source, &map, &body).unwrap();
+        assert_eq!(sim["state"], "dispatched", "{file}: {sim}");
+        let launches = sim["launches"].as_array().unwrap();
+        assert_eq!(launches.len(), 1, "{file}: {sim}");
+        assert_eq!(launches[0]["rule"], rule, "{file}");
+    }
+}

@@ -21,6 +21,7 @@ mod outage;
 mod pipeline;
 mod pipeline_awx;
 mod pipeline_faults;
+mod quickstart;
 mod recovery;
 mod replicas;
 mod retention;

@@ -1,6 +1,7 @@
 //! Realistic deliveries for each sender, signed the way the sender signs them.
 
-use aap_bridge::signature::{hmac_sha256, to_base64, to_hex};
+use aap_bridge::config::SignatureScheme;
+use aap_bridge::sign::{github_signature, pagerduty_signature, servicenow_signature};
 use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,21 +133,15 @@ impl Sender {
     /// The signature header; `ts` is signed too for ServiceNow (`{ts}.{body}`).
     pub fn signature_header(self, secret: &str, body: &[u8], ts: i64) -> (String, String) {
         match self {
-            Sender::Github => (
-                "X-Hub-Signature-256".into(),
-                format!(
-                    "sha256={}",
-                    to_hex(&hmac_sha256(secret.as_bytes(), &[body]))
-                ),
-            ),
+            Sender::Github => ("X-Hub-Signature-256".into(), github_signature(secret, body)),
             Sender::PagerDuty => (
                 "X-PagerDuty-Signature".into(),
-                format!("v1={}", to_hex(&hmac_sha256(secret.as_bytes(), &[body]))),
+                pagerduty_signature(secret, body),
             ),
             Sender::ServiceNow => {
-                let ts = ts.to_string();
-                let mac = hmac_sha256(secret.as_bytes(), &[ts.as_bytes(), b".", body]);
-                ("X-Bridge-Signature".into(), to_base64(&mac))
+                let (scheme, ts) = (SignatureScheme::TimestampBody, ts.to_string());
+                let sig = servicenow_signature(secret, scheme, &ts, "", body);
+                ("X-Bridge-Signature".into(), sig)
             }
         }
     }
