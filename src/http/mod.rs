@@ -2,6 +2,7 @@
 
 pub mod admin;
 mod body;
+pub mod console;
 mod health;
 pub(crate) mod hooks;
 
@@ -20,6 +21,10 @@ use tower_http::trace::TraceLayer;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// Every admin call of the API and the console.
+    pub admin: crate::admin::Admin,
+    /// `dev_mode`: the console's cookie goes without `Secure`, for plain HTTP on loopback.
+    pub dev_mode: bool,
     pub sources: Arc<Sources>,
     pub inbox: Inbox,
     /// `/metrics`, `/readyz` and the admin API use this pool, never the ingest one.
@@ -58,6 +63,7 @@ pub fn routers(state: AppState, separate_admin: bool) -> (Router, Option<Router>
         .route("/readyz", get(health::readyz));
     let admin = Router::new()
         .nest("/api/v1", admin::routes(&state))
+        .merge(console::routes(&state))
         .route("/metrics", get(health::metrics));
     if separate_admin {
         let admin = admin

@@ -28,7 +28,7 @@ pub struct EventSummary {
     pub replay_of: Option<Uuid>,
 }
 
-const SUMMARY: &str = "id, source, kind, delivery_id, event_type, category, state, state_reason, \
+pub(super) const SUMMARY: &str = "id, source, kind, delivery_id, event_type, category, state, state_reason, \
     received_at, ticket, replay_of";
 
 /// One event with everything the bridge recorded about it.
@@ -86,7 +86,7 @@ pub struct CallbackView {
     pub request: Json<Value>,
 }
 
-const CALLBACK: &str = "id, launch_id, event_id, source, phase, state, attempts, next_attempt_at, \
+pub(super) const CALLBACK: &str = "id, launch_id, event_id, source, phase, state, attempts, next_attempt_at, \
     last_status, last_error, created_at, sent_at, request";
 
 /// Filters for listing events; `None` means "any".
@@ -96,6 +96,8 @@ pub struct EventFilter {
     pub state: Option<EventState>,
     pub category: Option<String>,
     pub event_type: Option<String>,
+    /// `ticket.number`, as the source gave it.
+    pub ticket: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     /// Only events older than this one (ids are UUIDv7, so time-ordered): the page cursor.
@@ -117,6 +119,7 @@ pub async fn list_events(
            AND ($5::timestamptz IS NULL OR received_at >= $5)
            AND ($6::timestamptz IS NULL OR received_at < $6)
            AND ($7::uuid IS NULL OR id < $7)
+           AND ($9::text IS NULL OR ticket ->> 'number' = $9)
          ORDER BY id DESC LIMIT $8"
     ))
     .bind(&f.source)
@@ -127,6 +130,7 @@ pub async fn list_events(
     .bind(f.until)
     .bind(f.before)
     .bind(f.limit + 1)
+    .bind(&f.ticket)
     .fetch_all(pool)
     .await?;
     let next = if rows.len() as i64 > f.limit {

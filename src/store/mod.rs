@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod events;
 pub mod launch_policy;
 pub mod launches;
+pub mod overview;
 pub mod token_crypt;
 pub mod tokens;
 

@@ -6,7 +6,6 @@
 
 mod callbacks;
 mod events;
-mod query;
 mod simulate;
 
 use super::AppState;
@@ -82,16 +81,37 @@ fn bearer(value: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// A database failure as the client sees it: 503, so it may retry.
-fn db_error(e: sqlx::Error) -> ApiError {
-    tracing::warn!(error = %e, "admin query failed");
-    ApiError::unavailable(format!("database error, retry later: {e}"))
+impl From<crate::admin::Error> for ApiError {
+    fn from(e: crate::admin::Error) -> Self {
+        use crate::admin::Error;
+        match e {
+            Error::Invalid(m) => ApiError::bad_request(m),
+            Error::NotFound(m) => ApiError::not_found(m),
+            Error::Conflict(m) => ApiError::new(axum::http::StatusCode::CONFLICT, m),
+            Error::TooLarge(limit) => ApiError::too_large(limit),
+            // Logged where it happened; the body says only what to do.
+            e @ Error::Database(_) => ApiError::unavailable(e.to_string()),
+        }
+    }
 }
 
-/// A path segment that must be a UUID.
-fn uuid_param(name: &str, value: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::parse_str(value)
-        .map_err(|_| ApiError::bad_request(format!("`{name}` must be a UUID, got `{value}`")))
+/// axum's `Query`, with a bad or unknown parameter answered as a JSON 400 that names it.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for ApiQuery<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(q)) => Ok(ApiQuery(q)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
 }
 
 #[cfg(test)]

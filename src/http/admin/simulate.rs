@@ -31,15 +31,11 @@ impl SimulateRequest {
     }
 }
 
-pub async fn simulate(State(app): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
-    // The envelope may hold the largest body a source accepts, escaped in a JSON string.
-    let largest = app
-        .sources
-        .values()
-        .map(|s| s.body_limit)
-        .max()
-        .unwrap_or(0);
-    let limit = largest.saturating_mul(2).saturating_add(64 * 1024);
+pub async fn simulate(
+    State(app): State<AppState>,
+    body: Body,
+) -> Result<Json<crate::admin::Simulation>, ApiError> {
+    let limit = envelope_limit(&app);
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         if crate::http::hooks::is_length_limit(&e) {
             ApiError::too_large(limit)
@@ -54,13 +50,20 @@ pub async fn simulate(State(app): State<AppState>, body: Body) -> Result<Json<Va
     })?;
     let headers =
         crate::admin::header_map(req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let mappings = app.mappings.current();
-    let answer = crate::admin::simulate(
-        &app.sources,
-        &mappings,
+    Ok(Json(app.admin.simulate(
         &req.source,
         &headers,
         &req.body_bytes(),
-    )?;
-    Ok(Json(answer))
+    )?))
+}
+
+/// The envelope may hold the largest body a source accepts, escaped in a JSON string.
+pub(crate) fn envelope_limit(app: &AppState) -> usize {
+    let largest = app
+        .sources
+        .values()
+        .map(|s| s.body_limit)
+        .max()
+        .unwrap_or(0);
+    largest.saturating_mul(2).saturating_add(64 * 1024)
 }
