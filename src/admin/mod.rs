@@ -95,7 +95,13 @@ impl Admin {
         headers: &axum::http::HeaderMap,
         body: &[u8],
     ) -> Result<Simulation> {
-        simulate(&self.sources, &self.mappings.current(), source, headers, body)
+        simulate(
+            &self.sources,
+            &self.mappings.current(),
+            source,
+            headers,
+            body,
+        )
     }
 
     /// The sorted names of the configured sources.

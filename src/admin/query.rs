@@ -86,22 +86,22 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
 
 /// A deserializer for one named parameter, parsed by `$parse(name, value)`.
 macro_rules! parameter {
-    ($fn:ident: $ty:ty = $parse:expr) => {
+    ($fn:ident($name:literal): $ty:ty = $parse:expr) => {
         fn $fn<'de, D: Deserializer<'de>>(d: D) -> Result<Option<$ty>, D::Error> {
             match raw(d)? {
                 None => Ok(None),
-                Some(v) => $parse(stringify!($fn), &v).map(Some).map_err(D::Error::custom),
+                Some(v) => $parse($name, &v).map(Some).map_err(D::Error::custom),
             }
         }
     };
 }
 
-parameter!(event_state: EventState = word);
-parameter!(callback_state: CallbackState = word);
-parameter!(since: DateTime<Utc> = time);
-parameter!(until: DateTime<Utc> = time);
-parameter!(before: Uuid = uuid);
-parameter!(limit: i64 = page_size);
+parameter!(event_state("state"): EventState = word);
+parameter!(callback_state("state"): CallbackState = word);
+parameter!(since("since"): DateTime<Utc> = time);
+parameter!(until("until"): DateTime<Utc> = time);
+parameter!(before("before"): Uuid = uuid);
+parameter!(limit("limit"): i64 = page_size);
 
 fn word<T: std::str::FromStr<Err = String>>(name: &str, v: &str) -> Result<T, String> {
     v.parse::<T>().map_err(|e| format!("`{name}`: {e}"))
@@ -146,10 +146,9 @@ mod tests {
     /// axum's `Query` uses serde_urlencoded; `form_urlencoded` + serde_json gives the same
     /// string map for these flat structs.
     fn serde_urlencoded_like<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, String> {
-        let map: serde_json::Map<String, serde_json::Value> =
-            form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-                .collect();
+        let map: serde_json::Map<String, serde_json::Value> = form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+            .collect();
         serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())
     }
 
@@ -174,10 +173,7 @@ mod tests {
         let q = events("source=&since=2026-11-22T10%3A00%3A00%2B01%3A00&until=2026-11-22T12:30")
             .unwrap();
         assert_eq!(q.source, None);
-        assert_eq!(
-            q.since.unwrap().to_rfc3339(),
-            "2026-11-22T09:00:00+00:00"
-        );
+        assert_eq!(q.since.unwrap().to_rfc3339(), "2026-11-22T09:00:00+00:00");
         assert_eq!(q.until.unwrap().to_rfc3339(), "2026-11-22T12:30:00+00:00");
         assert_eq!(q.filter().limit, DEFAULT_LIMIT);
         let q = events("since=2026-11-22T10:00:00 01:00").unwrap();

@@ -28,7 +28,8 @@ pub struct EventSummary {
     pub replay_of: Option<Uuid>,
 }
 
-pub(super) const SUMMARY: &str = "id, source, kind, delivery_id, event_type, category, state, state_reason, \
+pub(super) const SUMMARY: &str =
+    "id, source, kind, delivery_id, event_type, category, state, state_reason, \
     received_at, ticket, replay_of";
 
 /// One event with everything the bridge recorded about it.
@@ -86,7 +87,8 @@ pub struct CallbackView {
     pub request: Json<Value>,
 }
 
-pub(super) const CALLBACK: &str = "id, launch_id, event_id, source, phase, state, attempts, next_attempt_at, \
+pub(super) const CALLBACK: &str =
+    "id, launch_id, event_id, source, phase, state, attempts, next_attempt_at, \
     last_status, last_error, created_at, sent_at, request";
 
 /// Filters for listing events; `None` means "any".

@@ -3,6 +3,7 @@ mod support;
 
 mod admin;
 mod cli;
+mod console;
 mod controller_auth;
 mod controller_awx;
 mod controller_calls;

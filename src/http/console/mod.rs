@@ -85,9 +85,8 @@ fn now() -> i64 {
 /// Lets a request with a valid session through, with its `Session` in the extensions; checks
 /// the CSRF token of every POST.
 async fn require_session(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let session = keys(&app).and_then(|k| {
-        session::cookie(req.headers()).and_then(|value| k.verify(value, now()))
-    });
+    let session = keys(&app)
+        .and_then(|k| session::cookie(req.headers()).and_then(|value| k.verify(value, now())));
     let Some(session) = session else {
         return redirect("/ui/login");
     };
@@ -135,14 +134,21 @@ async fn security_headers(mut resp: Response) -> Response {
 
 async fn stylesheet() -> Response {
     (
-        [(CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"))],
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/css; charset=utf-8"),
+        )],
         include_str!("console.css"),
     )
         .into_response()
 }
 
 async fn not_found() -> Response {
-    view::error_page(StatusCode::NOT_FOUND, "There is no such console page.", None)
+    view::error_page(
+        StatusCode::NOT_FOUND,
+        "There is no such console page.",
+        None,
+    )
 }
 
 /// An admin call that failed, as an HTML page.

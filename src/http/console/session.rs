@@ -60,7 +60,10 @@ impl Keys {
         rand::thread_rng().fill_bytes(&mut nonce);
         let nonce = hex::encode(nonce);
         let issued = now.to_string();
-        let value = format!("{issued}.{nonce}.{}", self.mac(&["session", &issued, &nonce]));
+        let value = format!(
+            "{issued}.{nonce}.{}",
+            self.mac(&["session", &issued, &nonce])
+        );
         (value, self.session(&nonce))
     }
 

@@ -29,8 +29,17 @@ pub struct Verdict {
 
 pub fn decision(d: &Value) -> Vec<Verdict> {
     let mut out = Vec::new();
-    let list = |key: &str| d.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
-    let text = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+    let list = |key: &str| {
+        d.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let text = |v: &Value| {
+        v.as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string())
+    };
     for p in list("planned") {
         out.push(Verdict {
             rule: text(&p["rule"]),
@@ -60,7 +69,11 @@ pub fn decision(d: &Value) -> Vec<Verdict> {
 /// A stored `TemplateRef` (`{"Id": {"kind": "job", "id": 15}}`) as `job template 15`.
 fn template(t: &Value) -> String {
     if let Some(t) = t.get("Id") {
-        return format!("{} template {}", t["kind"].as_str().unwrap_or("job"), t["id"]);
+        return format!(
+            "{} template {}",
+            t["kind"].as_str().unwrap_or("job"),
+            t["id"]
+        );
     }
     if let Some(t) = t.get("Name") {
         let org = t["organization"]

@@ -131,6 +131,9 @@ mod tests {
         assert_eq!(link(Value::from(" JavaScript:x")), "");
         assert_eq!(link(Value::from("https://x.test/a")), "https://x.test/a");
         assert_eq!(age(Value::from(90_000.0)), "1 d 1 h");
-        assert_eq!(when(Value::from("2026-11-22T10:00:05.123Z")), "2026-11-22 10:00:05");
+        assert_eq!(
+            when(Value::from("2026-11-22T10:00:05.123Z")),
+            "2026-11-22 10:00:05"
+        );
     }
 }
