@@ -6,7 +6,7 @@ use crate::store::admin::{self as store, EventDetail, EventSummary, Replayed};
 use uuid::Uuid;
 
 /// A page of events, newest first, and the cursor of the next page (None on the last).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct EventPage {
     pub events: Vec<EventSummary>,
     pub next_before: Option<Uuid>,

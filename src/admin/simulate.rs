@@ -27,27 +27,35 @@ pub fn header_map<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Re
 }
 
 /// The answer of a simulation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Simulation {
     /// The normalized event, with `"<simulated>"` as its id.
+    #[schema(value_type = Object)]
     pub event: Value,
     /// Why the event would be ignored at intake, or null.
     pub ignored: Option<String>,
     /// The state the event would reach: `ignored`, `dispatched`, `unmapped` or `failed`.
     pub state: EventState,
     pub reason: Option<String>,
-    /// What the rules made of it (null when ignored: ignored events never reach the rules).
+    /// What the rules made of it (null when ignored: ignored events never reach the rules):
+    /// `planned`, `refused`, `failed` and `skipped` (with why) rules.
+    #[schema(value_type = Option<Object>)]
     pub decision: Option<Decision>,
     /// The launches that would be planned (or refused), each with its request.
     pub launches: Vec<SimulatedLaunch>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SimulatedLaunch {
     pub rule: String,
+    /// `kind`, `id` or `name` (+ `organization`), and `text`.
+    #[schema(value_type = Object)]
     pub template: Value,
+    /// How the outcome would be posted back (`work_notes`, `comment`, …).
+    #[schema(value_type = String)]
     pub reply: Reply,
     /// The body sent to the controller, the marker variables holding `"<simulated>"`.
+    #[schema(value_type = Object)]
     pub request: Value,
     /// Why the rendered request was refused (never sent), when it was.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -12,7 +12,7 @@ use super::events::EventState;
 use super::launches::LaunchState;
 
 /// One event as listed: no payload, headers or decision.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct EventSummary {
     pub id: Uuid,
     pub source: String,
@@ -23,6 +23,8 @@ pub struct EventSummary {
     pub state: EventState,
     pub state_reason: Option<String>,
     pub received_at: DateTime<Utc>,
+    /// The ticket fields of the normalized event (see README).
+    #[schema(value_type = Object)]
     pub ticket: Json<Value>,
     /// The event this one is a replay of.
     pub replay_of: Option<Uuid>,
@@ -33,20 +35,24 @@ pub(super) const SUMMARY: &str =
     received_at, ticket, replay_of";
 
 /// One event with everything the bridge recorded about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventDetail {
     #[serde(flatten)]
     pub summary: EventSummary,
+    #[schema(value_type = Object)]
     pub headers: Value,
+    /// The JSON document as sent.
+    #[schema(value_type = Object)]
     pub payload: Value,
     /// What the rules made of it (null while pending or when ignored).
+    #[schema(value_type = Option<Object>)]
     pub decision: Value,
     pub updated_at: DateTime<Utc>,
     pub launches: Vec<LaunchView>,
     pub callbacks: Vec<CallbackView>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct LaunchView {
     pub id: Uuid,
     pub rule: String,
@@ -55,10 +61,13 @@ pub struct LaunchView {
     pub template_id: Option<i64>,
     pub template_name: Option<String>,
     pub template_org: Option<String>,
+    /// The launch body sent (or, in dry-run, that would have been sent) to the controller.
+    #[schema(value_type = Object)]
     pub request: Json<Value>,
     pub job_id: Option<i64>,
     pub job_status: Option<String>,
     pub job_url: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub ignored_fields: Option<Json<Value>>,
     pub attempts: i32,
     pub last_error: Option<String>,
@@ -70,7 +79,7 @@ pub struct LaunchView {
     pub coalesced_into: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CallbackView {
     pub id: Uuid,
     pub launch_id: Uuid,
@@ -84,6 +93,8 @@ pub struct CallbackView {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// What is posted to the ticket system.
+    #[schema(value_type = Object)]
     pub request: Json<Value>,
 }
 
