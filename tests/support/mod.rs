@@ -8,6 +8,7 @@ pub mod pipeline;
 pub mod proxy;
 pub mod senders;
 pub mod tls;
+pub mod webdriver;
 
 use aap_bridge::config::Settings;
 use aap_bridge::Application;

@@ -110,11 +110,14 @@ pub fn of(e: &EventDetail) -> Vec<Step> {
             "failed" => "bad",
             _ => "info",
         };
+        let verdicts = decision(&e.decision)
+            .into_iter()
+            .map(|v| format!("{} {}: {}", v.verdict, v.rule, v.detail));
         steps.push(Step {
             at: Some(e.updated_at),
             title: format!("decided: {}", s.state),
             tone,
-            lines: s.state_reason.iter().cloned().collect(),
+            lines: s.state_reason.iter().cloned().chain(verdicts).collect(),
             job_url: None,
         });
     }

@@ -1,0 +1,118 @@
+//! The console in a real browser: headless Chromium, driven through chromedriver, logs in,
+//! opens the event list and an event, replays it and retries a dead letter, saving a screenshot
+//! of each page into docs/screenshots/. Skipped (with a message) when Chromium or chromedriver
+//! is not installed; `.ci/run` installs both.
+
+use crate::support::pipeline::{wait_for, Options, Pipeline};
+use crate::support::webdriver::{chromedriver, Browser, CHROMIUM};
+use crate::support::{Sender, ADMIN_TOKEN};
+use sqlx::PgPool;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn shot(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/screenshots")
+        .join(format!("{name}.png"))
+}
+
+#[sqlx::test]
+async fn console_in_headless_chromium(pool: PgPool) {
+    let Some(driver) = chromedriver().filter(|_| std::path::Path::new(CHROMIUM).exists()) else {
+        println!(
+            "SKIPPED console_in_headless_chromium: {CHROMIUM} or chromedriver is missing \
+             (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let run = drive(pool, driver);
+    tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the browser check finishes within 180 s");
+}
+
+async fn drive(pool: PgPool, driver: &str) {
+    let p = Pipeline::start(pool.clone(), Options::default()).await;
+    // The first post-back is refused for good: a dead letter to retry.
+    p.tickets.fail_next(1, 404, None);
+    p.deliver(Sender::ServiceNow, "browser-1").await;
+    p.deliver(Sender::Github, "browser-2").await;
+    wait_for("a dead post-back and two finished jobs", 30, || async {
+        let (dead, finished): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM callbacks WHERE state = 'dead'),
+                    (SELECT count(*) FROM launches WHERE state = 'finished')",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (dead == 1 && finished == 2).then_some(())
+    })
+    .await;
+
+    let b = match Browser::start(driver).await {
+        Ok(b) => b,
+        Err(e) => panic!("headless Chromium did not start: {e}"),
+    };
+    let base = &p.app.base;
+
+    // Any page sends an anonymous visitor to the login form.
+    b.goto(&format!("{base}/ui/events")).await;
+    assert!(b.url().await.ends_with("/ui/login"), "{}", b.url().await);
+    b.screenshot(&shot("login")).await;
+    b.type_into("#token", ADMIN_TOKEN).await;
+    b.click("form.login button").await;
+    assert!(b.url().await.ends_with("/ui/"), "{}", b.url().await);
+    assert!(b.source().await.contains("Latest failures"));
+    b.screenshot(&shot("overview")).await;
+
+    b.goto(&format!("{base}/ui/events")).await;
+    let list = b.source().await;
+    assert!(list.contains("INC0010001"), "{list}");
+    b.screenshot(&shot("events")).await;
+
+    // The ServiceNow event (the older of the two, so the last row).
+    b.click("table.events tr:last-child a").await;
+    let event = b.source().await;
+    assert!(event.contains("received from snow"), "{event}");
+    assert!(
+        event.contains("post-back `launched` to snow: dead"),
+        "{event}"
+    );
+    b.screenshot(&shot("event")).await;
+
+    b.click("form[action$='/replay'] button").await;
+    let replay = b.source().await;
+    assert!(replay.contains("a replay of event"), "{replay}");
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 3, "the replay is stored");
+    b.screenshot(&shot("event-replayed")).await;
+
+    b.goto(&format!("{base}/ui/dead")).await;
+    b.screenshot(&shot("dead-letters")).await;
+    b.click("form[action$='/retry'] button").await;
+    let retried = b.source().await;
+    assert!(retried.contains("is queued again"), "{retried}");
+    b.screenshot(&shot("dead-letters-retried")).await;
+
+    b.goto(&format!("{base}/ui/rules")).await;
+    assert!(b.source().await.contains("snow-remediation"));
+    b.screenshot(&shot("rules")).await;
+
+    b.goto(&format!("{base}/ui/simulate")).await;
+    let body = String::from_utf8(Sender::ServiceNow.body("browser-sim")).unwrap();
+    b.click("select[name=source] option[value=snow]").await;
+    b.type_into("textarea[name=payload]", &body).await;
+    b.click("form.simulate button").await;
+    let sim = b.source().await;
+    assert!(sim.contains("Launch request: snow-remediation"), "{sim}");
+    b.screenshot(&shot("simulate")).await;
+
+    b.click("form.logout button").await;
+    assert!(b.url().await.ends_with("/ui/login"));
+    b.goto(&format!("{base}/ui/")).await;
+    assert!(b.url().await.ends_with("/ui/login"), "logged out");
+    b.quit().await;
+}
