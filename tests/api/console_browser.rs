@@ -57,23 +57,20 @@ async fn drive(pool: PgPool, driver: &str) {
 
     // Any page sends an anonymous visitor to the login form.
     b.goto(&format!("{base}/ui/events")).await;
-    assert!(b.url().await.ends_with("/ui/login"), "{}", b.url().await);
+    b.wait_for("/ui/login", "Admin token").await;
     b.screenshot(&shot("login")).await;
     b.type_into("#token", ADMIN_TOKEN).await;
     b.click("form.login button").await;
-    assert!(b.url().await.ends_with("/ui/"), "{}", b.url().await);
-    assert!(b.source().await.contains("Latest failures"));
+    b.wait_for("/ui/", "Latest failures").await;
     b.screenshot(&shot("overview")).await;
 
     b.goto(&format!("{base}/ui/events")).await;
-    let list = b.source().await;
-    assert!(list.contains("INC0010001"), "{list}");
+    b.wait_for("/ui/events", "INC0010001").await;
     b.screenshot(&shot("events")).await;
 
     // The ServiceNow event (the older of the two, so the last row).
     b.click("table.events tr:last-child a").await;
-    let event = b.source().await;
-    assert!(event.contains("received from snow"), "{event}");
+    let event = b.wait_for("", "received from snow").await;
     assert!(
         event.contains("post-back `launched` to snow: dead"),
         "{event}"
@@ -81,8 +78,7 @@ async fn drive(pool: PgPool, driver: &str) {
     b.screenshot(&shot("event")).await;
 
     b.click("form[action$='/replay'] button").await;
-    let replay = b.source().await;
-    assert!(replay.contains("a replay of event"), "{replay}");
+    b.wait_for("", "a replay of event").await;
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&pool)
         .await
@@ -91,28 +87,29 @@ async fn drive(pool: PgPool, driver: &str) {
     b.screenshot(&shot("event-replayed")).await;
 
     b.goto(&format!("{base}/ui/dead")).await;
+    b.wait_for("/ui/dead", "Retry</button>").await;
     b.screenshot(&shot("dead-letters")).await;
     b.click("form[action$='/retry'] button").await;
-    let retried = b.source().await;
-    assert!(retried.contains("is queued again"), "{retried}");
+    b.wait_for("", "is queued again").await;
     b.screenshot(&shot("dead-letters-retried")).await;
 
     b.goto(&format!("{base}/ui/rules")).await;
-    assert!(b.source().await.contains("snow-remediation"));
+    b.wait_for("/ui/rules", "snow-remediation").await;
     b.screenshot(&shot("rules")).await;
 
     b.goto(&format!("{base}/ui/simulate")).await;
+    b.wait_for("/ui/simulate", "Simulate</button>").await;
     let body = String::from_utf8(Sender::ServiceNow.body("browser-sim")).unwrap();
     b.click("select[name=source] option[value=snow]").await;
     b.type_into("textarea[name=payload]", &body).await;
     b.click("form.simulate button").await;
-    let sim = b.source().await;
-    assert!(sim.contains("Launch request: snow-remediation"), "{sim}");
+    b.wait_for("/ui/simulate", "Launch request: snow-remediation")
+        .await;
     b.screenshot(&shot("simulate")).await;
 
     b.click("form.logout button").await;
-    assert!(b.url().await.ends_with("/ui/login"));
+    b.wait_for("/ui/login", "Admin token").await;
     b.goto(&format!("{base}/ui/")).await;
-    assert!(b.url().await.ends_with("/ui/login"), "logged out");
+    b.wait_for("/ui/login", "Admin token").await;
     b.quit().await;
 }

@@ -129,6 +129,22 @@ impl Browser {
         v.as_str().unwrap_or_default().to_string()
     }
 
+    /// Waits (at most 15 s) until the page's URL ends with `suffix` and its HTML contains
+    /// `text`: a click that submits a form returns before the next page has loaded.
+    pub async fn wait_for(&self, suffix: &str, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (url, source) = (self.url().await, self.source().await);
+            if url.ends_with(suffix) && source.contains(text) {
+                return source;
+            }
+            if Instant::now() > deadline {
+                panic!("waited 15 s for `{text}` at …{suffix}; at {url}:\n{source}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn find(&self, css: &str) -> String {
         let body = json!({"using": "css selector", "value": css});
         let v = self
