@@ -124,7 +124,7 @@ async fn method_not_allowed(req: Request) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    /// A route added with axum's `.route(…)` instead of `.routes(routes!(…))` would be missing
+    /// A route added with axum's plain `route` instead of `.routes(routes!(…))` would be missing
     /// from the OpenAPI document. Only the console (HTML, not an API) and the health routes
     /// repeated on the admin listener (documented once) may do that.
     #[test]
