@@ -115,11 +115,15 @@ async fn not_found(req: Request) -> ApiError {
     ))
 }
 
-async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        format!("{} is not allowed on {}", req.method(), req.uri().path()),
-    )
+async fn method_not_allowed(req: Request) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    let message = format!("{} is not allowed on {}", req.method(), req.uri().path());
+    // The console answers in HTML, the rest in JSON.
+    if req.uri().path().starts_with("/ui/") {
+        return console::fallback_page(status, &message).await;
+    }
+    ApiError::new(status, message).into_response()
 }
 
 #[cfg(test)]

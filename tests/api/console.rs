@@ -96,6 +96,10 @@ async fn login_gives_a_session_cookie_and_every_page_needs_it(pool: PgPool) {
     let missing = c.get("/ui/no-such-page").await;
     assert_eq!(missing.status, 404);
     missing.assert_has("no such console page");
+    let wrong = c.get("/ui/logout").await;
+    assert_eq!(wrong.status, 405);
+    wrong.assert_has("GET is not allowed on &#x2f;ui&#x2f;logout");
+    assert!(wrong.csp.is_some());
 
     // Logout needs the CSRF token too, then drops the cookie.
     assert_eq!(c.post("/ui/logout", &[]).await.status, 403);

@@ -122,6 +122,11 @@ async fn require_session(State(app): State<AppState>, req: Request, next: Next) 
     next.run(req).await
 }
 
+/// An HTML error page with the console's headers, for the routers' fallbacks under `/ui/`.
+pub async fn fallback_page(status: StatusCode, message: &str) -> Response {
+    security_headers(view::error_page(status, message, None)).await
+}
+
 async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
