@@ -107,16 +107,7 @@ pub async fn refresh_loop(pool: PgPool, every: Duration, stop: CancellationToken
 }
 
 async fn refresh(pool: &PgPool) -> Result<(), sqlx::Error> {
-    let depths: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT 'events_pending', count(*) FROM events WHERE state = 'pending'
-         UNION ALL SELECT 'launches_planned', count(*) FROM launches WHERE state = 'planned'
-         UNION ALL SELECT 'launches_launching', count(*) FROM launches WHERE state = 'launching'
-         UNION ALL SELECT 'launches_running', count(*) FROM launches WHERE state = 'launched'
-         UNION ALL SELECT 'callbacks_pending', count(*) FROM callbacks WHERE state = 'pending'
-         UNION ALL SELECT 'callbacks_dead', count(*) FROM callbacks WHERE state = 'dead'",
-    )
-    .fetch_all(pool)
-    .await?;
+    let depths = crate::store::overview::queue_depths(pool).await?;
     for (queue, n) in depths {
         metrics::gauge!("aap_bridge_queue_depth", "queue" => queue).set(n as f64);
     }
@@ -131,12 +122,7 @@ async fn refresh(pool: &PgPool) -> Result<(), sqlx::Error> {
             .map_or(0, |(_, n)| *n);
         metrics::gauge!("aap_bridge_launches", "state" => *state).set(n as f64);
     }
-    let age: Option<f64> = sqlx::query_scalar(
-        "SELECT extract(epoch FROM now() - created_at)::float8 FROM controller_tokens
-         ORDER BY created_at DESC LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await?;
+    let age = crate::store::overview::token_age_secs(pool).await?;
     if let Some(age) = age {
         metrics::gauge!("aap_bridge_controller_token_age_seconds").set(age);
     }

@@ -77,7 +77,15 @@ impl Application {
             })?
         };
         tracing::info!(rules = mappings.len(), path = %settings.mappings.path.display(), "mappings loaded");
+        let loaded = crate::mapping::ReloadStatus {
+            at: chrono::Utc::now(),
+            trigger: "start".into(),
+            ok: true,
+            errors: Vec::new(),
+            rules: mappings.len(),
+        };
         let mappings = SharedMappings::new(mappings);
+        mappings.record(loaded);
         let admin_mappings = mappings.clone();
         let mut tasks = Tasks::default();
         if !kinds.is_empty() {
@@ -114,6 +122,7 @@ impl Application {
             .workers
             .settle_secs(settings.controller.as_ref().map_or(30, |c| c.timeout_secs));
         let panic_writer = hooks.panic_commit_writer.clone();
+        let admin_controller = controller.clone();
         let ctx = Arc::new(workers::Context {
             pool: pool.clone(),
             settings: settings.workers.clone(),
@@ -152,8 +161,17 @@ impl Application {
             shutdown.child_token(),
         ));
         tasks.add("metrics refresher", refresher);
+        let sources = Arc::new(sources);
+        let admin = crate::admin::Admin::new(
+            admin_pool.clone(),
+            sources.clone(),
+            admin_mappings.clone(),
+            admin_controller.zip(settings.controller.is_some().then(|| health.clone())),
+        );
         let state = AppState::new(AppStateData {
-            sources: Arc::new(sources),
+            admin,
+            dev_mode: settings.dev_mode,
+            sources,
             inbox,
             admin_pool: admin_pool.clone(),
             hook_limits: HookLimits::new(&settings.server),

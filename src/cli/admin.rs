@@ -1,11 +1,11 @@
 //! `simulate`, `events` and `replay`: the admin API's work from a shell.
 
+use crate::admin::query::EventQuery;
+use crate::admin::Admin;
 use crate::config::Settings;
-use crate::store::admin::{self as store, EventFilter};
 use crate::store::events::EventState;
 use clap::builder::TypedValueParser as _;
 use clap::{ArgGroup, Args};
-use sqlx::PgPool;
 use std::io::Read;
 use std::path::PathBuf;
 use uuid::Uuid;
@@ -99,7 +99,7 @@ pub fn simulate(settings: &Settings, args: &SimulateArgs) -> anyhow::Result<()> 
                 .ok_or_else(|| anyhow::anyhow!("--header `{h}` must look like `Name: value`"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let headers = crate::admin::header_map(pairs).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let headers = crate::admin::header_map(pairs)?;
     let body = match (&args.body, &args.body_json) {
         (Some(path), _) if path.as_os_str() == "-" => {
             let mut buf = Vec::new();
@@ -117,29 +117,27 @@ pub fn simulate(settings: &Settings, args: &SimulateArgs) -> anyhow::Result<()> 
     };
     let sources = crate::sources::build(settings);
     let mappings = super::load_mappings(settings)?;
-    let answer = crate::admin::simulate(&sources, &mappings, &args.source, &headers, &body)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let answer = crate::admin::simulate(&sources, &mappings, &args.source, &headers, &body)?;
     out(&serde_json::to_string_pretty(&answer)?)
 }
 
 pub async fn events(settings: &Settings, args: &EventsArgs) -> anyhow::Result<()> {
-    let pool = database(settings).await?;
+    let admin = database(settings).await?;
     if let Some(id) = args.id {
-        let event = store::event_detail(&pool, id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("no event {id}"))?;
+        let event = admin.event(id).await?;
         return out(&serde_json::to_string_pretty(&event)?);
     }
-    let filter = EventFilter {
+    let query = EventQuery {
         source: args.source.clone(),
         state: args.state,
         category: args.category.clone(),
         event_type: args.event_type.clone(),
         before: args.before,
-        limit: args.limit,
-        ..EventFilter::default()
+        limit: Some(args.limit),
+        ..EventQuery::default()
     };
-    let (events, next) = store::list_events(&pool, &filter).await?;
+    let page = admin.events(&query).await?;
+    let (events, next) = (page.events, page.next_before);
     let rows: Vec<[String; 7]> = events
         .iter()
         .map(|e| {
@@ -164,10 +162,7 @@ pub async fn events(settings: &Settings, args: &EventsArgs) -> anyhow::Result<()
 }
 
 pub async fn replay(settings: &Settings, args: &ReplayArgs) -> anyhow::Result<()> {
-    let pool = database(settings).await?;
-    let r = store::replay(&pool, args.event_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no event {}", args.event_id))?;
+    let r = database(settings).await?.replay(args.event_id).await?;
     eprintln!(
         "event {} stored as a replay of {} (delivery id {}); a running bridge dispatches it",
         r.event_id, r.replay_of, r.delivery_id
@@ -185,12 +180,12 @@ fn out(text: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn database(settings: &Settings) -> anyhow::Result<PgPool> {
+async fn database(settings: &Settings) -> anyhow::Result<Admin> {
     crate::store::ensure_database(&settings.database).await?;
     let options = crate::store::connect_options(&settings.database)?;
     let pool = crate::store::lazy_pool(&settings.database, options);
     crate::store::migrate(&pool).await?;
-    Ok(pool)
+    Ok(Admin::database_only(pool))
 }
 
 /// Left-aligned columns under a header; the last column (the reason) is not padded.

@@ -1,4 +1,4 @@
-//! The admin API (`/api/v1/…`): off unless a bearer token is configured.
+//! The admin API (`/api/v1/…`) and the console (`/ui/`): off unless a token is configured.
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -6,7 +6,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
-    /// Bearer token for `/api/v1/…` (`token_file:` to read it from a mounted secret).
-    /// Absent: every admin route answers 401 "disabled".
+    /// Bearer token for `/api/v1/…`, and the console's login (`token_file:` to read it from a
+    /// mounted secret). Absent: every admin route answers 401 "disabled", and so does the login.
     pub token: Option<SecretString>,
 }

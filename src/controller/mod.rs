@@ -77,6 +77,11 @@ impl Controller {
         self.api.get_or_try_init(|| self.discover()).await
     }
 
+    /// The API root, flavour and version if discovery has run; never calls the controller.
+    pub fn discovered(&self) -> Option<&ApiInfo> {
+        self.api.get()
+    }
+
     async fn discover(&self) -> Result<ApiInfo, ControllerError> {
         let candidates: Vec<(Flavour, String)> = match (&self.api_root, self.flavour) {
             (Some(root), f) => {

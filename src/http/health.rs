@@ -5,6 +5,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// The process is alive and serving HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "health", summary = "The process is up",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -12,6 +14,11 @@ pub async fn healthz() -> Json<Value> {
 /// Ready to accept deliveries: the database answers (migrations ran before the listener opened).
 /// Not ready once shutdown has begun, so load balancers stop sending during the drain.
 /// The controller's state is detail only: deliveries are stored durably while it is away.
+#[utoipa::path(get, path = "/readyz", tag = "health", summary = "The database answers within 1 s",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\", \"controller\": {\"state\": …}}`", body = Object),
+        (status = 503, description = "Database unreachable, or shutting down", body = crate::error::ErrorBody)
+    ))]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     if app.stopping.is_cancelled() {
         return Err(ApiError::unavailable("shutting down"));
@@ -28,6 +35,8 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
 }
 
 /// Prometheus text format, from memory: the database gauges are refreshed in the background.
+#[utoipa::path(get, path = "/metrics", tag = "health", summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics() -> impl axum::response::IntoResponse {
     let handle = crate::metrics::install();
     let body = crate::metrics::render(&handle);

@@ -9,6 +9,26 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
+/// A delivery from a sender, verified on its raw bytes and committed before the answer.
+#[utoipa::path(
+    post,
+    path = "/hooks/{source}",
+    tag = "hooks",
+    summary = "Receive a signed delivery",
+    params(("source" = String, Path, description = "A configured source name")),
+    request_body(content = Object, description = "The sender's JSON document (GitHub also form-encoded)"),
+    responses(
+        (status = 202, description = "Committed: `{\"event_id\", \"status\": \"accepted\"}`", body = Object),
+        (status = 200, description = "`duplicate` (seen before) or `ignored` (authentic but not for us)", body = Object),
+        (status = 400, description = "Malformed JSON, missing header, nothing to dedupe on", body = crate::error::ErrorBody),
+        (status = 401, description = "Bad or missing signature, token or timestamp", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown source", body = crate::error::ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is over the source's limit", body = crate::error::ErrorBody),
+        (status = 415, description = "Unsupported content type", body = crate::error::ErrorBody),
+        (status = 503, description = "Not committed in time, or shed; retry (`Retry-After`)", body = crate::error::ErrorBody)
+    )
+)]
 // The path is the client's: escaped, so no control character or newline reaches a log line.
 #[tracing::instrument(name = "hook", skip_all, fields(source = %source.escape_debug(), delivery_id))]
 pub async fn receive(

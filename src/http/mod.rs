@@ -2,21 +2,26 @@
 
 pub mod admin;
 mod body;
+pub mod console;
 mod health;
 pub(crate) mod hooks;
+pub mod openapi;
 
 use crate::error::ApiError;
 use crate::ingest::Inbox;
 use crate::sources::Sources;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::Request;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 pub use body::HookLimits;
 use sqlx::PgPool;
 use std::sync::Arc;
 use tower::ServiceBuilder;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Cloned for every request (axum's `State`), so it is one reference count, not a dozen.
 #[derive(Clone)]
@@ -36,6 +41,10 @@ impl std::ops::Deref for AppState {
 }
 
 pub struct AppStateData {
+    /// Every admin call of the API and the console.
+    pub admin: crate::admin::Admin,
+    /// `dev_mode`: the console's cookie goes without `Secure`, for plain HTTP on loopback.
+    pub dev_mode: bool,
     pub sources: Arc<Sources>,
     pub inbox: Inbox,
     /// `/metrics`, `/readyz` and the admin API use this pool, never the ingest one.
@@ -52,11 +61,29 @@ pub struct AppStateData {
     pub stopping: tokio_util::sync::CancellationToken,
 }
 
-/// The main router and, when `separate_admin`, the admin one (admin API and `/metrics`, which
-/// the main router then leaves out). Health routes are on both.
+/// The main router and, when `separate_admin`, the admin one (admin API, console and
+/// `/metrics`, which the main router then leaves out). Health routes are on both.
 pub fn routers(state: AppState, separate_admin: bool) -> (Router, Option<Router>) {
+    let (main, mut doc) = main_routes(&state).split_for_parts();
+    let (admin, admin_doc) = admin_routes(&state).split_for_parts();
+    doc.merge(admin_doc);
+    openapi::publish(&doc);
+    let admin = admin.merge(console::routes(&state));
+    if separate_admin {
+        let admin = admin
+            .route("/healthz", get(health::healthz))
+            .route("/readyz", get(health::readyz));
+        (finish(main, state.clone()), Some(finish(admin, state)))
+    } else {
+        (finish(main.merge(admin), state), None)
+    }
+}
+
+/// Hooks and health. Every route is registered with its OpenAPI operation.
+fn main_routes(state: &AppState) -> OpenApiRouter<AppState> {
     // Past the cap a delivery is refused at once rather than queued: it holds a socket and memory.
-    let hooks = post(hooks::receive).layer(
+    let (schemas, paths, hooks) = routes!(hooks::receive);
+    let hooks = hooks.layer(
         ServiceBuilder::new()
             .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                 metrics::counter!("aap_bridge_requests_shed_total", "reason" => "concurrency")
@@ -68,21 +95,17 @@ pub fn routers(state: AppState, separate_admin: bool) -> (Router, Option<Router>
             .load_shed()
             .concurrency_limit(state.hook_limits.max_concurrent),
     );
-    let main = Router::new()
-        .route("/hooks/{source}", hooks)
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
-    let admin = Router::new()
-        .nest("/api/v1", admin::routes(&state))
-        .route("/metrics", get(health::metrics));
-    if separate_admin {
-        let admin = admin
-            .route("/healthz", get(health::healthz))
-            .route("/readyz", get(health::readyz));
-        (finish(main, state.clone()), Some(finish(admin, state)))
-    } else {
-        (finish(main.merge(admin), state), None)
-    }
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes((schemas, paths, hooks))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+}
+
+/// The admin API and `/metrics`.
+fn admin_routes(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .nest("/api/v1", admin::routes(state))
+        .routes(routes!(health::metrics))
 }
 
 fn finish(router: Router<AppState>, state: AppState) -> Router {
@@ -108,9 +131,33 @@ async fn not_found(req: Request) -> ApiError {
     ))
 }
 
-async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        format!("{} is not allowed on {}", req.method(), req.uri().path()),
-    )
+async fn method_not_allowed(req: Request) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    let message = format!("{} is not allowed on {}", req.method(), req.uri().path());
+    // The console answers in HTML, the rest in JSON.
+    if req.uri().path().starts_with("/ui/") {
+        return console::fallback_page(status, &message).await;
+    }
+    ApiError::new(status, message).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    /// A route added with axum's plain `route` instead of `.routes(routes!(…))` would be missing
+    /// from the OpenAPI document. Only the console (HTML, not an API) and the health routes
+    /// repeated on the admin listener (documented once) may do that.
+    #[test]
+    fn every_api_route_goes_through_the_document() {
+        let plain = concat!(".rou", "te(");
+        let count = |text: &str| text.matches(plain).count();
+        assert_eq!(
+            count(include_str!("mod.rs")),
+            2,
+            "only /healthz and /readyz"
+        );
+        assert_eq!(count(include_str!("admin/mod.rs")), 0);
+        assert_eq!(count(include_str!("health.rs")), 0);
+        assert_eq!(count(include_str!("hooks.rs")), 0);
+    }
 }

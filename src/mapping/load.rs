@@ -136,6 +136,8 @@ impl Loader<'_> {
         }
         Some(Rule {
             name,
+            file: file.to_path_buf(),
+            line,
             source,
             event_type,
             target: target?,

@@ -27,6 +27,7 @@ mod tests_reload;
 
 pub use guard::DEFAULT_MAX_VALUE_CHARS;
 pub use reload::{reload, ReloadStatus};
+pub use rule::RuleInfo;
 pub use watch::{watch, SharedMappings};
 
 use crate::config::SourceKind;
@@ -333,6 +334,11 @@ impl Mappings {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// The rules in file order, with where each is defined.
+    pub fn rules(&self) -> Vec<RuleInfo> {
+        self.rules.iter().map(Rule::info).collect()
     }
 
     pub fn rule_names(&self) -> Vec<String> {

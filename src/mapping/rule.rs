@@ -24,6 +24,9 @@ pub(crate) enum Target {
 #[derive(Debug)]
 pub(crate) struct Rule {
     pub name: String,
+    /// Where it is defined, for the console.
+    pub file: std::path::PathBuf,
+    pub line: usize,
     pub source: String,
     /// Empty: any event type.
     pub event_type: Vec<Glob>,
@@ -40,7 +43,48 @@ pub(crate) struct Rule {
     pub guard: Guard,
 }
 
+/// A loaded rule as an operator reads it (the console's rules page).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuleInfo {
+    pub name: String,
+    pub file: String,
+    pub line: usize,
+    pub source: String,
+    /// Empty: any event type.
+    pub event_type: Vec<String>,
+    /// `category glob -> template`, one line each.
+    pub targets: Vec<String>,
+    pub when: Vec<String>,
+    pub reply: Reply,
+}
+
 impl Rule {
+    pub fn info(&self) -> RuleInfo {
+        let globs = |g: &[Glob]| g.iter().map(|g| g.as_str().to_string()).collect();
+        let targets = match &self.target {
+            Target::One { category, template } if category.is_empty() => {
+                vec![format!("any category: {template}")]
+            }
+            Target::One { category, template } => {
+                vec![format!("category {}: {template}", glob::list(category))]
+            }
+            Target::ByCategory(map) => map
+                .iter()
+                .map(|(c, t)| format!("category `{c}`: {t}"))
+                .collect(),
+        };
+        RuleInfo {
+            name: self.name.clone(),
+            file: self.file.display().to_string(),
+            line: self.line,
+            source: self.source.clone(),
+            event_type: globs(&self.event_type),
+            targets,
+            when: self.when.clone(),
+            reply: self.reply,
+        }
+    }
+
     /// The template for this event, or why the rule does not apply.
     pub fn select(&self, ev: &EventView) -> Result<&TemplateRef, String> {
         if !self.event_type.is_empty() && !glob::any_match(&self.event_type, &ev.event_type) {

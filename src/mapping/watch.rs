@@ -46,7 +46,7 @@ impl SharedMappings {
             .clone()
     }
 
-    pub(crate) fn record(&self, status: ReloadStatus) {
+    pub fn record(&self, status: ReloadStatus) {
         *self.last_reload.write().unwrap_or_else(|e| e.into_inner()) = Some(status);
     }
 }

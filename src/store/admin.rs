@@ -12,7 +12,7 @@ use super::events::EventState;
 use super::launches::LaunchState;
 
 /// One event as listed: no payload, headers or decision.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct EventSummary {
     pub id: Uuid,
     pub source: String,
@@ -23,29 +23,36 @@ pub struct EventSummary {
     pub state: EventState,
     pub state_reason: Option<String>,
     pub received_at: DateTime<Utc>,
+    /// The ticket fields of the normalized event (see README).
+    #[schema(value_type = Object)]
     pub ticket: Json<Value>,
     /// The event this one is a replay of.
     pub replay_of: Option<Uuid>,
 }
 
-const SUMMARY: &str = "id, source, kind, delivery_id, event_type, category, state, state_reason, \
+pub(super) const SUMMARY: &str =
+    "id, source, kind, delivery_id, event_type, category, state, state_reason, \
     received_at, ticket, replay_of";
 
 /// One event with everything the bridge recorded about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventDetail {
     #[serde(flatten)]
     pub summary: EventSummary,
+    #[schema(value_type = Object)]
     pub headers: Value,
+    /// The JSON document as sent.
+    #[schema(value_type = Object)]
     pub payload: Value,
     /// What the rules made of it (null while pending or when ignored).
+    #[schema(value_type = Option<Object>)]
     pub decision: Value,
     pub updated_at: DateTime<Utc>,
     pub launches: Vec<LaunchView>,
     pub callbacks: Vec<CallbackView>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct LaunchView {
     pub id: Uuid,
     pub rule: String,
@@ -54,10 +61,13 @@ pub struct LaunchView {
     pub template_id: Option<i64>,
     pub template_name: Option<String>,
     pub template_org: Option<String>,
+    /// The launch body sent (or, in dry-run, that would have been sent) to the controller.
+    #[schema(value_type = Object)]
     pub request: Json<Value>,
     pub job_id: Option<i64>,
     pub job_status: Option<String>,
     pub job_url: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub ignored_fields: Option<Json<Value>>,
     pub attempts: i32,
     pub last_error: Option<String>,
@@ -69,7 +79,7 @@ pub struct LaunchView {
     pub coalesced_into: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CallbackView {
     pub id: Uuid,
     pub launch_id: Uuid,
@@ -83,10 +93,13 @@ pub struct CallbackView {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// What is posted to the ticket system.
+    #[schema(value_type = Object)]
     pub request: Json<Value>,
 }
 
-const CALLBACK: &str = "id, launch_id, event_id, source, phase, state, attempts, next_attempt_at, \
+pub(super) const CALLBACK: &str =
+    "id, launch_id, event_id, source, phase, state, attempts, next_attempt_at, \
     last_status, last_error, created_at, sent_at, request";
 
 /// Filters for listing events; `None` means "any".
@@ -96,6 +109,8 @@ pub struct EventFilter {
     pub state: Option<EventState>,
     pub category: Option<String>,
     pub event_type: Option<String>,
+    /// `ticket.number`, as the source gave it.
+    pub ticket: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     /// Only events older than this one (ids are UUIDv7, so time-ordered): the page cursor.
@@ -117,6 +132,7 @@ pub async fn list_events(
            AND ($5::timestamptz IS NULL OR received_at >= $5)
            AND ($6::timestamptz IS NULL OR received_at < $6)
            AND ($7::uuid IS NULL OR id < $7)
+           AND ($9::text IS NULL OR ticket ->> 'number' = $9)
          ORDER BY id DESC LIMIT $8"
     ))
     .bind(&f.source)
@@ -127,6 +143,7 @@ pub async fn list_events(
     .bind(f.until)
     .bind(f.before)
     .bind(f.limit + 1)
+    .bind(&f.ticket)
     .fetch_all(pool)
     .await?;
     let next = if rows.len() as i64 > f.limit {

@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod events;
 pub mod launch_policy;
 pub mod launches;
+pub mod overview;
 pub mod token_crypt;
 pub mod tokens;
 
@@ -143,5 +144,15 @@ macro_rules! text_enum {
             }
         }
         $crate::text_column!($name);
+        // A string schema listing the words, for the OpenAPI document.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $name {}
     };
 }

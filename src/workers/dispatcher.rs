@@ -3,7 +3,7 @@
 
 use super::{refusal, Context};
 use crate::config::SourceKind;
-use crate::mapping::{EventView, OnIgnored, Planned, TemplateRef};
+use crate::mapping::{Decision, EventView, OnIgnored, Planned, TemplateRef};
 use crate::store::dispatch;
 use crate::store::events::EventState;
 use crate::store::launch_policy;
@@ -60,12 +60,9 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         for r in &decision.refused {
             refusal::record(&mut tx, &ctx, view, r).await?;
         }
-        let problems = decision.problems();
-        if decision.planned.is_empty() {
-            let (state, reason) = match problems {
-                Some(p) => (EventState::Failed, p),
-                None => (EventState::Unmapped, decision.reason()),
-            };
+        let (state, reason) = outcome(decision);
+        if state != EventState::Dispatched {
+            let reason = reason.unwrap_or_default();
             tracing::info!(event_id = %view.id, %state, %reason, "event not launched");
             dispatch::settle(&mut tx, view.id, state, Some(&reason), &recorded).await?;
             continue;
@@ -73,15 +70,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         for p in &decision.planned {
             plan(&mut tx, &ctx, view, p).await?;
         }
-        let note = problems;
-        dispatch::settle(
-            &mut tx,
-            view.id,
-            EventState::Dispatched,
-            note.as_deref(),
-            &recorded,
-        )
-        .await?;
+        dispatch::settle(&mut tx, view.id, state, reason.as_deref(), &recorded).await?;
         planned_any = true;
     }
     tx.commit().await?;
@@ -89,6 +78,17 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         ctx.wake_launch.notify_one();
     }
     Ok(events.len() as i64 == batch)
+}
+
+/// The state an event settles in after `d`, and its reason: `dispatched` when anything was
+/// planned (the reason then names refused or failed rules), else `failed` or `unmapped`.
+/// `simulate` shows the same.
+pub fn outcome(d: &Decision) -> (EventState, Option<String>) {
+    match (d.planned.is_empty(), d.problems()) {
+        (false, problems) => (EventState::Dispatched, problems),
+        (true, Some(problems)) => (EventState::Failed, Some(problems)),
+        (true, None) => (EventState::Unmapped, Some(d.reason())),
+    }
 }
 
 /// The launch row for `p` (`state`: planned, dry_run, coalesced, or rejected for a refusal).

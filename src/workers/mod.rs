@@ -13,7 +13,7 @@ pub mod retention;
 mod tracker;
 
 /// The launch markers, for the admin `simulate` call.
-pub use dispatcher::with_marker;
+pub use dispatcher::{outcome, with_marker};
 
 use crate::config::WorkerSettings;
 use crate::controller::{Controller, ControllerHealth};

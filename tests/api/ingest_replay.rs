@@ -21,14 +21,16 @@ async fn capture(
     (headers, body, resp)
 }
 
-/// Prunes; retries while the service's own retention pass (at start-up) holds the lock.
-/// Prunes until `want` fewer events remain (the service's own pass may do part of it).
-async fn prune_once(pool: &PgPool, s: &RetentionSettings, want: u64) {
-    let before = count(pool, "SELECT count(*) FROM events").await;
+/// Prunes until no event older than `max_age_days` is left. The service's own retention pass
+/// (at start-up) may hold the lock, or do the deleting itself: either way they end up gone.
+async fn prune_old(pool: &PgPool, s: &RetentionSettings) {
+    let old = format!(
+        "SELECT count(*) FROM events WHERE received_at < now() - interval '{} days'",
+        s.max_age_days
+    );
     crate::support::pipeline::wait_for("a pruning pass", 10, || async {
         prune(pool, s).await.unwrap();
-        let now = count(pool, "SELECT count(*) FROM events").await;
-        (before - now >= want as i64).then_some(())
+        (count(pool, &old).await == 0).then_some(())
     })
     .await;
 }
@@ -72,7 +74,7 @@ async fn fresh_headers_after_prune_are_duplicate(pool: PgPool, sender: Sender) {
         batch: 100,
         dedupe_days: 90,
     };
-    prune_once(&app.pool, &s, 1).await;
+    prune_old(&app.pool, &s).await;
     assert_eq!(app.event_count().await, 0);
 
     let replay = sender.replayed_headers(&headers);
@@ -195,16 +197,17 @@ async fn dedupe_keys_outlive_events_but_not_forever(pool: PgPool) {
         batch: 1,
         dedupe_days: 0,
     };
-    // The service's own retention pass may get there first; either way the event is gone.
-    prune(&app.pool, &s).await.unwrap();
-    assert_eq!(
-        count(
+    // The service's own retention pass (at start-up) may hold the lock: prune until it is gone.
+    crate::support::pipeline::wait_for("the old event pruned", 10, || async {
+        prune(&app.pool, &s).await.unwrap();
+        let left = count(
             &app.pool,
-            "SELECT count(*) FROM events WHERE delivery_id = 'gone'"
+            "SELECT count(*) FROM events WHERE delivery_id = 'gone'",
         )
-        .await,
-        0
-    );
+        .await;
+        (left == 0).then_some(())
+    })
+    .await;
     let pruned: Vec<String> = sqlx::query_scalar("SELECT dedupe_key FROM dedupe")
         .fetch_all(&app.pool)
         .await
@@ -224,8 +227,11 @@ async fn dedupe_keys_outlive_events_but_not_forever(pool: PgPool) {
         dedupe_days: 90,
         ..s
     };
-    prune(&app.pool, &s).await.unwrap();
-    assert_eq!(count(&app.pool, "SELECT count(*) FROM dedupe").await, 0);
+    crate::support::pipeline::wait_for("the old key pruned", 10, || async {
+        prune(&app.pool, &s).await.unwrap();
+        (count(&app.pool, "SELECT count(*) FROM dedupe").await == 0).then_some(())
+    })
+    .await;
     assert_eq!(
         app.deliver(Sender::PagerDuty, "kept").await.1["status"],
         "duplicate",

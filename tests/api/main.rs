@@ -3,6 +3,8 @@ mod support;
 
 mod admin;
 mod cli;
+mod console;
+mod console_browser;
 mod controller_auth;
 mod controller_awx;
 mod controller_calls;

@@ -1,12 +1,14 @@
 //! Test harness: the real service on 127.0.0.1:0 against a per-test Postgres database.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod fake_controller;
 pub mod fake_tickets;
 pub mod pipeline;
 pub mod proxy;
 pub mod senders;
 pub mod tls;
+pub mod webdriver;
 
 use aap_bridge::config::Settings;
 use aap_bridge::Application;

@@ -1,51 +1,65 @@
 //! `GET /callbacks`, `POST /callbacks/{id}/retry`.
 
-use super::query::Query;
-use super::{db_error, uuid_param};
-use crate::error::ApiError;
+use super::ApiQuery;
+use crate::admin::query::CallbackQuery;
+use crate::admin::uuid_param;
+use crate::error::{ApiError, ErrorBody};
 use crate::http::AppState;
-use crate::store::admin::{self as store, Retry};
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use crate::store::admin::CallbackView;
+use axum::extract::{Path, State};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallbackList {
+    pub callbacks: Vec<CallbackView>,
+}
 
 /// Post-backs, newest first, optionally in one state (`?state=dead` for the dead letters).
+#[utoipa::path(
+    get,
+    path = "/callbacks",
+    tag = "admin",
+    summary = "List post-backs, newest first",
+    params(CallbackQuery),
+    security(("adminBearer" = [])),
+    responses(
+        (status = 200, description = "Post-backs", body = CallbackList),
+        (status = 400, description = "A bad parameter or id, named in the message", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token, or the admin API is disabled", body = ErrorBody),
+        (status = 503, description = "The database did not answer; retry", body = ErrorBody)
+    )
+)]
 pub async fn list(
     State(app): State<AppState>,
-    RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let q = Query::parse(raw.as_deref(), &["state", "limit"])?;
-    let state = q.word::<crate::store::callbacks::CallbackState>("state")?;
-    let limit = q.limit(
-        "limit",
-        super::events::DEFAULT_LIMIT,
-        super::events::MAX_LIMIT,
-    )?;
-    let callbacks = store::list_callbacks(&app.admin_pool, state, limit)
-        .await
-        .map_err(db_error)?;
-    Ok(Json(json!({"callbacks": callbacks})))
+    ApiQuery(query): ApiQuery<CallbackQuery>,
+) -> Result<Json<CallbackList>, ApiError> {
+    let callbacks = app.admin.callbacks(&query).await?;
+    Ok(Json(CallbackList { callbacks }))
 }
 
 /// A dead post-back goes back to the outbox, due now, attempts reset.
+#[utoipa::path(
+    post,
+    path = "/callbacks/{id}/retry",
+    tag = "admin",
+    summary = "Retry a dead post-back",
+    params(("id" = uuid::Uuid, Path, description = "The post-back id")),
+    security(("adminBearer" = [])),
+    responses(
+        (status = 200, description = "Queued again, due now", body = CallbackView),
+        (status = 404, description = "No such post-back", body = ErrorBody),
+        (status = 409, description = "The post-back is not dead", body = ErrorBody),
+        (status = 400, description = "A bad parameter or id, named in the message", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token, or the admin API is disabled", body = ErrorBody),
+        (status = 503, description = "The database did not answer; retry", body = ErrorBody)
+    )
+)]
 pub async fn retry(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CallbackView>, ApiError> {
     let id = uuid_param("id", &id)?;
-    match store::retry_callback(&app.admin_pool, id)
-        .await
-        .map_err(db_error)?
-    {
-        Retry::Queued(cb) => {
-            tracing::info!(callback_id = %id, "dead callback queued again");
-            Ok(Json(json!(cb)))
-        }
-        Retry::NotDead(state) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("callback is {state}, only dead callbacks can be retried"),
-        )),
-        Retry::NotFound => Err(ApiError::not_found(format!("no callback {id}"))),
-    }
+    Ok(Json(app.admin.retry_callback(id).await?))
 }

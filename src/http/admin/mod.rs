@@ -6,44 +6,32 @@
 
 mod callbacks;
 mod events;
-mod query;
 mod simulate;
 
 use super::AppState;
 use crate::error::ApiError;
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use secrecy::ExposeSecret;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The OpenAPI 3.0 description of the whole HTTP interface.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
-/// The routes, to be nested under `/api/v1`.
-pub fn routes(state: &AppState) -> Router<AppState> {
-    let protected = Router::new()
-        .route("/events", get(events::list))
-        .route("/events/{id}", get(events::detail))
-        .route("/events/{id}/replay", post(events::replay))
-        .route("/callbacks", get(callbacks::list))
-        .route("/callbacks/{id}/retry", post(callbacks::retry))
-        .route("/simulate", post(simulate::simulate))
+/// The routes, to be nested under `/api/v1`; each is in the OpenAPI document.
+pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let protected = OpenApiRouter::new()
+        .routes(routes!(events::list))
+        .routes(routes!(events::detail))
+        .routes(routes!(events::replay))
+        .routes(routes!(callbacks::list))
+        .routes(routes!(callbacks::retry))
+        .routes(routes!(simulate::simulate))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/openapi.json", get(openapi))
+    OpenApiRouter::new()
+        .routes(routes!(crate::http::openapi::serve))
         .merge(protected)
-}
-
-async fn openapi() -> Response {
-    (
-        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        OPENAPI,
-    )
-        .into_response()
 }
 
 async fn require_token(State(app): State<AppState>, req: Request, next: Next) -> Response {
@@ -82,16 +70,37 @@ fn bearer(value: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// A database failure as the client sees it: 503, so it may retry.
-fn db_error(e: sqlx::Error) -> ApiError {
-    tracing::warn!(error = %e, "admin query failed");
-    ApiError::unavailable(format!("database error, retry later: {e}"))
+impl From<crate::admin::Error> for ApiError {
+    fn from(e: crate::admin::Error) -> Self {
+        use crate::admin::Error;
+        match e {
+            Error::Invalid(m) => ApiError::bad_request(m),
+            Error::NotFound(m) => ApiError::not_found(m),
+            Error::Conflict(m) => ApiError::new(axum::http::StatusCode::CONFLICT, m),
+            Error::TooLarge(limit) => ApiError::too_large(limit),
+            // Logged where it happened; the body says only what to do.
+            e @ Error::Database(_) => ApiError::unavailable(e.to_string()),
+        }
+    }
 }
 
-/// A path segment that must be a UUID.
-fn uuid_param(name: &str, value: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::parse_str(value)
-        .map_err(|_| ApiError::bad_request(format!("`{name}` must be a UUID, got `{value}`")))
+/// axum's `Query`, with a bad or unknown parameter answered as a JSON 400 that names it.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for ApiQuery<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(q)) => Ok(ApiQuery(q)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -105,11 +114,5 @@ mod tests {
         assert_eq!(bearer("Basic abc"), None);
         assert_eq!(bearer("Bearer "), None);
         assert_eq!(bearer("Bearer"), None);
-    }
-
-    #[test]
-    fn openapi_is_json() {
-        let v: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json parses");
-        assert_eq!(v["openapi"].as_str().map(|s| &s[..2]), Some("3."));
     }
 }

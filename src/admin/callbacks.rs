@@ -1,0 +1,28 @@
+//! Post-backs: listing them, and sending a dead one again.
+
+use super::query::{CallbackQuery, DEFAULT_LIMIT};
+use super::{Admin, Error, Result};
+use crate::store::admin::{self as store, CallbackView, Retry};
+use uuid::Uuid;
+
+impl Admin {
+    /// Post-backs, newest first, optionally in one state (`dead`: the dead letters).
+    pub async fn callbacks(&self, query: &CallbackQuery) -> Result<Vec<CallbackView>> {
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        Ok(store::list_callbacks(&self.pool, query.state, limit).await?)
+    }
+
+    /// A dead post-back goes back to the outbox, due now, attempts reset.
+    pub async fn retry_callback(&self, id: Uuid) -> Result<CallbackView> {
+        match store::retry_callback(&self.pool, id).await? {
+            Retry::Queued(cb) => {
+                tracing::info!(callback_id = %id, "dead callback queued again");
+                Ok(cb)
+            }
+            Retry::NotDead(state) => Err(Error::Conflict(format!(
+                "callback is {state}, only dead callbacks can be retried"
+            ))),
+            Retry::NotFound => Err(Error::NotFound(format!("no callback {id}"))),
+        }
+    }
+}

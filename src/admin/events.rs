@@ -1,0 +1,40 @@
+//! Listing, showing and replaying stored events.
+
+use super::query::EventQuery;
+use super::{Admin, Error, Result};
+use crate::store::admin::{self as store, EventDetail, EventSummary, Replayed};
+use uuid::Uuid;
+
+/// A page of events, newest first, and the cursor of the next page (None on the last).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    pub events: Vec<EventSummary>,
+    pub next_before: Option<Uuid>,
+}
+
+impl Admin {
+    pub async fn events(&self, query: &EventQuery) -> Result<EventPage> {
+        let (events, next_before) = store::list_events(&self.pool, &query.filter()).await?;
+        Ok(EventPage {
+            events,
+            next_before,
+        })
+    }
+
+    /// One event with its headers, payload, decision, launches and callbacks.
+    pub async fn event(&self, id: Uuid) -> Result<EventDetail> {
+        store::event_detail(&self.pool, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no event {id}")))
+    }
+
+    /// Stores a copy of the event as a new pending event; the dispatcher treats it like a
+    /// delivery, under the rules in force now.
+    pub async fn replay(&self, id: Uuid) -> Result<Replayed> {
+        let r = store::replay(&self.pool, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
+        tracing::info!(event_id = %r.event_id, replay_of = %id, delivery_id = %r.delivery_id, "event replayed");
+        Ok(r)
+    }
+}

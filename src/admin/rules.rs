@@ -1,0 +1,60 @@
+//! The rules in force, where each is defined, what it launched, and the last reload.
+
+use super::{Admin, Result};
+use crate::mapping::{ReloadStatus, RuleInfo};
+use crate::store::overview::{self as store, LaunchBrief};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RulesPage {
+    pub rules: Vec<RuleRow>,
+    /// The outcome of the last load or reload (None before the first, e.g. in the CLI).
+    pub last_reload: Option<ReloadStatus>,
+    /// Rules that launched in the past but are no longer loaded.
+    pub retired: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleRow {
+    #[serde(flatten)]
+    pub rule: RuleInfo,
+    /// Launches by state, over the retained events.
+    pub counts: BTreeMap<String, i64>,
+    pub total: i64,
+    pub last_launch: Option<LaunchBrief>,
+}
+
+impl Admin {
+    pub async fn rules(&self) -> Result<RulesPage> {
+        let mut counts: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for c in store::rule_counts(&self.pool).await? {
+            counts.entry(c.rule).or_default().insert(c.state, c.count);
+        }
+        let mut last: BTreeMap<String, LaunchBrief> = store::last_launches(&self.pool)
+            .await?
+            .into_iter()
+            .map(|l| (l.rule.clone(), l))
+            .collect();
+        let rules: Vec<RuleRow> = self
+            .mappings
+            .current()
+            .rules()
+            .into_iter()
+            .map(|rule| {
+                let counts = counts.remove(&rule.name).unwrap_or_default();
+                RuleRow {
+                    total: counts.values().sum(),
+                    last_launch: last.remove(&rule.name),
+                    counts,
+                    rule,
+                }
+            })
+            .collect();
+        Ok(RulesPage {
+            rules,
+            last_reload: self.mappings.last_reload(),
+            retired: counts.into_keys().collect(),
+        })
+    }
+}

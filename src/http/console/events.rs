@@ -1,0 +1,150 @@
+//! The event list (filters, cursor pages), one event's timeline, and replay.
+
+use super::session::Session;
+use super::{redirect, timeline, view, PageError};
+use crate::admin::query::EventQuery;
+use crate::admin::uuid_param;
+use crate::http::AppState;
+use crate::store::events::EventState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use chrono::{DateTime, Utc};
+use minijinja::context;
+use serde::Serialize;
+
+/// The filter form as typed, to show it again.
+#[derive(Serialize)]
+struct FormValues {
+    source: String,
+    state: String,
+    category: String,
+    event_type: String,
+    ticket: String,
+    since: String,
+    until: String,
+}
+
+impl FormValues {
+    fn of(q: &EventQuery) -> Self {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let time = |t: Option<DateTime<Utc>>| {
+            t.map(|t| t.format("%Y-%m-%dT%H:%M").to_string())
+                .unwrap_or_default()
+        };
+        FormValues {
+            source: text(&q.source),
+            state: q.state.map(|s| s.to_string()).unwrap_or_default(),
+            category: text(&q.category),
+            event_type: text(&q.event_type),
+            ticket: text(&q.ticket),
+            since: time(q.since),
+            until: time(q.until),
+        }
+    }
+}
+
+/// The query string of the page after this one.
+fn next_page(q: &EventQuery, before: uuid::Uuid) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    let f = FormValues::of(q);
+    for (k, v) in [
+        ("source", f.source),
+        ("state", f.state),
+        ("category", f.category),
+        ("event_type", f.event_type),
+        ("ticket", f.ticket),
+    ] {
+        if !v.is_empty() {
+            s.append_pair(k, &v);
+        }
+    }
+    // Full RFC 3339, so the seconds of an API-style filter survive.
+    for (k, t) in [("since", q.since), ("until", q.until)] {
+        if let Some(t) = t {
+            s.append_pair(k, &t.to_rfc3339());
+        }
+    }
+    if let Some(limit) = q.limit {
+        s.append_pair("limit", &limit.to_string());
+    }
+    s.append_pair("before", &before.to_string());
+    s.finish()
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+    query: Result<Query<EventQuery>, QueryRejection>,
+) -> Result<Response, PageError> {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(rejection) => {
+            return Ok(view::error_page(
+                StatusCode::BAD_REQUEST,
+                &rejection.body_text(),
+                Some(&session.csrf),
+            ))
+        }
+    };
+    let page = app
+        .admin
+        .events(&q)
+        .await
+        .map_err(|e| PageError::new(e, &session))?;
+    let next = page.next_before.map(|id| next_page(&q, id));
+    Ok(view::page(
+        "events.html",
+        context! {
+            nav => "events",
+            csrf => session.csrf,
+            events => page.events,
+            next => next,
+            form => FormValues::of(&q),
+            sources => app.admin.source_names(),
+            states => EventState::NAMES,
+            filtered => q.before.is_some(),
+        },
+    ))
+}
+
+pub async fn detail(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = uuid_param("id", &id).map_err(|e| PageError::new(e, &session))?;
+    let event = app
+        .admin
+        .event(id)
+        .await
+        .map_err(|e| PageError::new(e, &session))?;
+    let steps = timeline::of(&event);
+    let decision = timeline::decision(&event.decision);
+    Ok(view::page(
+        "event.html",
+        context! {
+            nav => "events",
+            csrf => session.csrf,
+            e => event,
+            steps => steps,
+            decision => decision,
+        },
+    ))
+}
+
+pub async fn replay(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = uuid_param("id", &id).map_err(|e| PageError::new(e, &session))?;
+    let r = app
+        .admin
+        .replay(id)
+        .await
+        .map_err(|e| PageError::new(e, &session))?;
+    Ok(redirect(&format!("/ui/events/{}", r.event_id)))
+}
