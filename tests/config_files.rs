@@ -89,6 +89,7 @@ fn shipped_dev_config_and_examples_plan_a_dry_run_launch_each() {
             .accept(&map, &body)
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         let sim = aap_bridge::admin::simulate(&sources, &mappings, source, &map, &body).unwrap();
+        let sim = serde_json::to_value(&sim).unwrap();
         assert_eq!(sim["state"], "dispatched", "{file}: {sim}");
         let launches = sim["launches"].as_array().unwrap();
         assert_eq!(launches.len(), 1, "{file}: {sim}");
