@@ -3,7 +3,9 @@
 //! same picture. The gauges are refreshed by a background task on the admin pool: a scrape only
 //! renders memory, so a scrape flood costs no database work and no ingest connection.
 
+use crate::mapping::SharedMappings;
 use crate::store::launches::LaunchState;
+use std::collections::BTreeMap;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use std::sync::OnceLock;
@@ -79,6 +81,14 @@ fn describe() {
         "Hook requests refused by reason (concurrency, body_budget: 503; body_timeout: 408)"
     );
     describe_gauge!("aap_bridge_up", "1 while the process serves");
+    describe_gauge!(
+        "aap_bridge_rule_paused",
+        "1 while the rule is paused (its launches are held), else 0"
+    );
+    describe_counter!(
+        "aap_bridge_launches_held_total",
+        "Launches held because their rule was paused, by rule"
+    );
 }
 
 /// Text exposition of what is in memory.
@@ -90,10 +100,15 @@ pub fn render(handle: &PrometheusHandle) -> String {
 
 /// Recomputes the database gauges every `every` until cancelled; each round is bounded by
 /// `every` (at least 2 s) so a slow database cannot pile rounds up.
-pub async fn refresh_loop(pool: PgPool, every: Duration, stop: CancellationToken) {
+pub async fn refresh_loop(
+    pool: PgPool,
+    mappings: SharedMappings,
+    every: Duration,
+    stop: CancellationToken,
+) {
     let bound = every.max(Duration::from_secs(2));
     loop {
-        let ok = tokio::time::timeout(bound, refresh(&pool)).await;
+        let ok = tokio::time::timeout(bound, refresh(&pool, &mappings)).await;
         let up = matches!(ok, Ok(Ok(())));
         if !up {
             tracing::debug!("metrics refresh failed or timed out");
@@ -106,7 +121,7 @@ pub async fn refresh_loop(pool: PgPool, every: Duration, stop: CancellationToken
     }
 }
 
-async fn refresh(pool: &PgPool) -> Result<(), sqlx::Error> {
+async fn refresh(pool: &PgPool, mappings: &SharedMappings) -> Result<(), sqlx::Error> {
     let depths = crate::store::overview::queue_depths(pool).await?;
     for (queue, n) in depths {
         metrics::gauge!("aap_bridge_queue_depth", "queue" => queue).set(n as f64);
@@ -125,6 +140,18 @@ async fn refresh(pool: &PgPool) -> Result<(), sqlx::Error> {
     let age = crate::store::overview::token_age_secs(pool).await?;
     if let Some(age) = age {
         metrics::gauge!("aap_bridge_controller_token_age_seconds").set(age);
+    }
+    // Every loaded rule reports 0 or 1, and so does any rule with a breaker row (so a rule
+    // resumed after it was removed from the files goes back to 0).
+    let mut paused: BTreeMap<String, bool> = mappings
+        .current()
+        .rule_names()
+        .into_iter()
+        .map(|r| (r, false))
+        .collect();
+    paused.extend(crate::store::pauses::paused_flags(pool).await?);
+    for (rule, p) in paused {
+        metrics::gauge!("aap_bridge_rule_paused", "rule" => rule).set(if p { 1.0 } else { 0.0 });
     }
     Ok(())
 }

@@ -123,6 +123,11 @@ impl Application {
             .settle_secs(settings.controller.as_ref().map_or(30, |c| c.timeout_secs));
         let panic_writer = hooks.panic_commit_writer.clone();
         let admin_controller = controller.clone();
+        let admin_notifier = notifier.clone();
+        let wakes = crate::admin::Wakes {
+            launch: Arc::new(tokio::sync::Notify::new()),
+            notify: Arc::new(tokio::sync::Notify::new()),
+        };
         let ctx = Arc::new(workers::Context {
             pool: pool.clone(),
             settings: settings.workers.clone(),
@@ -130,8 +135,8 @@ impl Application {
             mappings,
             notifier,
             wake_dispatch: wake_dispatch.clone(),
-            wake_launch: Arc::new(tokio::sync::Notify::new()),
-            wake_notify: Arc::new(tokio::sync::Notify::new()),
+            wake_launch: wakes.launch.clone(),
+            wake_notify: wakes.notify.clone(),
             hooks,
             retention: settings.retention.clone(),
             replica: replica_name(),
@@ -157,6 +162,7 @@ impl Application {
         let admin_pool = store::admin_pool(&settings.database, &pool);
         let refresher = tokio::spawn(crate::metrics::refresh_loop(
             admin_pool.clone(),
+            admin_mappings.clone(),
             Duration::from_millis(settings.server.metrics_refresh_ms),
             shutdown.child_token(),
         ));
@@ -167,7 +173,8 @@ impl Application {
             sources.clone(),
             admin_mappings.clone(),
             admin_controller.zip(settings.controller.is_some().then(|| health.clone())),
-        );
+        )
+        .with_notifier(admin_notifier, Some(wakes));
         let state = AppState::new(AppStateData {
             admin,
             dev_mode: settings.dev_mode,

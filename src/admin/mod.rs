@@ -2,6 +2,7 @@
 //! `simulate` / `events` / `replay` commands do. Queries live in `store::admin`; each front end
 //! only turns its input into these calls and the answers into its own format.
 
+mod breaker;
 mod callbacks;
 mod events;
 mod overview;
@@ -9,6 +10,7 @@ pub mod query;
 mod rules;
 pub mod simulate;
 
+pub use breaker::{Held, Resumed, RuleState};
 pub use events::EventPage;
 pub use overview::{ControllerView, Overview, Queue};
 pub use rules::{RuleRow, RulesPage};
@@ -16,9 +18,11 @@ pub use simulate::{header_map, simulate, Simulation, SIMULATED};
 
 use crate::controller::{Controller, ControllerHealth};
 use crate::mapping::SharedMappings;
+use crate::notify::Notifier;
 use crate::sources::Sources;
 use sqlx::PgPool;
 use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// What an admin call can fail with; each front end picks its own status or exit code.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +59,18 @@ pub struct Admin {
     mappings: SharedMappings,
     controller: Option<Arc<Controller>>,
     health: Option<Arc<ControllerHealth>>,
+    /// Writes the tickets' notes when held launches are dropped.
+    notifier: Arc<Notifier>,
+    /// This replica's launcher and notifier, woken after a resume (None in the CLI: the
+    /// service's workers find the rows on their next poll).
+    wake: Option<Wakes>,
+}
+
+/// The worker wake-ups an admin call may need.
+#[derive(Clone)]
+pub struct Wakes {
+    pub launch: Arc<Notify>,
+    pub notify: Arc<Notify>,
 }
 
 impl Admin {
@@ -71,15 +87,29 @@ impl Admin {
             mappings,
             controller,
             health,
+            notifier: Arc::new(Notifier::default()),
+            wake: None,
         }
+    }
+
+    /// Ticket notes go through `notifier`; `wake` (in the service) wakes its workers.
+    pub fn with_notifier(mut self, notifier: Arc<Notifier>, wake: Option<Wakes>) -> Self {
+        self.notifier = notifier;
+        self.wake = wake;
+        self
     }
 
     /// For the commands that only read and repair rows (`events`, `replay`).
     pub fn database_only(pool: PgPool) -> Self {
+        Self::with_mappings(pool, crate::mapping::Mappings::empty())
+    }
+
+    /// For the `rules` commands: the database and the rules as the configuration loads them.
+    pub fn with_mappings(pool: PgPool, mappings: crate::mapping::Mappings) -> Self {
         Self::new(
             pool,
             Arc::new(Sources::default()),
-            SharedMappings::new(crate::mapping::Mappings::empty()),
+            SharedMappings::new(mappings),
             None,
         )
     }

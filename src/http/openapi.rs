@@ -26,7 +26,7 @@ and `/metrics` need no token. Every error body is `{\"error\": \"...\"}`."
     tags(
         (name = "hooks", description = "Deliveries from the senders"),
         (name = "health", description = "Probes and metrics"),
-        (name = "admin", description = "Events, post-backs, replay, simulation")
+        (name = "admin", description = "Events, post-backs, replay, simulation, rules (pause and resume)")
     )
 )]
 pub struct ApiDoc;

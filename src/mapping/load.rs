@@ -128,6 +128,9 @@ impl Loader<'_> {
         if let Some(m) = spec.max_concurrent.as_ref().filter(|m| m.value == 0) {
             self.error(file, line_of(m), "max_concurrent must be at least 1");
         }
+        if let Some(m) = spec.pause_after_failures.as_ref().filter(|m| m.value == 0) {
+            self.error(file, line_of(m), "pause_after_failures must be at least 1");
+        }
         let guard = self.guard(file, &spec);
 
         let fields = self.fields(file, &name, &spec);
@@ -148,6 +151,7 @@ impl Loader<'_> {
             max_concurrent: spec.max_concurrent.map(|m| m.value),
             coalesce_secs: spec.coalesce_secs,
             on_ignored_fields: spec.on_ignored_fields.map(|s| s.value).unwrap_or_default(),
+            pause_after_failures: spec.pause_after_failures.map(|m| m.value),
             guard,
         })
     }

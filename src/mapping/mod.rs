@@ -345,6 +345,12 @@ impl Mappings {
         self.rules.iter().map(|r| r.name.clone()).collect()
     }
 
+    /// The rule's circuit-breaker threshold (None: no such rule, or it never pauses itself).
+    pub fn pause_after_failures(&self, rule: &str) -> Option<u32> {
+        let found = self.rules.iter().find(|r| r.name == rule);
+        found.and_then(|r| r.pause_after_failures)
+    }
+
     /// Every rule that matches, in file order. A rule whose templates fail to render
     /// goes to `failed`; the others still launch.
     pub fn evaluate(&self, ev: &EventView) -> Decision {

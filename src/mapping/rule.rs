@@ -39,6 +39,8 @@ pub(crate) struct Rule {
     pub max_concurrent: Option<u32>,
     pub coalesce_secs: Option<u64>,
     pub on_ignored_fields: OnIgnored,
+    /// Jobs in a row that may fail before the rule pauses itself (None: never).
+    pub pause_after_failures: Option<u32>,
     /// Checks on the rendered values (event text) before anything is launched.
     pub guard: Guard,
 }
@@ -56,6 +58,8 @@ pub struct RuleInfo {
     pub targets: Vec<String>,
     pub when: Vec<String>,
     pub reply: Reply,
+    /// The circuit breaker's threshold (None: the rule never pauses itself).
+    pub pause_after_failures: Option<u32>,
 }
 
 impl Rule {
@@ -82,6 +86,7 @@ impl Rule {
             targets,
             when: self.when.clone(),
             reply: self.reply,
+            pause_after_failures: self.pause_after_failures,
         }
     }
 

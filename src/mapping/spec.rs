@@ -42,6 +42,8 @@ pub(crate) struct RuleSpec {
     pub max_concurrent: Option<Spanned<u32>>,
     pub coalesce_secs: Option<u64>,
     pub on_ignored_fields: Option<Spanned<OnIgnored>>,
+    /// Circuit breaker: pause the rule after this many jobs in a row fail.
+    pub pause_after_failures: Option<Spanned<u32>>,
     /// Rendered values are checked (see `guard`); these relax the checks for this rule.
     pub limit_patterns: Option<bool>,
     pub allow_templates_in_values: Option<bool>,

@@ -215,6 +215,18 @@ fn on_ignored_fields_is_warn_or_fail() {
 }
 
 #[test]
+fn pause_after_failures_is_at_least_one() {
+    one_error(&format!("{HEAD}    pause_after_failures: 0\n"), 6, "at least 1");
+    one_error(&format!("{HEAD}    pause_after_failures: -2\n"), 6, "");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    std::fs::write(&file, format!("{HEAD}    pause_after_failures: 3\n")).unwrap();
+    let m = Mappings::load(&file, &sources()).unwrap();
+    assert_eq!(m.pause_after_failures("ok"), Some(3));
+    assert_eq!(m.pause_after_failures("other"), None);
+}
+
+#[test]
 fn launch_or_categories() {
     one_error(
         &format!("{HEAD}  - name: x\n    source: github\n    event_type: push\n"),

@@ -35,7 +35,23 @@ pub(super) fn prepare_status(
     let sha = checked_field(ticket, "sha", "a commit sha (40 hex digits)", |s| {
         all_hex(s, 40)
     })?;
-    let (state, description) = if let Some(problem) = &msg.problem {
+    let (state, description) = if msg.phase == Phase::Held {
+        (
+            "pending",
+            format!(
+                "{POSTBACK_MARKER} Held: rule {} is paused; not launched yet",
+                msg.rule
+            ),
+        )
+    } else if msg.phase == Phase::Dropped {
+        (
+            "error",
+            format!(
+                "{POSTBACK_MARKER} Not launched: dropped while rule {} was paused",
+                msg.rule
+            ),
+        )
+    } else if let Some(problem) = &msg.problem {
         (
             "error",
             format!("{POSTBACK_MARKER} Not launched: {problem}"),
@@ -63,7 +79,7 @@ pub(super) fn prepare_status(
                     msg.job_id, msg.template
                 ),
             ),
-            Phase::Finished => {
+            Phase::Finished | Phase::Held | Phase::Dropped => {
                 let state = match msg.status.as_deref() {
                     Some("successful") => "success",
                     Some("failed") => "failure",

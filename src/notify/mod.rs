@@ -33,6 +33,22 @@ pub const STDOUT_TAIL_MAX_CHARS: usize = 3000;
 pub enum Phase {
     Launched,
     Finished,
+    /// Not launched: the rule is paused (`problem` says why); held until an operator resumes it.
+    Held,
+    /// A held launch an operator dropped on resume: it will never run.
+    Dropped,
+}
+
+impl Phase {
+    /// The name in the outbox (`callbacks.phase`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Launched => "launched",
+            Phase::Finished => "finished",
+            Phase::Held => "held",
+            Phase::Dropped => "dropped",
+        }
+    }
 }
 
 /// What happened, for the message text.
@@ -120,8 +136,27 @@ impl Message {
         }
     }
 
-    /// The one-line summary: launched, dry run, or finished.
+    /// The one-line summary: launched, dry run, finished, held or dropped.
     pub fn headline(&self) -> String {
+        let why = self.problem.as_deref().unwrap_or("paused");
+        match self.phase {
+            Phase::Held => {
+                return format!(
+                    "{POSTBACK_MARKER} Not launched yet: automation for rule {} is paused ({why}). \
+                     {} will be launched if an operator resumes the rule and releases its held \
+                     launches, and not at all if they are dropped.",
+                    self.rule, self.template
+                )
+            }
+            Phase::Dropped => {
+                return format!(
+                    "{POSTBACK_MARKER} Not launched: {} for rule {} was held while the rule was \
+                     paused ({why}), and an operator dropped it on resume.",
+                    self.template, self.rule
+                )
+            }
+            Phase::Launched | Phase::Finished => {}
+        }
         if self.dry_run {
             return format!(
                 "{POSTBACK_MARKER} Dry run: would launch {} for rule {}",
@@ -149,7 +184,8 @@ impl Message {
                 self.rule,
                 self.url_suffix()
             ),
-            Phase::Finished => format!(
+            // Held and dropped returned above.
+            Phase::Finished | Phase::Held | Phase::Dropped => format!(
                 "{POSTBACK_MARKER} Job {} finished: {}{}{}",
                 self.job_id,
                 self.status.as_deref().unwrap_or("unknown"),
@@ -322,6 +358,27 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("Not launched"));
+    }
+
+    #[test]
+    fn held_and_dropped_say_why_and_keep_the_status_open_then_error_it() {
+        let mut m = finished("held", "");
+        m.phase = Phase::Held;
+        m.job_id = 0;
+        m.job_url = String::new();
+        m.problem = Some("paused by an operator: change freeze".into());
+        let text = m.text(Quote::Plain);
+        assert!(
+            text.starts_with("[aap-bridge] Not launched yet: automation for rule r is paused (paused by an operator: change freeze)."),
+            "{text}"
+        );
+        let ticket = serde_json::json!({"repo": "acme/ops", "sha": "a".repeat(40)});
+        let p = prepare(SourceKind::Github, Reply::Status, &ticket, &m, "aap-bridge").unwrap();
+        assert_eq!(p.body["state"], "pending");
+        m.phase = Phase::Dropped;
+        assert!(m.text(Quote::Plain).contains("an operator dropped it"));
+        let p = prepare(SourceKind::Github, Reply::Status, &ticket, &m, "aap-bridge").unwrap();
+        assert_eq!(p.body["state"], "error");
     }
 
     #[test]

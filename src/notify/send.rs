@@ -29,7 +29,7 @@ struct Client {
 }
 
 /// One client per source that has `reply:` configured.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Notifier {
     clients: BTreeMap<String, Client>,
 }

@@ -27,16 +27,24 @@ impl Fence {
     }
 }
 
-/// Serializes claims across replicas: one lock per claim, so lock order cannot deadlock.
-const CLAIM_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended('aap-bridge:claim', 0))";
+/// Serializes claims across replicas, and orders pauses (`store::pauses`) against them: one
+/// lock per transaction, so lock order cannot deadlock. Held until the caller's transaction ends.
+pub async fn lock_claims(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('aap-bridge:claim', 0))")
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
 
 /// Claims up to `limit` due planned launches, fairly: each rule's oldest first, round-robin
 /// across rules, and a rule at its `max_concurrent` cap is skipped without holding back others.
+/// Paused rules are skipped (the caller holds their launches first, `held::hold_planned`).
 /// With `ready` (the controller is discovered and reachable), a row whose template id is known
 /// needs no preparation: its claim is its owner check and stamps `sent_at`, saving a commit
 /// (an fsync) on the way to the POST. The others confirm with `confirm_send` after preparing.
+/// Run inside the caller's transaction, after `lock_claims`.
 pub async fn claim_planned(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     limit: i64,
     lease_secs: u64,
     owner: &str,
@@ -45,13 +53,12 @@ pub async fn claim_planned(
     if limit <= 0 {
         return Ok(Vec::new());
     }
-    let mut tx = pool.begin().await?;
-    sqlx::query(CLAIM_LOCK).execute(&mut *tx).await?;
     let ids: Vec<Uuid> = sqlx::query_scalar(
         "WITH due AS (
              SELECT id, rule, max_concurrent, next_attempt_at, created_at,
                     row_number() OVER (PARTITION BY rule ORDER BY next_attempt_at, created_at) AS turn
              FROM launches WHERE state = 'planned' AND next_attempt_at <= now()
+               AND rule NOT IN (SELECT rule FROM rule_pauses WHERE paused_at IS NOT NULL)
          ), busy AS (
              SELECT rule, count(*) AS n FROM launches
              WHERE state IN ('launching', 'launched')
@@ -64,9 +71,9 @@ pub async fn claim_planned(
          LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut *conn)
     .await?;
-    let rows = sqlx::query_as(&format!(
+    sqlx::query_as(&format!(
         "UPDATE launches SET state = 'launching', attempts = attempts + 1, owner = $3,
              launching_at = now(),
              sent_at = CASE WHEN $4 AND template_id IS NOT NULL THEN now() END,
@@ -79,10 +86,8 @@ pub async fn claim_planned(
     .bind(lease_secs as f64)
     .bind(owner)
     .bind(ready)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(rows)
+    .fetch_all(conn)
+    .await
 }
 
 /// `launching` rows whose lease ran out (owner dead or stalled) or whose unclear launch is due
@@ -125,14 +130,15 @@ pub async fn heartbeat(pool: &PgPool, f: &Fence, lease_secs: u64) -> Result<bool
     Ok(r.rows_affected() == 1)
 }
 
-/// The owner check right before the POST: still ours, lease still live, not sent yet. Stamps
-/// `sent_at`. False: do not POST.
+/// The owner check right before the POST: still ours, lease still live, not sent yet, and its
+/// rule not paused. Stamps `sent_at`. False: do not POST.
 pub async fn confirm_send(pool: &PgPool, f: &Fence, lease_secs: u64) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE launches SET sent_at = now(), lease_until = now() + make_interval(secs => $4),
              updated_at = now()
          WHERE id = $1 AND attempts = $2 AND owner = $3 AND state = 'launching'
-           AND sent_at IS NULL AND lease_until > now()",
+           AND sent_at IS NULL AND lease_until > now()
+           AND rule NOT IN (SELECT rule FROM rule_pauses WHERE paused_at IS NOT NULL)",
     )
     .bind(f.id)
     .bind(f.attempt)

@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 crate::text_enum! {
     /// `planned → launching → launched → finished`, or `rejected` (the controller refused),
-    /// `unknown` (cannot tell whether it launched), `dry_run`, `coalesced`.
+    /// `unknown` (cannot tell whether it launched), `dry_run`, `coalesced`; `held` while its
+    /// rule is paused (never sent), then `planned` again or `dropped`.
     pub enum LaunchState {
         Planned => "planned",
         Launching => "launching",
@@ -21,6 +22,8 @@ crate::text_enum! {
         Unknown => "unknown",
         DryRun => "dry_run",
         Coalesced => "coalesced",
+        Held => "held",
+        Dropped => "dropped",
     }
 }
 
@@ -84,16 +87,18 @@ pub struct NewLaunch<'a> {
     pub max_concurrent: Option<i32>,
     pub coalesce_key: Option<&'a str>,
     pub coalesced_into: Option<Uuid>,
-    /// `planned`, `coalesced` or `dry_run`.
+    /// `planned`, `coalesced`, `dry_run`, `held` or `rejected`.
     pub state: LaunchState,
 }
 
-pub async fn insert(conn: &mut PgConnection, l: &NewLaunch<'_>) -> Result<(), sqlx::Error> {
+/// False when the event already has a launch for this rule (nothing was written).
+pub async fn insert(conn: &mut PgConnection, l: &NewLaunch<'_>) -> Result<bool, sqlx::Error> {
     sqlx::query(
         "INSERT INTO launches (id, event_id, rule, source, kind, ticket, template_kind, template_id,
              template_name, template_org, request, reply, report_outcome, max_concurrent,
-             coalesce_key, coalesced_into, state)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
+             coalesce_key, coalesced_into, state, held_at)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,
+                 CASE WHEN $17 = 'held' THEN now() END)
          ON CONFLICT (event_id, rule) DO NOTHING",
     )
     .bind(l.id)
@@ -115,7 +120,7 @@ pub async fn insert(conn: &mut PgConnection, l: &NewLaunch<'_>) -> Result<(), sq
     .bind(l.state)
     .execute(conn)
     .await
-    .map(|_| ())
+    .map(|r| r.rows_affected() == 1)
 }
 
 /// Locks the coalescing keys of a dispatch batch until its transaction ends, all in one
@@ -147,7 +152,8 @@ pub async fn coalesce_target(
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT id FROM launches
-         WHERE coalesce_key = $1 AND coalesced_into IS NULL AND state NOT IN ('rejected', 'coalesced')
+         WHERE coalesce_key = $1 AND coalesced_into IS NULL
+           AND state NOT IN ('rejected', 'coalesced', 'dropped')
            AND created_at >= now() - make_interval(secs => $2)
          ORDER BY created_at LIMIT 1",
     )

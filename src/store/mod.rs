@@ -5,9 +5,11 @@ pub mod attempts;
 pub mod callbacks;
 pub mod dispatch;
 pub mod events;
+pub mod held;
 pub mod launch_policy;
 pub mod launches;
 pub mod overview;
+pub mod pauses;
 pub mod token_crypt;
 pub mod tokens;
 

@@ -45,6 +45,7 @@ pub async fn queue_depths(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Err
          UNION ALL SELECT 'launches_planned', count(*) FROM launches WHERE state = 'planned'
          UNION ALL SELECT 'launches_launching', count(*) FROM launches WHERE state = 'launching'
          UNION ALL SELECT 'launches_running', count(*) FROM launches WHERE state = 'launched'
+         UNION ALL SELECT 'launches_held', count(*) FROM launches WHERE state = 'held'
          UNION ALL SELECT 'callbacks_pending', count(*) FROM callbacks WHERE state = 'pending'
          UNION ALL SELECT 'callbacks_dead', count(*) FROM callbacks WHERE state = 'dead'",
     )

@@ -1,14 +1,16 @@
 //! Claims pending events, evaluates the mapping rules, records the decision on the event and
 //! plans one launch per matching rule, all in one transaction.
 
-use super::{refusal, Context};
+use super::{breaker, refusal, Context};
 use crate::config::SourceKind;
 use crate::mapping::{Decision, EventView, OnIgnored, Planned, TemplateRef};
+use crate::store::pauses::{self, Pause};
 use crate::store::dispatch;
 use crate::store::events::EventState;
 use crate::store::launch_policy;
 use crate::store::launches::{self, LaunchState};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -54,7 +56,8 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         .flat_map(|(view, d)| d.planned.iter().filter_map(|p| coalesce_key(view, p)))
         .collect();
     launches::lock_coalesce_keys(&mut tx, &keys).await?;
-    let mut planned_any = false;
+    let paused = paused_rules(&mut tx, &ctx, &decided).await?;
+    let (mut planned_any, mut told) = (false, false);
     for (view, decision) in &decided {
         let recorded = serde_json::to_value(decision).unwrap_or(Value::Null);
         for r in &decision.refused {
@@ -68,7 +71,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
             continue;
         }
         for p in &decision.planned {
-            plan(&mut tx, &ctx, view, p).await?;
+            told |= plan(&mut tx, &ctx, view, p, paused.get(&p.rule)).await?;
         }
         dispatch::settle(&mut tx, view.id, state, reason.as_deref(), &recorded).await?;
         planned_any = true;
@@ -77,7 +80,34 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     if planned_any {
         ctx.wake_launch.notify_one();
     }
+    if told {
+        ctx.wake_notify.notify_one();
+    }
     Ok(events.len() as i64 == batch)
+}
+
+/// The paused rules among those the batch plans for, their rows locked `FOR SHARE` until the
+/// batch commits, so a resume cannot pass the launches held here. Dry-run holds nothing (nothing
+/// is sent anyway).
+async fn paused_rules(
+    conn: &mut sqlx::PgConnection,
+    ctx: &Context,
+    decided: &[(EventView, Decision)],
+) -> anyhow::Result<HashMap<String, Pause>> {
+    if ctx.controller.is_none() {
+        return Ok(HashMap::new());
+    }
+    let mut rules: Vec<String> = decided
+        .iter()
+        .flat_map(|(_, d)| d.planned.iter().map(|p| p.rule.clone()))
+        .collect();
+    rules.sort();
+    rules.dedup();
+    Ok(pauses::paused_among(conn, &rules, true)
+        .await?
+        .into_iter()
+        .map(|p| (p.rule.clone(), p))
+        .collect())
 }
 
 /// The state an event settles in after `d`, and its reason: `dispatched` when anything was
@@ -99,7 +129,7 @@ pub(super) async fn insert_launch(
     id: Uuid,
     state: LaunchState,
     coalesce: (Option<&str>, Option<Uuid>),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let (kind, template_id, name, org) = match &p.template {
         TemplateRef::Id { kind, id } => (*kind, Some(*id), None, None),
         TemplateRef::Name {
@@ -109,7 +139,7 @@ pub(super) async fn insert_launch(
         } => (*kind, None, Some(name.as_str()), organization.as_deref()),
     };
     let request = with_marker(&p.request, e.id, id);
-    launches::insert(
+    let inserted = launches::insert(
         conn,
         &launches::NewLaunch {
             id,
@@ -132,7 +162,7 @@ pub(super) async fn insert_launch(
         },
     )
     .await?;
-    Ok(())
+    Ok(inserted)
 }
 
 async fn plan(
@@ -140,25 +170,34 @@ async fn plan(
     ctx: &Context,
     e: &EventView,
     p: &Planned,
-) -> anyhow::Result<()> {
+    pause: Option<&Pause>,
+) -> anyhow::Result<bool> {
     let id = Uuid::now_v7();
     let coalesce_key = coalesce_key(e, p);
     let target = match (&coalesce_key, p.coalesce_secs) {
         (Some(key), Some(secs)) => launches::coalesce_target(conn, key, secs as i64).await?,
         _ => None,
     };
-    let state = match (target, ctx.controller.is_some()) {
-        (Some(_), _) => LaunchState::Coalesced,
-        (None, true) => LaunchState::Planned,
-        (None, false) => LaunchState::DryRun,
+    let state = match (target, ctx.controller.is_some(), pause) {
+        (Some(_), _, _) => LaunchState::Coalesced,
+        (None, true, Some(_)) => LaunchState::Held,
+        (None, true, None) => LaunchState::Planned,
+        (None, false, _) => LaunchState::DryRun,
     };
     let coalesce = (coalesce_key.as_deref(), target);
-    insert_launch(conn, e, p, id, state, coalesce).await?;
+    if !insert_launch(conn, e, p, id, state, coalesce).await? {
+        return Ok(false);
+    }
     if p.on_ignored_fields != OnIgnored::Warn {
         launch_policy::set_on_ignored_fields(conn, id, p.on_ignored_fields).await?;
     }
+    let mut told = false;
+    if let (LaunchState::Held, Some(pause)) = (state, pause) {
+        let row = launches::get(conn, id).await?;
+        told = breaker::tell_held(conn, &ctx.notifier, &row, pause).await?;
+    }
     tracing::info!(event_id = %e.id, launch_id = %id, rule = %p.rule, %state, "launch planned");
-    Ok(())
+    Ok(told)
 }
 
 /// Adds the markers that let a launch be found on the controller after a crash.

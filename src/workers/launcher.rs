@@ -3,6 +3,7 @@
 //! `sent_at`) right before the one POST, and settle only through updates fenced on the attempt.
 //! An unclear answer leaves the row `launching` for `reconcile` to decide.
 
+use super::breaker::{self, Check};
 use super::ignored;
 use super::postback::{self, Outcome};
 use super::reconcile;
@@ -35,8 +36,14 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     let stale = attempts::claim_stale(&ctx.pool, free, lease, &ctx.replica).await?;
     let free = free - stale.len() as i64;
     let ready = controller.is_prepared();
-    let planned = attempts::claim_planned(&ctx.pool, free, lease, &ctx.replica, ready).await?;
-    let claimed = !stale.is_empty() || !planned.is_empty();
+    // One transaction under the claim lock: paused rules' launches are held first, so no pause
+    // committed before this claim lets one of them through.
+    let mut tx = ctx.pool.begin().await?;
+    attempts::lock_claims(&mut tx).await?;
+    let held = breaker::hold_planned(&mut tx, &ctx).await?;
+    let planned = attempts::claim_planned(&mut tx, free, lease, &ctx.replica, ready).await?;
+    tx.commit().await?;
+    let claimed = !stale.is_empty() || !planned.is_empty() || held > 0;
     for row in stale {
         spawn(&ctx, &controller, row, true);
     }
@@ -158,13 +165,16 @@ async fn attempt(ctx: &Context, c: &Controller, row: &LaunchRow, f: &Fence) -> a
         }
         Err(e) => return give_up(ctx, row, f, LaunchState::Rejected, &e.to_string()).await,
     };
-    if !attempts::confirm_send(&ctx.pool, f, send_lease(ctx, c)).await? {
-        counted("lost");
-        tracing::warn!(launch_id = %row.id, attempt = f.attempt,
-            "owner check failed before the POST: another replica owns this launch; not sent");
-        return Ok(());
+    match breaker::owner_check(ctx, row, f, send_lease(ctx, c)).await? {
+        Check::Send => post(ctx, c, row, f, template).await,
+        Check::Held => Ok(()),
+        Check::Lost => {
+            counted("lost");
+            tracing::warn!(launch_id = %row.id, attempt = f.attempt,
+                "owner check failed before the POST: another replica owns this launch; not sent");
+            Ok(())
+        }
     }
-    post(ctx, c, row, f, template).await
 }
 
 /// The one POST of this attempt, after its owner check, and what its answer means.

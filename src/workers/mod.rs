@@ -1,6 +1,7 @@
 //! Background workers. Each claims rows with `FOR UPDATE SKIP LOCKED`, so any number of replicas
 //! can share one database.
 
+pub mod breaker;
 mod dispatcher;
 mod down;
 pub mod ignored;

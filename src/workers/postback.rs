@@ -2,7 +2,7 @@
 
 use super::Context;
 use crate::mapping::Reply;
-use crate::notify::{self, Message, Phase};
+use crate::notify::{self, Message, Notifier, Phase};
 use crate::store::callbacks::{self, NewCallback};
 use crate::store::launch_policy;
 use crate::store::launches::LaunchRow;
@@ -31,6 +31,7 @@ pub fn template_label(row: &LaunchRow) -> String {
     }
 }
 
+/// Writes the post-back and wakes this replica's notifier.
 pub async fn enqueue(
     conn: &mut sqlx::PgConnection,
     ctx: &Context,
@@ -38,19 +39,34 @@ pub async fn enqueue(
     phase: Phase,
     o: Outcome<'_>,
 ) -> Result<(), sqlx::Error> {
+    if write(conn, &ctx.notifier, row, phase, o).await? {
+        ctx.wake_notify.notify_one();
+    }
+    Ok(())
+}
+
+/// Writes the post-back into the outbox, in the caller's transaction; a notifier on any replica
+/// sends it. False when the rule replies nothing (or not for this phase), or the source cannot.
+pub async fn write(
+    conn: &mut sqlx::PgConnection,
+    notifier: &Notifier,
+    row: &LaunchRow,
+    phase: Phase,
+    o: Outcome<'_>,
+) -> Result<bool, sqlx::Error> {
     let reply = row.reply;
     if reply == Reply::None || (phase == Phase::Finished && !row.report_outcome) {
-        return Ok(());
+        return Ok(false);
     }
-    if !ctx.notifier.can_reply(&row.source) {
+    if !notifier.can_reply(&row.source) {
         tracing::debug!(source = %row.source, "no reply settings for this source; no post-back");
-        return Ok(());
+        return Ok(false);
     }
     let kind = row.kind;
     // The launcher records what the controller ignored on the row, in this same transaction.
     let ignored_fields = match phase {
         Phase::Launched => field_names(launch_policy::ignored_fields(&mut *conn, row.id).await?),
-        Phase::Finished => Vec::new(),
+        Phase::Finished | Phase::Held | Phase::Dropped => Vec::new(),
     };
     let msg = Message {
         phase,
@@ -65,11 +81,7 @@ pub async fn enqueue(
         problem: o.problem,
         ignored_fields,
     };
-    let context = ctx.notifier.status_context(&row.source);
-    let phase_name = match phase {
-        Phase::Launched => "launched",
-        Phase::Finished => "finished",
-    };
+    let context = notifier.status_context(&row.source);
     let (request, error) = match notify::prepare(kind, reply, &row.ticket.0, &msg, &context) {
         Ok(p) => (serde_json::to_value(p).unwrap_or(Value::Null), None),
         // Recorded as a dead letter, so the reason is visible.
@@ -81,14 +93,13 @@ pub async fn enqueue(
             launch_id: row.id,
             event_id: row.event_id,
             source: &row.source,
-            phase: phase_name,
+            phase: phase.as_str(),
             request: &request,
             error: error.as_deref(),
         },
     )
     .await?;
-    ctx.wake_notify.notify_one();
-    Ok(())
+    Ok(true)
 }
 
 /// The names of the ignored fields, sorted (`ignored_fields` is a map of field -> value).

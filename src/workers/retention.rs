@@ -47,7 +47,7 @@ const EVENTS: &str = "WITH gone AS (
          WHERE e.received_at < now() - make_interval(days => $1)
            AND e.state <> 'pending'
            AND NOT EXISTS (SELECT 1 FROM launches l WHERE l.event_id = e.id
-                           AND l.state IN ('planned', 'launching', 'launched'))
+                           AND l.state IN ('planned', 'launching', 'launched', 'held'))
            AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.event_id = e.id
                            AND c.state = 'pending')
          LIMIT $2 FOR UPDATE SKIP LOCKED)

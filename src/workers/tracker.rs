@@ -153,6 +153,8 @@ async fn record(
             problem: None,
         };
         postback::enqueue(&mut tx, ctx, &row, Phase::Finished, outcome).await?;
+        // Same transaction as the end itself, so each job counts once toward its rule's breaker.
+        super::breaker::job_ended(&mut tx, ctx, &row, &s.status, t.job_id).await?;
         tracing::info!(launch_id = %t.id, job_id = t.job_id, status = %s.status, "job finished");
     }
     tx.commit().await?;

@@ -1,11 +1,13 @@
 //! The admin API under `/api/v1/`: look at events, launches and post-backs, replay an event,
-//! retry a dead post-back, and simulate a delivery against the current rules.
+//! retry a dead post-back, simulate a delivery against the current rules, and pause or resume a
+//! rule (its circuit breaker).
 //!
 //! Every route except `openapi.json` needs `Authorization: Bearer <admin.token>`; without a
 //! configured token the whole API answers 401.
 
 mod callbacks;
 mod events;
+mod rules;
 mod simulate;
 
 use super::AppState;
@@ -28,6 +30,9 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(callbacks::list))
         .routes(routes!(callbacks::retry))
         .routes(routes!(simulate::simulate))
+        .routes(routes!(rules::list))
+        .routes(routes!(rules::pause))
+        .routes(routes!(rules::resume))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     OpenApiRouter::new()
         .routes(routes!(crate::http::openapi::serve))
