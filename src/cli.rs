@@ -5,6 +5,7 @@ use crate::startup::{cancel_on_signal, Application};
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod rules;
 mod send;
 use std::path::{Path, PathBuf};
 
@@ -58,6 +59,12 @@ pub enum Command {
     /// Store a copy of an event as a new pending event, so it is mapped and launched again.
     #[command(long_about = admin::REPLAY_HELP)]
     Replay(admin::ReplayArgs),
+    /// The circuit breaker of each rule: list, pause (a kill switch) and resume.
+    #[command(long_about = rules::RULES_HELP)]
+    Rules {
+        #[command(subcommand)]
+        command: rules::RulesCommand,
+    },
     /// Sign a payload as the source's sender would, post it to the running service, and show
     /// what the bridge decided.
     #[command(long_about = send::SEND_HELP)]
@@ -134,6 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => admin::simulate(&settings, &args),
         Command::Events(args) => admin::events(&settings, &args).await,
         Command::Replay(args) => admin::replay(&settings, &args).await,
+        Command::Rules { command } => rules::run(&settings, &command).await,
         Command::Send(args) => send::send(&settings, &args).await,
     }
 }

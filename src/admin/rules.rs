@@ -1,6 +1,6 @@
 //! The rules in force, where each is defined, what it launched, and the last reload.
 
-use super::{Admin, Result};
+use super::{Admin, Result, RuleState};
 use crate::mapping::{ReloadStatus, RuleInfo};
 use crate::store::overview::{self as store, LaunchBrief};
 use serde::Serialize;
@@ -13,6 +13,8 @@ pub struct RulesPage {
     pub last_reload: Option<ReloadStatus>,
     /// Rules that launched in the past but are no longer loaded.
     pub retired: Vec<String>,
+    /// Rules no longer loaded that are still paused or hold launches (to resume them).
+    pub unloaded: Vec<RuleState>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +25,8 @@ pub struct RuleRow {
     pub counts: BTreeMap<String, i64>,
     pub total: i64,
     pub last_launch: Option<LaunchBrief>,
+    /// The circuit breaker: paused or not, failures in a row, held launches.
+    pub breaker: Option<RuleState>,
 }
 
 impl Admin {
@@ -36,6 +40,12 @@ impl Admin {
             .into_iter()
             .map(|l| (l.rule.clone(), l))
             .collect();
+        let mut breakers: BTreeMap<String, RuleState> = self
+            .rule_states()
+            .await?
+            .into_iter()
+            .map(|r| (r.rule.clone(), r))
+            .collect();
         let rules: Vec<RuleRow> = self
             .mappings
             .current()
@@ -46,6 +56,7 @@ impl Admin {
                 RuleRow {
                     total: counts.values().sum(),
                     last_launch: last.remove(&rule.name),
+                    breaker: breakers.remove(&rule.name),
                     counts,
                     rule,
                 }
@@ -55,6 +66,10 @@ impl Admin {
             rules,
             last_reload: self.mappings.last_reload(),
             retired: counts.into_keys().collect(),
+            unloaded: breakers
+                .into_values()
+                .filter(|b| b.paused || b.held > 0)
+                .collect(),
         })
     }
 }

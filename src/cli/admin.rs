@@ -171,7 +171,7 @@ pub async fn replay(settings: &Settings, args: &ReplayArgs) -> anyhow::Result<()
 }
 
 /// Prints `text` and a newline; a closed pipe (`| head`) is not an error.
-fn out(text: &str) -> anyhow::Result<()> {
+pub(super) fn out(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
@@ -181,11 +181,16 @@ fn out(text: &str) -> anyhow::Result<()> {
 }
 
 async fn database(settings: &Settings) -> anyhow::Result<Admin> {
+    Ok(Admin::database_only(pool(settings).await?))
+}
+
+/// The configured database, created and migrated if needed.
+pub(super) async fn pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
     crate::store::ensure_database(&settings.database).await?;
     let options = crate::store::connect_options(&settings.database)?;
     let pool = crate::store::lazy_pool(&settings.database, options);
     crate::store::migrate(&pool).await?;
-    Ok(Admin::database_only(pool))
+    Ok(pool)
 }
 
 /// Left-aligned columns under a header; the last column (the reason) is not padded.

@@ -77,6 +77,8 @@ pub struct LaunchView {
     pub finished_at: Option<DateTime<Utc>>,
     pub elapsed_secs: Option<f64>,
     pub coalesced_into: Option<Uuid>,
+    /// When it was held because its rule was paused (kept after a release).
+    pub held_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -179,7 +181,7 @@ pub async fn event_detail(pool: &PgPool, id: Uuid) -> Result<Option<EventDetail>
     let launches: Vec<LaunchView> = sqlx::query_as(
         "SELECT id, rule, state, template_kind, template_id, template_name, template_org, request,
                 job_id, job_status, job_url, ignored_fields, attempts, last_error, created_at,
-                launched_at, started_at, finished_at, elapsed_secs, coalesced_into
+                launched_at, started_at, finished_at, elapsed_secs, coalesced_into, held_at
          FROM launches WHERE event_id = $1 ORDER BY created_at, id",
     )
     .bind(id)

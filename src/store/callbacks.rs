@@ -56,8 +56,8 @@ pub struct Due {
     pub attempts: i32,
 }
 
-/// Claims due callbacks with a lease. A `finished` post-back waits for its `launched` one, so a
-/// ticket never reads the outcome before the link.
+/// Claims due callbacks with a lease. A post-back waits while an earlier one of its launch is
+/// pending, so a ticket reads them in order: held, then the link, then the outcome.
 pub async fn claim_due(
     pool: &PgPool,
     limit: i64,
@@ -70,9 +70,9 @@ pub async fn claim_due(
              SELECT c.id FROM callbacks c
              WHERE c.state = 'pending' AND c.next_attempt_at <= now()
                AND (c.lease_until IS NULL OR c.lease_until < now())
-               AND NOT (c.phase = 'finished' AND EXISTS (
-                   SELECT 1 FROM callbacks p
-                   WHERE p.launch_id = c.launch_id AND p.phase = 'launched' AND p.state = 'pending'))
+               AND NOT EXISTS (SELECT 1 FROM callbacks p
+                   WHERE p.launch_id = c.launch_id AND p.state = 'pending'
+                     AND p.created_at < c.created_at)
              ORDER BY c.next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
          RETURNING id, source, phase, request, attempts",
     )
@@ -95,9 +95,9 @@ pub async fn claim_probe(
              SELECT c.id FROM callbacks c
              WHERE c.state = 'pending' AND c.source = $1
                AND (c.lease_until IS NULL OR c.lease_until < now())
-               AND NOT (c.phase = 'finished' AND EXISTS (
-                   SELECT 1 FROM callbacks p
-                   WHERE p.launch_id = c.launch_id AND p.phase = 'launched' AND p.state = 'pending'))
+               AND NOT EXISTS (SELECT 1 FROM callbacks p
+                   WHERE p.launch_id = c.launch_id AND p.state = 'pending'
+                     AND p.created_at < c.created_at)
              ORDER BY c.created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING id, source, phase, request, attempts",
     )

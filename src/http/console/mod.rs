@@ -8,6 +8,7 @@
 mod events;
 mod login;
 mod pages;
+mod rules;
 pub mod session;
 mod simulate;
 mod timeline;
@@ -41,7 +42,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/ui/events", get(events::list))
         .route("/ui/events/{id}", get(events::detail))
         .route("/ui/events/{id}/replay", post(events::replay))
-        .route("/ui/rules", get(pages::rules))
+        .route("/ui/rules", get(rules::page))
+        .route("/ui/rules/pause", post(rules::pause))
+        .route("/ui/rules/resume", post(rules::resume))
         .route("/ui/dead", get(pages::dead))
         .route("/ui/callbacks/{id}/retry", post(pages::retry))
         .route("/ui/simulate", get(simulate::form).post(simulate::run))

@@ -1,4 +1,4 @@
-//! Overview, rules and dead letters.
+//! Overview and dead letters.
 
 use super::session::Session;
 use super::{redirect, view, PageError};
@@ -27,21 +27,6 @@ pub async fn overview(
     Ok(view::page(
         "overview.html",
         context! { nav => "overview", csrf => session.csrf, o => overview },
-    ))
-}
-
-pub async fn rules(
-    State(app): State<AppState>,
-    Extension(session): Extension<Session>,
-) -> Result<Response, PageError> {
-    let rules = app
-        .admin
-        .rules()
-        .await
-        .map_err(|e| PageError::new(e, &session))?;
-    Ok(view::page(
-        "rules.html",
-        context! { nav => "rules", csrf => session.csrf, r => rules },
     ))
 }
 

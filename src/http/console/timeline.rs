@@ -145,8 +145,8 @@ fn launch_template(l: &LaunchView) -> String {
 
 fn launch_steps(l: &LaunchView) -> Vec<Step> {
     let tone = match l.state {
-        LaunchState::Rejected | LaunchState::Unknown => "bad",
-        LaunchState::Planned | LaunchState::Launching => "wait",
+        LaunchState::Rejected | LaunchState::Unknown | LaunchState::Dropped => "bad",
+        LaunchState::Planned | LaunchState::Launching | LaunchState::Held => "wait",
         _ => "info",
     };
     let mut lines = vec![
@@ -166,6 +166,15 @@ fn launch_steps(l: &LaunchView) -> Vec<Step> {
         lines,
         job_url: None,
     }];
+    if let Some(at) = l.held_at {
+        steps.push(Step {
+            at: Some(at),
+            title: format!("held: rule {} is paused", l.rule),
+            tone: "wait",
+            lines: vec!["not sent; released or dropped when an operator resumes the rule".into()],
+            job_url: None,
+        });
+    }
     let job = l.job_id.map(|j| format!("job {j}")).unwrap_or("job".into());
     if let Some(at) = l.launched_at {
         let mut lines = Vec::new();

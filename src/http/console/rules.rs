@@ -1,0 +1,111 @@
+//! The Rules page, and its Pause and Resume forms (the circuit breaker per rule).
+
+use super::session::Session;
+use super::{redirect, view, PageError};
+use crate::admin::{self, Held};
+use crate::http::AppState;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use axum::{Extension, Form};
+use minijinja::context;
+use serde::Deserialize;
+
+/// Set after a form, to say what it did.
+#[derive(Deserialize)]
+pub struct Done {
+    paused: Option<String>,
+    resumed: Option<String>,
+    released: Option<u64>,
+    dropped: Option<u64>,
+}
+
+pub async fn page(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+    Query(done): Query<Done>,
+) -> Result<Response, PageError> {
+    let rules = app
+        .admin
+        .rules()
+        .await
+        .map_err(|e| PageError::new(e, &session))?;
+    Ok(view::page(
+        "rules.html",
+        context! {
+            nav => "rules",
+            csrf => session.csrf,
+            r => rules,
+            paused => done.paused,
+            resumed => done.resumed,
+            released => done.released.unwrap_or(0),
+            dropped => done.dropped.unwrap_or(0),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct PauseForm {
+    rule: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn pause(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+    Form(f): Form<PauseForm>,
+) -> Result<Response, PageError> {
+    let r = app
+        .admin
+        .pause_rule(&f.rule, Some(&f.reason))
+        .await
+        .map_err(|e| PageError::new(e, &session))?;
+    Ok(redirect(&format!("/ui/rules?{}", query(&[("paused", &r.rule)]))))
+}
+
+#[derive(Deserialize)]
+pub struct ResumeForm {
+    rule: String,
+    /// `release` or `drop`: the button pressed.
+    #[serde(default)]
+    held: String,
+}
+
+pub async fn resume(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+    Form(f): Form<ResumeForm>,
+) -> Result<Response, PageError> {
+    let held = match f.held.as_str() {
+        "release" => Held::Release,
+        "drop" => Held::Drop,
+        other => {
+            let e = admin::Error::Invalid(format!(
+                "`held` must be `release` or `drop`, got `{other}`"
+            ));
+            return Err(PageError::new(e, &session));
+        }
+    };
+    let r = app
+        .admin
+        .resume_rule(&f.rule, held)
+        .await
+        .map_err(|e| PageError::new(e, &session))?;
+    let (released, dropped) = (r.released.to_string(), r.dropped.to_string());
+    Ok(redirect(&format!(
+        "/ui/rules?{}",
+        query(&[
+            ("resumed", &r.rule.rule),
+            ("released", &released),
+            ("dropped", &dropped)
+        ])
+    )))
+}
+
+fn query(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
