@@ -5,9 +5,9 @@
 
 use crate::mapping::SharedMappings;
 use crate::store::launches::LaunchState;
-use std::collections::BTreeMap;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -25,6 +25,8 @@ const COUNTERS_AND_GAUGES: &[&str] = &[
     "aap_bridge_up",
     "aap_bridge_database_up",
     "aap_bridge_controller_health",
+    "aap_bridge_rule_paused",
+    "aap_bridge_launches_held_total",
 ];
 const HISTOGRAMS: &[&str] = &[
     "aap_bridge_dispatch_latency_seconds",
@@ -721,6 +723,11 @@ fn prometheus_rules_are_complete_and_use_exported_metrics() {
         "histogram_quantile"
     ));
     assert!(covered("aap_bridge_controller_token_age_seconds", ""));
+    assert!(covered("aap_bridge_rule_paused", "rule"), "a paused rule");
+    assert!(
+        covered("aap_bridge_launches_held_total", "rule"),
+        "held launches"
+    );
 }
 
 #[test]

@@ -168,7 +168,12 @@ impl Admin {
 
     /// A rule that is loaded, or that the database knows.
     async fn check_known(&self, name: &str) -> Result<()> {
-        let loaded = self.mappings.current().rule_names().iter().any(|n| n == name);
+        let loaded = self
+            .mappings
+            .current()
+            .rule_names()
+            .iter()
+            .any(|n| n == name);
         if loaded || pauses::known(&self.pool, name).await? {
             Ok(())
         } else {

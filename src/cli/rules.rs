@@ -160,6 +160,9 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("RULE  STATE"), "{t}");
         assert!(lines[1].contains("paused"), "{t}");
-        assert!(lines[1].contains("auto  2/2       3     2 jobs in a row"), "{t}");
+        assert!(
+            lines[1].contains("auto  2/2       3     2 jobs in a row"),
+            "{t}"
+        );
     }
 }

@@ -216,7 +216,11 @@ fn on_ignored_fields_is_warn_or_fail() {
 
 #[test]
 fn pause_after_failures_is_at_least_one() {
-    one_error(&format!("{HEAD}    pause_after_failures: 0\n"), 6, "at least 1");
+    one_error(
+        &format!("{HEAD}    pause_after_failures: 0\n"),
+        6,
+        "at least 1",
+    );
     one_error(&format!("{HEAD}    pause_after_failures: -2\n"), 6, "");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rules.yaml");

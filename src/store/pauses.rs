@@ -35,7 +35,12 @@ impl Pause {
             PausedBy::Auto => "paused automatically",
             PausedBy::Operator => "paused by an operator",
         };
-        match self.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        match self
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
             Some(r) => format!("{who}: {r}"),
             None => who.to_string(),
         }

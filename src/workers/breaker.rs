@@ -116,10 +116,12 @@ pub async fn owner_check(
     if hold_unsent(ctx, row, f).await? {
         return Ok(Check::Held);
     }
-    Ok(match attempts::confirm_send(&ctx.pool, f, lease_secs).await? {
-        true => Check::Send,
-        false => Check::Lost,
-    })
+    Ok(
+        match attempts::confirm_send(&ctx.pool, f, lease_secs).await? {
+            true => Check::Send,
+            false => Check::Lost,
+        },
+    )
 }
 
 /// The owner check refused a claimed launch. If its rule is paused, the launch is held (never

@@ -4,11 +4,11 @@
 use super::{breaker, refusal, Context};
 use crate::config::SourceKind;
 use crate::mapping::{Decision, EventView, OnIgnored, Planned, TemplateRef};
-use crate::store::pauses::{self, Pause};
 use crate::store::dispatch;
 use crate::store::events::EventState;
 use crate::store::launch_policy;
 use crate::store::launches::{self, LaunchState};
+use crate::store::pauses::{self, Pause};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;

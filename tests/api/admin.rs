@@ -22,6 +22,13 @@ fn protected_routes() -> Vec<(&'static str, String, Option<Value>)> {
             "/simulate".into(),
             Some(json!({"source": "snow", "body": {}})),
         ),
+        ("GET", "/rules".into(), None),
+        ("POST", "/rules/snow-remediation/pause".into(), None),
+        (
+            "POST",
+            "/rules/snow-remediation/resume".into(),
+            Some(json!({"held": "release"})),
+        ),
     ]
 }
 
@@ -529,6 +536,9 @@ async fn openapi_lists_every_admin_path(pool: PgPool) {
         "/api/v1/callbacks",
         "/api/v1/callbacks/{id}/retry",
         "/api/v1/simulate",
+        "/api/v1/rules",
+        "/api/v1/rules/{name}/pause",
+        "/api/v1/rules/{name}/resume",
         "/api/v1/openapi.json",
         "/hooks/{source}",
         "/healthz",
@@ -583,6 +593,9 @@ async fn openapi_documents_every_route_and_only_real_ones(pool: PgPool) {
         ("GET", "/api/v1/callbacks"),
         ("POST", "/api/v1/callbacks/{id}/retry"),
         ("POST", "/api/v1/simulate"),
+        ("GET", "/api/v1/rules"),
+        ("POST", "/api/v1/rules/{name}/pause"),
+        ("POST", "/api/v1/rules/{name}/resume"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -633,7 +646,11 @@ async fn openapi_documents_every_route_and_only_real_ones(pool: PgPool) {
 
 // The commands, through the binary.
 
-async fn run_cli(args: &[&str], config: &str, database: Option<&str>) -> std::process::Output {
+pub(crate) async fn run_cli(
+    args: &[&str],
+    config: &str,
+    database: Option<&str>,
+) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bridge.yaml");
     std::fs::write(&path, config).unwrap();
@@ -649,7 +666,7 @@ async fn run_cli(args: &[&str], config: &str, database: Option<&str>) -> std::pr
 }
 
 /// The URL of the test's own database.
-fn database_url(pool: &PgPool) -> String {
+pub(crate) fn database_url(pool: &PgPool) -> String {
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL (see .cargo/config.toml)");
     let db = pool.connect_options().get_database().unwrap().to_string();
     let (server, _) = base.rsplit_once('/').unwrap();
@@ -657,7 +674,7 @@ fn database_url(pool: &PgPool) -> String {
     format!("{server}/{db}{}", query.unwrap_or_default())
 }
 
-fn stdout(out: &std::process::Output) -> String {
+pub(crate) fn stdout(out: &std::process::Output) -> String {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),

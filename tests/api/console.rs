@@ -21,6 +21,8 @@ fn forms(id: &str) -> Vec<String> {
         format!("/ui/events/{id}/replay"),
         format!("/ui/callbacks/{id}/retry"),
         "/ui/simulate".into(),
+        "/ui/rules/pause".into(),
+        "/ui/rules/resume".into(),
         "/ui/logout".into(),
     ]
 }

@@ -2,6 +2,7 @@
 mod support;
 
 mod admin;
+mod breaker;
 mod cli;
 mod console;
 mod console_browser;

@@ -88,7 +88,9 @@ pub async fn pause(
     bytes: Bytes,
 ) -> Result<Json<RuleState>, ApiError> {
     let req: PauseRequest = body(&bytes, Some(PauseRequest::default()), "{\"reason\": …}")?;
-    Ok(Json(app.admin.pause_rule(&name, req.reason.as_deref()).await?))
+    Ok(Json(
+        app.admin.pause_rule(&name, req.reason.as_deref()).await?,
+    ))
 }
 
 /// Lifts the pause and resets the failure count. `release` puts held launches back to

@@ -60,7 +60,10 @@ pub async fn pause(
         .pause_rule(&f.rule, Some(&f.reason))
         .await
         .map_err(|e| PageError::new(e, &session))?;
-    Ok(redirect(&format!("/ui/rules?{}", query(&[("paused", &r.rule)]))))
+    Ok(redirect(&format!(
+        "/ui/rules?{}",
+        query(&[("paused", &r.rule)])
+    )))
 }
 
 #[derive(Deserialize)]
@@ -80,9 +83,8 @@ pub async fn resume(
         "release" => Held::Release,
         "drop" => Held::Drop,
         other => {
-            let e = admin::Error::Invalid(format!(
-                "`held` must be `release` or `drop`, got `{other}`"
-            ));
+            let e =
+                admin::Error::Invalid(format!("`held` must be `release` or `drop`, got `{other}`"));
             return Err(PageError::new(e, &session));
         }
     };
