@@ -22,6 +22,8 @@ pub struct Overview {
     /// Age of the stored controller token (managed token modes), in seconds.
     pub token_age_secs: Option<f64>,
     pub rules: usize,
+    /// Rules paused now (their launches are held).
+    pub paused: Vec<super::RuleState>,
     pub last_reload: Option<ReloadStatus>,
     pub failed_events: Vec<EventSummary>,
     pub failed_launches: Vec<LaunchBrief>,
@@ -77,6 +79,12 @@ impl Admin {
             controller: self.controller_view(),
             token_age_secs: store::token_age_secs(pool).await?,
             rules: mappings.len(),
+            paused: self
+                .rule_states()
+                .await?
+                .into_iter()
+                .filter(|r| r.paused)
+                .collect(),
             last_reload: self.mappings.last_reload(),
             failed_events: store::failed_events(pool, LATEST).await?,
             failed_launches: store::failed_launches(pool, LATEST).await?,

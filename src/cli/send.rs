@@ -296,6 +296,10 @@ fn launch_lines(l: &Value) -> String {
             "coalesced into launch {}: nothing new launched",
             s_or(&l["coalesced_into"])
         ),
+        "held" => format!(
+            "held: rule {} is paused, nothing was sent (see `aap-bridge rules list`)",
+            s_or(&l["rule"])
+        ),
         _ => match (&l["job_id"], l["job_url"].as_str()) {
             (Value::Number(job), Some(link)) => format!(
                 "{state}: job {job} ({}) {link}",

@@ -412,6 +412,7 @@ async fn the_rules_page_shows_the_pause_and_its_forms_need_the_csrf_token(pool: 
     assert!(!page.body.contains("<b>freeze"), "the reason is escaped");
     page.assert_has("value=\"release\"");
     page.assert_has("value=\"drop\"");
+    c.get("/ui/").await.assert_has("s-paused");
 
     // A held launch shows on its event's page.
     let event = deliver(&p, "ui-1").await;
