@@ -108,6 +108,18 @@ async fn drive(pool: PgPool, driver: &str) {
     b.goto(&format!("{base}/ui/rules")).await;
     b.wait_for("/ui/rules", "snow-remediation").await;
     b.screenshot(&shot("rules")).await;
+    // Pause the first rule (its circuit breaker), then resume it.
+    b.type_into(
+        "form[action='/ui/rules/pause'] input[name=reason]",
+        "change freeze",
+    )
+    .await;
+    b.click("form[action='/ui/rules/pause'] button").await;
+    b.wait_for("", "is paused on every replica").await;
+    b.screenshot(&shot("rules-paused")).await;
+    b.click("form[action='/ui/rules/resume'] button[value=release]")
+        .await;
+    b.wait_for("", "is resumed").await;
 
     b.goto(&format!("{base}/ui/simulate")).await;
     b.wait_for("/ui/simulate", "Simulate</button>").await;
