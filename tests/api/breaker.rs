@@ -1,10 +1,9 @@
 //! The circuit breaker per rule: a rule pauses itself after `pause_after_failures` jobs in a
 //! row fail; a paused rule's events are held (no POST), each ticket told once; resume releases
 //! (one job each) or drops (ticket told); a pause by hand holds on every replica; a success
-//! resets the count; the console's Rules page and its CSRF-checked forms.
+//! resets the count. The console's side is in `breaker_console.rs`.
 
 use crate::admin::{database_url, run_cli, stdout};
-use crate::support::console::Console;
 use crate::support::pipeline::{jobs_per_launch, wait_for, wait_quiescent, Options, Pipeline};
 use crate::support::Sender;
 use aap_bridge::workers::Hooks;
@@ -25,7 +24,7 @@ fn rules(name: &str, extra: &str) -> &'static str {
 }
 
 /// The pipeline with jobs that run until a test sets their status.
-async fn start(pool: &PgPool, name: &str, extra: &str) -> Pipeline {
+pub(crate) async fn start(pool: &PgPool, name: &str, extra: &str) -> Pipeline {
     let opts = Options {
         rules: rules(name, extra),
         job_duration: Duration::from_secs(3600),
@@ -34,13 +33,13 @@ async fn start(pool: &PgPool, name: &str, extra: &str) -> Pipeline {
     Pipeline::start(pool.clone(), opts).await
 }
 
-async fn deliver(p: &Pipeline, delivery: &str) -> String {
+pub(crate) async fn deliver(p: &Pipeline, delivery: &str) -> String {
     let body = p.deliver(Sender::ServiceNow, delivery).await;
     body["event_id"].as_str().unwrap().to_string()
 }
 
 /// The state and job of the event's launch, once it has one.
-async fn launch_of(pool: &PgPool, event: &str) -> Option<(String, Option<i64>)> {
+pub(crate) async fn launch_of(pool: &PgPool, event: &str) -> Option<(String, Option<i64>)> {
     sqlx::query_as("SELECT state, job_id FROM launches WHERE event_id = $1::uuid")
         .bind(event)
         .fetch_optional(pool)
@@ -77,7 +76,7 @@ async fn job_ends(p: &Pipeline, delivery: &str, status: &str) {
 }
 
 /// The rule as `GET /api/v1/rules` shows it.
-async fn rule_state(p: &Pipeline, name: &str) -> Value {
+pub(crate) async fn rule_state(p: &Pipeline, name: &str) -> Value {
     let (status, body) = p.app.admin("GET", "/rules", None).await;
     assert_eq!(status, 200, "{body}");
     body["rules"]
@@ -373,69 +372,4 @@ async fn a_successful_job_resets_the_count(pool: PgPool) {
     })
     .await;
     assert_eq!(count(&pool, "held").await, 0);
-}
-
-#[sqlx::test]
-async fn the_rules_page_shows_the_pause_and_its_forms_need_the_csrf_token(pool: PgPool) {
-    let name = "console-rule";
-    let p = start(&pool, name, "    pause_after_failures: 3\n").await;
-    let c = Console::logged_in(&p.app.base).await;
-    let page = c.get("/ui/rules").await;
-    page.assert_has("s-active");
-    page.assert_has("pauses at 3");
-    page.assert_has("action=\"/ui/rules/pause\"");
-
-    for csrf in [None, Some("wrong")] {
-        let mut form = vec![("rule", name), ("reason", "x")];
-        form.extend(csrf.map(|t| ("csrf", t)));
-        assert_eq!(c.post("/ui/rules/pause", &form).await.status, 403);
-    }
-    assert_eq!(
-        rule_state(&p, name).await["paused"],
-        false,
-        "nothing paused"
-    );
-
-    let done = c
-        .submit(
-            "/ui/rules",
-            "/ui/rules/pause",
-            &[("rule", name), ("reason", "<b>freeze</b>")],
-        )
-        .await;
-    assert_eq!(done.status, 303, "{}", done.body);
-    let to = done.location.unwrap();
-    let page = c.get(&to).await;
-    page.assert_has("is paused on every replica");
-    page.assert_has("s-paused");
-    page.assert_has("&lt;b&gt;freeze&lt;");
-    assert!(!page.body.contains("<b>freeze"), "the reason is escaped");
-    page.assert_has("value=\"release\"");
-    page.assert_has("value=\"drop\"");
-    c.get("/ui/").await.assert_has("s-paused");
-
-    // A held launch shows on its event's page.
-    let event = deliver(&p, "ui-1").await;
-    wait_for("the held launch", 15, || async {
-        let state = launch_of(&pool, &event).await.map(|l| l.0);
-        (state.as_deref() == Some("held")).then_some(())
-    })
-    .await;
-    let page = c.get(&format!("/ui/events/{event}")).await;
-    page.assert_has("is <span class=\"state s-held\">held</span>");
-    page.assert_has("held: rule console-rule is paused");
-
-    let form = [("rule", name), ("held", "release")];
-    assert_eq!(c.post("/ui/rules/resume", &form).await.status, 403);
-    assert_eq!(rule_state(&p, name).await["paused"], true, "still paused");
-    let done = c.submit("/ui/rules", "/ui/rules/resume", &form).await;
-    assert_eq!(done.status, 303, "{}", done.body);
-    let page = c.get(&done.location.unwrap()).await;
-    page.assert_has("1 held launch(es) released, 0 dropped");
-    wait_for("the released launch", 15, || async {
-        let state = launch_of(&pool, &event).await.map(|l| l.0);
-        (state.as_deref() == Some("launched")).then_some(())
-    })
-    .await;
-    assert_eq!(rule_state(&p, name).await["paused"], false);
 }

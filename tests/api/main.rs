@@ -3,6 +3,7 @@ mod support;
 
 mod admin;
 mod breaker;
+mod breaker_console;
 mod cli;
 mod console;
 mod console_browser;
