@@ -1,6 +1,7 @@
 //! Settings: built-in defaults < YAML file < `AAP_BRIDGE__SECTION__KEY` environment variables.
 
 mod admin;
+mod catch_up;
 mod controller;
 mod expand;
 mod reply;
@@ -9,6 +10,10 @@ mod strength;
 mod workers;
 
 pub use admin::AdminSettings;
+pub use catch_up::{
+    CatchUpPlan, CatchUpSettings, GithubPlan, Hook, HookSetting, Pace, ServiceNowPlan, SnAuth,
+    Versions,
+};
 pub use controller::{AuthSettings, ControllerSettings, FlavourSetting, RetrySettings};
 pub use expand::{expand_env, expand_tree, resolve_files};
 pub use reply::ReplySettings;

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod attempts;
+pub mod catch_up;
 pub mod callbacks;
 pub mod dispatch;
 pub mod events;
