@@ -3,6 +3,7 @@
 //! only turns its input into these calls and the answers into its own format.
 
 mod callbacks;
+mod catch_up;
 mod events;
 mod overview;
 pub mod query;
@@ -55,6 +56,8 @@ pub struct Admin {
     mappings: SharedMappings,
     controller: Option<Arc<Controller>>,
     health: Option<Arc<ControllerHealth>>,
+    /// None where catch-up passes cannot run (the read-only commands).
+    catch_up: Option<Arc<crate::catch_up::CatchUp>>,
 }
 
 impl Admin {
@@ -71,7 +74,14 @@ impl Admin {
             mappings,
             controller,
             health,
+            catch_up: None,
         }
+    }
+
+    /// With the catch-up passes of the sources that have `catch_up:`.
+    pub fn with_catch_up(mut self, catch_up: Arc<crate::catch_up::CatchUp>) -> Self {
+        self.catch_up = Some(catch_up);
+        self
     }
 
     /// For the commands that only read and repair rows (`events`, `replay`).

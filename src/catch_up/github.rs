@@ -131,7 +131,9 @@ impl Github {
                     summary.stop(why);
                     return Ok(false);
                 }
-                Err(Stop::Failed(why)) => return Err(format!("{scope}: listing deliveries: {why}")),
+                Err(Stop::Failed(why)) => {
+                    return Err(format!("{scope}: listing deliveries: {why}"))
+                }
             };
             summary.pages += 1;
             let past = page.iter().any(|d| d.delivered_at < floor);
@@ -147,7 +149,9 @@ impl Github {
         }
         summary.examined += items.len() as u32;
         let newest = items.iter().map(|d| d.delivered_at).max();
-        let (complete, go_on) = self.redeliver_missing(pool, source, hook, &items, summary).await?;
+        let (complete, go_on) = self
+            .redeliver_missing(pool, source, hook, &items, summary)
+            .await?;
         if let (true, Some(newest)) = (complete, newest) {
             store::advance(pool, source, &scope, newest)
                 .await
@@ -195,7 +199,10 @@ impl Github {
             .filter(|(g, _)| !asked.contains(&id_of(g)))
             .map(|(g, attempts)| {
                 // Redeliver the original, which GitHub keeps longest.
-                let pick = attempts.iter().find(|d| !d.redelivery).unwrap_or(&attempts[0]);
+                let pick = attempts
+                    .iter()
+                    .find(|d| !d.redelivery)
+                    .unwrap_or(&attempts[0]);
                 (*g, *pick)
             })
             .collect();
@@ -220,7 +227,9 @@ impl Github {
             metrics::counter!("aap_bridge_catch_up_missing_total", "source" => source.to_string())
                 .increment(1);
             let (result, keep, stop) = match self.ask(hook, d.id).await {
-                Ok((Asked::Requested, headers)) => ("requested".to_string(), true, rate_low(&headers)),
+                Ok((Asked::Requested, headers)) => {
+                    ("requested".to_string(), true, rate_low(&headers))
+                }
                 Ok((Asked::TooOld, _)) => ("too_old".to_string(), true, None),
                 Ok((Asked::Gone, _)) => ("not_found".to_string(), true, None),
                 Err(Stop::RateLimited(why)) => ("rate_limited".to_string(), false, Some(why)),
@@ -337,7 +346,10 @@ fn rate_low(headers: &HeaderMap) -> Option<String> {
     }
     let reset = num("x-ratelimit-reset")
         .and_then(|t| DateTime::from_timestamp(t, 0))
-        .map_or_else(|| "later".to_string(), |t| t.format("%H:%M:%S UTC").to_string());
+        .map_or_else(
+            || "later".to_string(),
+            |t| t.format("%H:%M:%S UTC").to_string(),
+        );
     Some(format!(
         "GitHub rate limit: {remaining} request(s) left until {reset} (the bridge keeps \
          {RATE_RESERVE} for post-backs); the next pass continues"
@@ -360,11 +372,20 @@ async fn refusal(resp: reqwest::Response) -> Stop {
     let text = String::from_utf8_lossy(&body);
     let message = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| text.chars().take(200).collect());
     let reason = format!("HTTP {status}: {message}");
-    if limited || status == 429 || (status == 403 && message.to_ascii_lowercase().contains("rate limit")) {
-        return Stop::RateLimited(rate_low(&headers).unwrap_or(format!("GitHub rate limit: {reason}")));
+    if limited
+        || status == 429
+        || (status == 403 && message.to_ascii_lowercase().contains("rate limit"))
+    {
+        return Stop::RateLimited(
+            rate_low(&headers).unwrap_or(format!("GitHub rate limit: {reason}")),
+        );
     }
     Stop::Failed(reason)
 }
@@ -377,7 +398,12 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
         let next = params
             .split(';')
             .any(|p| p.trim().replace(' ', "") == "rel=\"next\"");
-        next.then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        next.then(|| {
+            url.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
     })
 }
 

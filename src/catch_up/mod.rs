@@ -75,10 +75,9 @@ impl CatchUp {
             };
             let runner = match plan {
                 CatchUpPlan::Github(g) => Runner::Github(github::Github::new(g)?),
-                CatchUpPlan::Servicenow(p) => Runner::Servicenow(servicenow::ServiceNow::new(
-                    p,
-                    sources[name].clone(),
-                )?),
+                CatchUpPlan::Servicenow(p) => {
+                    Runner::Servicenow(servicenow::ServiceNow::new(p, sources[name].clone())?)
+                }
             };
             runners.insert(name.clone(), (runner, every));
         }
@@ -218,10 +217,7 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
         _ => None,
     };
     if let (Ok(n), Some(secs)) = (n.parse::<i64>(), secs) {
-        if let Some(d) = n
-            .checked_mul(secs)
-            .and_then(chrono::Duration::try_seconds)
-        {
+        if let Some(d) = n.checked_mul(secs).and_then(chrono::Duration::try_seconds) {
             return Ok(now - d);
         }
     }
@@ -243,7 +239,10 @@ mod tests {
         assert_eq!(at("2h").unwrap(), "2026-11-29T10:00:00+00:00");
         assert_eq!(at("90s").unwrap(), "2026-11-29T11:58:30+00:00");
         assert_eq!(at("3d").unwrap(), "2026-11-26T12:00:00+00:00");
-        assert_eq!(at("2026-11-28T08:00:00Z").unwrap(), "2026-11-28T08:00:00+00:00");
+        assert_eq!(
+            at("2026-11-28T08:00:00Z").unwrap(),
+            "2026-11-28T08:00:00+00:00"
+        );
         for bad in ["yesterday", "2x", "", "h"] {
             assert!(at(bad).unwrap_err().contains("duration"), "{bad}");
         }

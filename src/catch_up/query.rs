@@ -48,7 +48,13 @@ const OPERATORS: &[&str] = &[
     ">",
     "<",
 ];
-const NO_VALUE: &[&str] = &["ISEMPTY", "ISNOTEMPTY", "ANYTHING", "EMPTYSTRING", "VALCHANGES"];
+const NO_VALUE: &[&str] = &[
+    "ISEMPTY",
+    "ISNOTEMPTY",
+    "ANYTHING",
+    "EMPTYSTRING",
+    "VALCHANGES",
+];
 
 /// A ServiceNow field name (`category`, `cmdb_ci.name`).
 pub fn field_name(f: &str) -> bool {
@@ -96,7 +102,9 @@ pub fn validate(query: &str) -> Result<(), String> {
             continue; // the end marker of a copied filter
         }
         if part.starts_with("NQ") {
-            return Err("`^NQ` starts a new query, which the bridge's time bound would not cover".into());
+            return Err(
+                "`^NQ` starts a new query, which the bridge's time bound would not cover".into(),
+            );
         }
         if part.starts_with("ORDERBY") || part.starts_with("GROUPBY") {
             return Err("the bridge orders by sys_updated_on itself; remove ORDERBY".into());
@@ -119,8 +127,8 @@ pub fn equalities(query: &str) -> Vec<(String, String)> {
     let parts: Vec<&str> = query.split('^').collect();
     let mut out = Vec::new();
     for (i, part) in parts.iter().enumerate() {
-        let ored = part.starts_with("OR")
-            || parts.get(i + 1).is_some_and(|next| next.starts_with("OR"));
+        let ored =
+            part.starts_with("OR") || parts.get(i + 1).is_some_and(|next| next.starts_with("OR"));
         if ored {
             continue;
         }

@@ -144,7 +144,12 @@ impl ServiceNow {
     }
 
     /// The records updated at or after `from`, in time order, skipping `skip` of them.
-    async fn page(&self, from: NaiveDateTime, limit: u32, skip: u32) -> Result<Vec<Record>, String> {
+    async fn page(
+        &self,
+        from: NaiveDateTime,
+        limit: u32,
+        skip: u32,
+    ) -> Result<Vec<Record>, String> {
         let mut query = format!("sys_updated_on>={}", from.format(TIME_FORMAT));
         if let Some(q) = &self.plan.query {
             query.push('^');
@@ -152,7 +157,10 @@ impl ServiceNow {
         }
         // Without ORDERBY the Table API returns rows in no particular order.
         query.push_str("^ORDERBYsys_updated_on^ORDERBYsys_id");
-        let url = format!("{}/api/now/table/{}", self.plan.instance_url, self.plan.table);
+        let url = format!(
+            "{}/api/now/table/{}",
+            self.plan.instance_url, self.plan.table
+        );
         let mut params = vec![
             ("sysparm_query", query),
             ("sysparm_limit", limit.to_string()),
@@ -229,7 +237,10 @@ impl ServiceNow {
         };
         let mut events = Vec::new();
         for r in records {
-            let by = r.get("sys_updated_by").and_then(Value::as_str).unwrap_or("");
+            let by = r
+                .get("sys_updated_by")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if self.plan.skip_updated_by.iter().any(|u| u == by) {
                 summary.skipped += 1;
                 count("skipped", 1);
@@ -237,16 +248,21 @@ impl ServiceNow {
             }
             events.push(self.event(r)?);
         }
-        let sys_ids: Vec<String> = events.iter().filter_map(|e| e.ticket.sys_id.clone()).collect();
+        let sys_ids: Vec<String> = events
+            .iter()
+            .filter_map(|e| e.ticket.sys_id.clone())
+            .collect();
         let known = store::known_records(pool, name, &sys_ids)
             .await
             .map_err(db)?;
         let mut fresh: Vec<(Uuid, &Event)> = Vec::new();
         for e in &events {
-            let same_key = known.iter().any(|k| k.dedupe_key.as_deref() == Some(&e.dedupe_key));
-            let same_category = known
+            let same_key = known
                 .iter()
-                .any(|k| k.sys_id == e.ticket.sys_id.as_deref().unwrap_or("") && k.category == e.category);
+                .any(|k| k.dedupe_key.as_deref() == Some(&e.dedupe_key));
+            let same_category = known.iter().any(|k| {
+                k.sys_id == e.ticket.sys_id.as_deref().unwrap_or("") && k.category == e.category
+            });
             if same_key {
                 summary.duplicates += 1;
                 count("duplicate", 1);
@@ -286,7 +302,8 @@ impl ServiceNow {
         };
         r.entry("table")
             .or_insert_with(|| Value::from(self.plan.table.clone()));
-        r.entry("operation").or_insert_with(|| Value::from(operation));
+        r.entry("operation")
+            .or_insert_with(|| Value::from(operation));
         let body = serde_json::to_vec(&Value::Object(r)).map_err(|e| e.to_string())?;
         let mut event = self
             .source
@@ -299,7 +316,10 @@ impl ServiceNow {
 
 /// `sys_updated_on` as the Table API gives it (UTC, `2026-11-22 10:00:00`).
 fn updated_on(r: &Record) -> Result<NaiveDateTime, String> {
-    let text = r.get("sys_updated_on").and_then(Value::as_str).unwrap_or("");
+    let text = r
+        .get("sys_updated_on")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     NaiveDateTime::parse_from_str(text, TIME_FORMAT).map_err(|_| {
         format!(
             "record {} has no readable sys_updated_on (`{text}`)",

@@ -181,11 +181,17 @@ impl CatchUpSettings {
         only("fields", self.fields.is_some(), Servicenow)?;
         only("lookback_secs", self.lookback_secs.is_some(), Servicenow)?;
         only("versions", self.versions != Versions::default(), Servicenow)?;
-        only("skip_updated_by", self.skip_updated_by.is_some(), Servicenow)?;
+        only(
+            "skip_updated_by",
+            self.skip_updated_by.is_some(),
+            Servicenow,
+        )?;
         only("username", self.username.is_some(), Servicenow)?;
         only("password", self.password.is_some(), Servicenow)?;
         if self.interval_secs == 0 || self.max_per_run == Some(0) {
-            return Err("catch_up.interval_secs and catch_up.max_per_run must be at least 1".into());
+            return Err(
+                "catch_up.interval_secs and catch_up.max_per_run must be at least 1".into(),
+            );
         }
         let timeout_secs = self
             .timeout_secs
@@ -267,7 +273,10 @@ impl CatchUpSettings {
             crate::catch_up::query::validate(q).map_err(|e| format!("catch_up.query: {e}"))?;
         }
         if let Some(fields) = &self.fields {
-            if let Some(bad) = fields.iter().find(|f| !crate::catch_up::query::field_name(f)) {
+            if let Some(bad) = fields
+                .iter()
+                .find(|f| !crate::catch_up::query::field_name(f))
+            {
                 return Err(format!("catch_up.fields: `{bad}` is not a field name"));
             }
         }
@@ -321,9 +330,11 @@ fn sn_auth(
 
 fn hooks(list: &[HookSetting]) -> Result<Vec<Hook>, String> {
     if list.is_empty() {
-        return Err("catch_up.hooks must name at least one webhook ({repo: owner/name, id: 123} \
+        return Err(
+            "catch_up.hooks must name at least one webhook ({repo: owner/name, id: 123} \
                     or {org: name, id: 456})"
-            .into());
+                .into(),
+        );
     }
     let part = |p: &str| {
         !p.is_empty()
@@ -340,7 +351,11 @@ fn hooks(list: &[HookSetting]) -> Result<Vec<Hook>, String> {
                     repo: repo.clone(),
                     id: h.id,
                 },
-                _ => return Err(format!("catch_up.hooks[{i}].repo `{repo}` is not owner/name")),
+                _ => {
+                    return Err(format!(
+                        "catch_up.hooks[{i}].repo `{repo}` is not owner/name"
+                    ))
+                }
             },
             (None, Some(org)) if part(org) => Hook::Org {
                 org: org.clone(),
@@ -356,9 +371,7 @@ fn hooks(list: &[HookSetting]) -> Result<Vec<Hook>, String> {
             }
         };
         if h.id == 0 || out.iter().any(|o| o.id() == h.id) {
-            return Err(format!(
-                "catch_up.hooks[{i}].id must be a webhook id, once"
-            ));
+            return Err(format!("catch_up.hooks[{i}].id must be a webhook id, once"));
         }
         out.push(hook);
     }
@@ -420,19 +433,79 @@ mod tests {
     #[test]
     fn bad_blocks_name_the_key() {
         for (kind, yaml, reply, needle) in [
-            (SourceKind::Github, "hooks: [{repo: acme/ops, id: 1}]\n", None, "token"),
+            (
+                SourceKind::Github,
+                "hooks: [{repo: acme/ops, id: 1}]\n",
+                None,
+                "token",
+            ),
             (SourceKind::Github, "token: t\n", None, "hooks"),
-            (SourceKind::Github, "token: t\nhooks: [{repo: acme, id: 1}]\n", None, "owner/name"),
-            (SourceKind::Github, "token: t\nhooks: [{repo: a/b, org: c, id: 1}]\n", None, "exactly one"),
-            (SourceKind::Github, "token: t\nhooks: [{org: c, id: 1}]\napi_url: http://x\n", None, "http://"),
-            (SourceKind::Github, "token: t\nhooks: [{org: c, id: 1}]\ntable: incident\n", None, "servicenow only"),
-            (SourceKind::Github, "token: t\nhooks: [{org: c, id: 1}]\ninterval_secs: 0\n", None, "at least 1"),
-            (SourceKind::Pagerduty, "token: t\n", None, "PagerDuty retries"),
-            (SourceKind::Servicenow, "table: incident\ntoken: t\n", None, "instance_url"),
-            (SourceKind::Servicenow, "instance_url: https://x\ntoken: t\n", None, "table"),
-            (SourceKind::Servicenow, "instance_url: https://x\ntable: incident\n", None, "username"),
-            (SourceKind::Servicenow, "instance_url: https://x\ntable: incident\ntoken: t\nquery: \"a=1^^b=2\"\n", None, "empty"),
-            (SourceKind::Servicenow, "instance_url: https://x\ntable: incident\ntoken: t\nhooks: [{org: c, id: 1}]\n", None, "github only"),
+            (
+                SourceKind::Github,
+                "token: t\nhooks: [{repo: acme, id: 1}]\n",
+                None,
+                "owner/name",
+            ),
+            (
+                SourceKind::Github,
+                "token: t\nhooks: [{repo: a/b, org: c, id: 1}]\n",
+                None,
+                "exactly one",
+            ),
+            (
+                SourceKind::Github,
+                "token: t\nhooks: [{org: c, id: 1}]\napi_url: http://x\n",
+                None,
+                "http://",
+            ),
+            (
+                SourceKind::Github,
+                "token: t\nhooks: [{org: c, id: 1}]\ntable: incident\n",
+                None,
+                "servicenow only",
+            ),
+            (
+                SourceKind::Github,
+                "token: t\nhooks: [{org: c, id: 1}]\ninterval_secs: 0\n",
+                None,
+                "at least 1",
+            ),
+            (
+                SourceKind::Pagerduty,
+                "token: t\n",
+                None,
+                "PagerDuty retries",
+            ),
+            (
+                SourceKind::Servicenow,
+                "table: incident\ntoken: t\n",
+                None,
+                "instance_url",
+            ),
+            (
+                SourceKind::Servicenow,
+                "instance_url: https://x\ntoken: t\n",
+                None,
+                "table",
+            ),
+            (
+                SourceKind::Servicenow,
+                "instance_url: https://x\ntable: incident\n",
+                None,
+                "username",
+            ),
+            (
+                SourceKind::Servicenow,
+                "instance_url: https://x\ntable: incident\ntoken: t\nquery: \"a=1^^b=2\"\n",
+                None,
+                "empty",
+            ),
+            (
+                SourceKind::Servicenow,
+                "instance_url: https://x\ntable: incident\ntoken: t\nhooks: [{org: c, id: 1}]\n",
+                None,
+                "github only",
+            ),
         ] {
             let e = plan(kind, yaml, reply).unwrap_err();
             assert!(e.contains(needle), "{yaml}: {e}");
@@ -443,7 +516,9 @@ mod tests {
     fn servicenow_takes_url_and_user_from_reply() {
         let reply = "api_url: https://acme.service-now.com\nusername: svc\npassword: p\n";
         let p = plan(SourceKind::Servicenow, "table: incident\n", Some(reply)).unwrap();
-        let CatchUpPlan::Servicenow(s) = p else { panic!() };
+        let CatchUpPlan::Servicenow(s) = p else {
+            panic!()
+        };
         assert_eq!(s.instance_url, "https://acme.service-now.com");
         assert!(matches!(s.auth, SnAuth::Basic { ref username, .. } if username == "svc"));
         assert_eq!(s.skip_updated_by, ["svc"]);

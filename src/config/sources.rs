@@ -133,11 +133,13 @@ impl SourceSettings {
         if signed_delivery {
             // A caught-up record has no delivery header: it and the business rule's delivery of
             // the same record version would be two events.
-            return Some(Err("catch_up needs the record's identity as the dedupe key, but \
+            return Some(Err(
+                "catch_up needs the record's identity as the dedupe key, but \
                  signature_scheme `{timestamp}.{delivery}.{body}` dedupes on the delivery header; \
                  use `{timestamp}.{body}` and send sys_id, sys_updated_on and sys_mod_count \
                  (docs/senders.md)"
-                .into()));
+                    .into(),
+            ));
         }
         Some(c.plan(self.kind, self.reply.as_ref()))
     }

@@ -2,8 +2,8 @@
 
 pub mod admin;
 pub mod attempts;
-pub mod catch_up;
 pub mod callbacks;
+pub mod catch_up;
 pub mod dispatch;
 pub mod events;
 pub mod launch_policy;

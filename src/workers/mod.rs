@@ -1,6 +1,7 @@
 //! Background workers. Each claims rows with `FOR UPDATE SKIP LOCKED`, so any number of replicas
 //! can share one database.
 
+pub mod catch_up;
 mod dispatcher;
 mod down;
 pub mod ignored;
@@ -37,6 +38,8 @@ pub struct Hooks {
     pub crash_after_launch_post: Arc<AtomicBool>,
     /// The next batch a commit writer takes makes it panic, as a bug would.
     pub panic_commit_writer: Arc<AtomicBool>,
+    /// Catch-up passes skip their lock, as if two replicas ran one at the same moment.
+    pub catch_up_without_lock: Arc<AtomicBool>,
 }
 
 /// A background task and the name supervision reports it by.

@@ -5,6 +5,7 @@
 //! configured token the whole API answers 401.
 
 mod callbacks;
+mod catch_up;
 mod events;
 mod simulate;
 
@@ -28,6 +29,7 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(callbacks::list))
         .routes(routes!(callbacks::retry))
         .routes(routes!(simulate::simulate))
+        .routes(routes!(catch_up::run))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     OpenApiRouter::new()
         .routes(routes!(crate::http::openapi::serve))
