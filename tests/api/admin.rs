@@ -22,6 +22,7 @@ fn protected_routes() -> Vec<(&'static str, String, Option<Value>)> {
             "/simulate".into(),
             Some(json!({"source": "snow", "body": {}})),
         ),
+        ("POST", "/catch-up/gh".into(), None),
     ]
 }
 
@@ -529,6 +530,7 @@ async fn openapi_lists_every_admin_path(pool: PgPool) {
         "/api/v1/callbacks",
         "/api/v1/callbacks/{id}/retry",
         "/api/v1/simulate",
+        "/api/v1/catch-up/{source}",
         "/api/v1/openapi.json",
         "/hooks/{source}",
         "/healthz",
@@ -583,6 +585,7 @@ async fn openapi_documents_every_route_and_only_real_ones(pool: PgPool) {
         ("GET", "/api/v1/callbacks"),
         ("POST", "/api/v1/callbacks/{id}/retry"),
         ("POST", "/api/v1/simulate"),
+        ("POST", "/api/v1/catch-up/{source}"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))

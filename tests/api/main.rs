@@ -2,6 +2,8 @@
 mod support;
 
 mod admin;
+mod catch_up;
+mod catch_up_servicenow;
 mod cli;
 mod console;
 mod console_browser;
