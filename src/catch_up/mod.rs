@@ -113,12 +113,17 @@ impl CatchUp {
                 false => RunError::UnknownSource(name),
             }
         })?;
-        let mut lock = self.pool.begin().await?;
-        let locked = self.without_lock.load(Ordering::Relaxed)
-            || crate::store::catch_up::lock(&mut lock, source, wait).await?;
-        if !locked {
-            return Err(RunError::Busy(source.to_string()));
-        }
+        // The lock lives as long as this transaction, on a connection of its own.
+        let lock = match self.without_lock.load(Ordering::Relaxed) {
+            true => None,
+            false => {
+                let mut tx = self.pool.begin().await?;
+                if !crate::store::catch_up::lock(&mut tx, source, wait).await? {
+                    return Err(RunError::Busy(source.to_string()));
+                }
+                Some(tx)
+            }
+        };
         let kind = match runner {
             Runner::Github(_) => "github",
             Runner::Servicenow(_) => "servicenow",
@@ -133,7 +138,9 @@ impl CatchUp {
             summary.error = Some(e);
         }
         // Ends the transaction, which frees the lock.
-        let _ = lock.commit().await;
+        if let Some(tx) = lock {
+            let _ = tx.commit().await;
+        }
         if summary.stored > 0 {
             if let Some(wake) = &self.wake {
                 wake.notify_one();
