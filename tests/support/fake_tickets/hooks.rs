@@ -204,7 +204,7 @@ fn list(h: &mut Hooks, id: u64, req: &Req) -> Resp {
         .clamp(1, 100);
     let hook = &h.hooks[&id];
     let mut log: Vec<&(i64, FakeDelivery)> = hook.log.iter().collect();
-    log.sort_by(|a, b| (b.1.delivered_at, b.0).cmp(&(a.1.delivered_at, a.0)));
+    log.sort_by_key(|d| std::cmp::Reverse((d.1.delivered_at, d.0)));
     let start = match params.get("cursor").and_then(|c| c.strip_prefix("v1_")) {
         Some(c) => match log.iter().position(|(i, _)| i.to_string() == c) {
             Some(p) => p,
