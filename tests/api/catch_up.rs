@@ -2,6 +2,7 @@
 //! once, and arrive signed through `/hooks`; `POST /api/v1/catch-up/{source}` runs a pass.
 //! ServiceNow catch-up and the `catch-up` command are in `catch_up_servicenow.rs`.
 
+use crate::support::console::Console;
 use crate::support::fake_tickets::FakeDelivery;
 use crate::support::pipeline::{wait_for, wait_quiescent, Options, Pipeline, Tuning};
 use crate::support::Sender;
@@ -130,6 +131,14 @@ async fn a_delivery_lost_while_down_is_redelivered_once_and_launched_once(pool: 
     let (_, detail) = p.app.admin("GET", &format!("/events/{id}"), None).await;
     assert_eq!(detail["arrival"], "redelivered");
     assert_eq!(detail["delivery_id"], "1001:lost-1");
+    let console = Console::logged_in(&p.app.base).await;
+    let page = console.get(&format!("/ui/events/{id}")).await;
+    page.assert_has("<th>arrival</th><td>redelivered");
+    page.assert_has("GitHub redelivered it at the bridge's request");
+    console
+        .get("/ui/events")
+        .await
+        .assert_has("<span class=\"tag\">redelivered</span>");
 }
 
 #[sqlx::test]

@@ -2,6 +2,7 @@
 //! API and stored once, with the dedupe key of a business-rule delivery of that record version;
 //! and the `catch-up` command through the binary.
 
+use crate::support::console::Console;
 use crate::support::fake_tickets::FakeTickets;
 use crate::support::pipeline::{
     jobs_per_launch, wait_for, wait_quiescent, Options, Pipeline, Tuning,
@@ -140,6 +141,10 @@ async fn records_missed_while_down_are_ingested_once_and_dispatched(pool: PgPool
     let (_, detail) = p.app.admin("GET", &format!("/events/{id}"), None).await;
     assert_eq!(detail["arrival"], "caught_up");
     assert_eq!(detail["payload"]["table"], "incident");
+    let console = Console::logged_in(&p.app.base).await;
+    let page = console.get(&format!("/ui/events/{id}")).await;
+    page.assert_has("<th>arrival</th><td>caught_up");
+    page.assert_has("read from the ServiceNow Table API by a catch-up pass");
 }
 
 #[sqlx::test]
