@@ -10,6 +10,7 @@
 //! could not store a record twice anyway, because the dedupe key is unique.
 
 mod github;
+mod github_api;
 pub mod query;
 mod servicenow;
 mod summary;

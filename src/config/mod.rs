@@ -7,6 +7,8 @@ mod expand;
 mod reply;
 mod sources;
 mod strength;
+#[cfg(test)]
+mod tests_catch_up;
 mod workers;
 
 pub use admin::AdminSettings;
