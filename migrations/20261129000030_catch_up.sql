@@ -1,9 +1,12 @@
 -- Catch-up (issue 12): how each event arrived, and what the catch-up passes remember.
 
 -- `delivered` by the sender; `redelivered` by GitHub at this bridge's request; `caught_up` from
--- a ServiceNow Table API poll. A constant default adds the column without rewriting the table.
-ALTER TABLE events ADD COLUMN arrival text NOT NULL DEFAULT 'delivered'
-    CHECK (arrival IN ('delivered', 'redelivered', 'caught_up'));
+-- a ServiceNow Table API poll. A constant default adds the column without rewriting the table;
+-- NOT VALID skips a scan under the exclusive lock (every existing row has the default), while
+-- new and updated rows are checked all the same.
+ALTER TABLE events ADD COLUMN arrival text NOT NULL DEFAULT 'delivered';
+ALTER TABLE events ADD CONSTRAINT events_arrival
+    CHECK (arrival IN ('delivered', 'redelivered', 'caught_up')) NOT VALID;
 
 -- ServiceNow catch-up skips a record whose sys_id the bridge already has an event for (with the
 -- same category). Partial: GitHub and PagerDuty inserts pay nothing for it.
