@@ -5,6 +5,7 @@ use crate::startup::{cancel_on_signal, Application};
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod catch_up;
 mod rules;
 mod send;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,10 @@ pub enum Command {
         #[command(subcommand)]
         command: rules::RulesCommand,
     },
+    /// Run one catch-up pass for a source now: ask GitHub to redeliver what the bridge missed,
+    /// or read missed ServiceNow records; print what it did.
+    #[command(name = "catch-up", long_about = catch_up::CATCH_UP_HELP)]
+    CatchUp(catch_up::CatchUpArgs),
     /// Sign a payload as the source's sender would, post it to the running service, and show
     /// what the bridge decided.
     #[command(long_about = send::SEND_HELP)]
@@ -143,6 +148,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => admin::replay(&settings, &args).await,
         Command::Rules { command } => rules::run(&settings, &command).await,
         Command::Send(args) => send::send(&settings, &args).await,
+        Command::CatchUp(args) => catch_up::run(&settings, &args).await,
     }
 }
 

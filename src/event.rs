@@ -32,6 +32,8 @@ pub struct Event {
     pub payload: Value,
     /// Set when the event is authentic but not for us (ping, our own post-back).
     pub ignored: Option<String>,
+    /// Delivered by the sender, unless a catch-up pass brought it.
+    pub arrival: crate::store::events::Arrival,
 }
 
 /// Where to post back. Fields a sender does not have stay empty.

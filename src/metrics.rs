@@ -89,6 +89,23 @@ fn describe() {
         "aap_bridge_launches_held_total",
         "Launches held because their rule was paused, by rule"
     );
+    describe_counter!(
+        "aap_bridge_catch_up_missing_total",
+        "GitHub deliveries a catch-up pass found missing (failed, not stored), by source"
+    );
+    describe_counter!(
+        "aap_bridge_catch_up_redeliveries_total",
+        "GitHub redeliveries requested by source and result (requested, too_old, not_found, \
+         rate_limited, failed)"
+    );
+    describe_counter!(
+        "aap_bridge_catch_up_records_total",
+        "ServiceNow records read by catch-up, by source and result (stored, duplicate, skipped)"
+    );
+    describe_counter!(
+        "aap_bridge_catch_up_passes_total",
+        "Catch-up passes by source and result (ok, partial: stopped early, failed)"
+    );
 }
 
 /// Text exposition of what is in memory.

@@ -122,6 +122,18 @@ impl Application {
             .workers
             .settle_secs(settings.controller.as_ref().map_or(30, |c| c.timeout_secs));
         let panic_writer = hooks.panic_commit_writer.clone();
+        let catch_up = Arc::new(
+            crate::catch_up::CatchUp::new(
+                &settings,
+                pool.clone(),
+                Some(wake_dispatch.clone()),
+                hooks.catch_up_without_lock.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?,
+        );
+        for (name, handle) in workers::catch_up::start(catch_up.clone(), shutdown.child_token()) {
+            tasks.add(name, handle);
+        }
         let admin_controller = controller.clone();
         let admin_notifier = notifier.clone();
         let wakes = crate::admin::Wakes {
@@ -174,7 +186,8 @@ impl Application {
             admin_mappings.clone(),
             admin_controller.zip(settings.controller.is_some().then(|| health.clone())),
         )
-        .with_notifier(admin_notifier, Some(wakes));
+        .with_notifier(admin_notifier, Some(wakes))
+        .with_catch_up(catch_up);
         let state = AppState::new(AppStateData {
             admin,
             dev_mode: settings.dev_mode,

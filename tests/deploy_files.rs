@@ -27,6 +27,10 @@ const COUNTERS_AND_GAUGES: &[&str] = &[
     "aap_bridge_controller_health",
     "aap_bridge_rule_paused",
     "aap_bridge_launches_held_total",
+    "aap_bridge_catch_up_missing_total",
+    "aap_bridge_catch_up_redeliveries_total",
+    "aap_bridge_catch_up_records_total",
+    "aap_bridge_catch_up_passes_total",
 ];
 const HISTOGRAMS: &[&str] = &[
     "aap_bridge_dispatch_latency_seconds",

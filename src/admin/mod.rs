@@ -4,6 +4,7 @@
 
 mod breaker;
 mod callbacks;
+mod catch_up;
 mod events;
 mod overview;
 pub mod query;
@@ -64,6 +65,8 @@ pub struct Admin {
     /// This replica's launcher and notifier, woken after a resume (None in the CLI: the
     /// service's workers find the rows on their next poll).
     wake: Option<Wakes>,
+    /// None where catch-up passes cannot run (the read-only commands).
+    catch_up: Option<Arc<crate::catch_up::CatchUp>>,
 }
 
 /// The worker wake-ups an admin call may need.
@@ -89,7 +92,14 @@ impl Admin {
             health,
             notifier: Arc::new(Notifier::default()),
             wake: None,
+            catch_up: None,
         }
+    }
+
+    /// With the catch-up passes of the sources that have `catch_up:`.
+    pub fn with_catch_up(mut self, catch_up: Arc<crate::catch_up::CatchUp>) -> Self {
+        self.catch_up = Some(catch_up);
+        self
     }
 
     /// Ticket notes go through `notifier`; `wake` (in the service) wakes its workers.

@@ -75,6 +75,17 @@ pub struct CallbackQuery {
     pub limit: Option<i64>,
 }
 
+/// `POST /api/v1/catch-up/{source}`.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CatchUpQuery {
+    /// Look back to this time instead of the checkpoint: a duration before now (`2h`, `30m`,
+    /// `3d`) or an RFC 3339 time. GitHub lists at most the last 3 days.
+    #[serde(default, deserialize_with = "ago_or_time")]
+    pub since: Option<DateTime<Utc>>,
+}
+
 /// The value, trimmed; None when empty.
 fn raw<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let s = String::deserialize(d)?;
@@ -104,6 +115,11 @@ parameter!(since("since"): DateTime<Utc> = time);
 parameter!(until("until"): DateTime<Utc> = time);
 parameter!(before("before"): Uuid = uuid);
 parameter!(limit("limit"): i64 = page_size);
+parameter!(ago_or_time("since"): DateTime<Utc> = ago);
+
+fn ago(_name: &str, v: &str) -> Result<DateTime<Utc>, String> {
+    crate::catch_up::parse_since(v, Utc::now())
+}
 
 fn word<T: std::str::FromStr<Err = String>>(name: &str, v: &str) -> Result<T, String> {
     v.parse::<T>().map_err(|e| format!("`{name}`: {e}"))

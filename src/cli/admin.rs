@@ -40,8 +40,9 @@ pub struct SimulateArgs {
 }
 
 /// `aap-bridge events --help`.
-pub const EVENTS_HELP: &str = "Lists the events stored in the database (newest first) with their state and \
-reason, or with --id shows one event in full: headers, payload, the rules' decision, its launches \
+pub const EVENTS_HELP: &str = "Lists the events stored in the database (newest first) with how they \
+arrived (delivered, redelivered or caught_up), their state and reason, or with --id shows one \
+event in full: headers, payload, the rules' decision, its launches \
 (job id, status, link) and its post-backs, as GET /api/v1/events/{id} shows it.\n\n\
 Reads database.url from the configuration and applies migrations first.\n\n\
 Examples:\n  aap-bridge events --state unmapped\n  aap-bridge events --source github --limit 100\n  \
@@ -138,7 +139,7 @@ pub async fn events(settings: &Settings, args: &EventsArgs) -> anyhow::Result<()
     };
     let page = admin.events(&query).await?;
     let (events, next) = (page.events, page.next_before);
-    let rows: Vec<[String; 7]> = events
+    let rows: Vec<[String; 8]> = events
         .iter()
         .map(|e| {
             [
@@ -147,6 +148,7 @@ pub async fn events(settings: &Settings, args: &EventsArgs) -> anyhow::Result<()
                 e.source.clone(),
                 e.event_type.clone(),
                 e.category.clone().unwrap_or_else(|| "-".into()),
+                e.arrival.to_string(),
                 e.state.to_string(),
                 e.state_reason.clone().unwrap_or_default(),
             ]
@@ -194,13 +196,14 @@ pub(super) async fn pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
 }
 
 /// Left-aligned columns under a header; the last column (the reason) is not padded.
-fn table(rows: &[[String; 7]]) -> String {
-    const HEAD: [&str; 7] = [
+fn table(rows: &[[String; 8]]) -> String {
+    const HEAD: [&str; 8] = [
         "ID",
         "RECEIVED",
         "SOURCE",
         "EVENT TYPE",
         "CATEGORY",
+        "ARRIVAL",
         "STATE",
         "REASON",
     ];
@@ -210,10 +213,10 @@ fn table(rows: &[[String; 7]]) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 7]| {
+    let line = |cells: [&str; 8]| {
         let mut out = String::new();
         for (i, cell) in cells.iter().enumerate() {
-            if i == 6 {
+            if i == 7 {
                 out.push_str(cell);
             } else {
                 out.push_str(&format!("{cell:<w$}  ", w = width[i]));
@@ -239,6 +242,7 @@ mod tests {
                 "snow",
                 "incident.insert",
                 "-",
+                "delivered",
                 "unmapped",
                 reason,
             ]

@@ -1,14 +1,21 @@
 //! Settings: built-in defaults < YAML file < `AAP_BRIDGE__SECTION__KEY` environment variables.
 
 mod admin;
+mod catch_up;
 mod controller;
 mod expand;
 mod reply;
 mod sources;
 mod strength;
+#[cfg(test)]
+mod tests_catch_up;
 mod workers;
 
 pub use admin::AdminSettings;
+pub use catch_up::{
+    CatchUpPlan, CatchUpSettings, GithubPlan, Hook, HookSetting, Pace, ServiceNowPlan, SnAuth,
+    Versions,
+};
 pub use controller::{AuthSettings, ControllerSettings, FlavourSetting, RetrySettings};
 pub use expand::{expand_env, expand_tree, resolve_files};
 pub use reply::ReplySettings;

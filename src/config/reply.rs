@@ -195,7 +195,7 @@ impl ReplySettings {
 
 /// Values that end up in a header: non-empty visible ASCII (and spaces). The value is never
 /// echoed, since it may be a secret.
-fn header_safe(key: &str, value: &str) -> Result<(), String> {
+pub(super) fn header_safe(key: &str, value: &str) -> Result<(), String> {
     if value.is_empty() || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(format!(
             "{key} must be non-empty printable ASCII (check for a stray newline)"

@@ -86,6 +86,9 @@ pub struct SourceSettings {
     /// Where job links and outcomes are posted back; absent means no post-backs.
     #[serde(default)]
     pub reply: Option<super::ReplySettings>,
+    /// GitHub and ServiceNow: find deliveries missed while the bridge was away.
+    #[serde(default)]
+    pub catch_up: Option<super::CatchUpSettings>,
 }
 
 fn default_replay_window() -> u64 {
@@ -119,6 +122,26 @@ impl SourceSettings {
                 Some(_) => SignatureScheme::TimestampBody,
                 None => SignatureScheme::Body,
             })
+    }
+
+    /// The checked `catch_up:` block, when there is one.
+    pub fn catch_up_plan(&self) -> Option<Result<super::CatchUpPlan, String>> {
+        let c = self.catch_up.as_ref()?;
+        let signed_delivery = self.kind == SourceKind::Servicenow
+            && self.auth == SourceAuth::Hmac
+            && self.scheme() == SignatureScheme::TimestampDeliveryBody;
+        if signed_delivery {
+            // A caught-up record has no delivery header: it and the business rule's delivery of
+            // the same record version would be two events.
+            return Some(Err(
+                "catch_up needs the record's identity as the dedupe key, but \
+                 signature_scheme `{timestamp}.{delivery}.{body}` dedupes on the delivery header; \
+                 use `{timestamp}.{body}` and send sys_id, sys_updated_on and sys_mod_count \
+                 (docs/senders.md)"
+                    .into(),
+            ));
+        }
+        Some(c.plan(self.kind, self.reply.as_ref()))
     }
 
     fn validate_scheme(&self) -> Result<(), String> {
@@ -175,6 +198,9 @@ impl SourceSettings {
             reply.validate(self.kind)?;
         }
         self.validate_scheme()?;
+        if self.catch_up.is_some() {
+            self.catch_up_plan().transpose()?;
+        }
         match self.auth {
             SourceAuth::Hmac if self.secrets.is_empty() => {
                 Err("needs at least one secret (`secrets` or `secrets_file`)".into())

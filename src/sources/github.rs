@@ -82,6 +82,7 @@ impl Receiver for Github {
             None => event_name.to_string(),
         };
         Ok(Event {
+            arrival: crate::store::events::Arrival::Delivered,
             source: d.source.to_string(),
             kind: SourceKind::Github,
             delivery_id,

@@ -69,7 +69,8 @@ impl Source {
 
 impl Source {
     /// Normalizes WITHOUT checking the signature. Only for the admin `simulate` call (itself
-    /// authenticated with the admin token) and the `simulate` command; never for a delivery.
+    /// authenticated with the admin token), the `simulate` command and records a catch-up pass
+    /// read itself from the sender's API; never for a delivery.
     pub fn normalize_unverified(
         &self,
         headers: &HeaderMap,

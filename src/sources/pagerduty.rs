@@ -85,6 +85,7 @@ impl Receiver for PagerDuty {
             _ => None,
         };
         Ok(Event {
+            arrival: crate::store::events::Arrival::Delivered,
             source: d.source.to_string(),
             kind: SourceKind::Pagerduty,
             delivery_id,

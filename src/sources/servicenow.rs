@@ -164,6 +164,7 @@ impl Receiver for ServiceNow {
             kept.push(h);
         }
         Ok(Event {
+            arrival: crate::store::events::Arrival::Delivered,
             source: d.source.to_string(),
             kind: SourceKind::Servicenow,
             delivery_id,

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::callbacks::CallbackState;
-use super::events::EventState;
+use super::events::{Arrival, EventState};
 use super::launches::LaunchState;
 
 /// One event as listed: no payload, headers or decision.
@@ -28,11 +28,14 @@ pub struct EventSummary {
     pub ticket: Json<Value>,
     /// The event this one is a replay of.
     pub replay_of: Option<Uuid>,
+    /// `delivered` by the sender, `redelivered` (a GitHub redelivery a catch-up pass asked
+    /// for) or `caught_up` (read from the ServiceNow Table API by a catch-up pass).
+    pub arrival: Arrival,
 }
 
 pub(super) const SUMMARY: &str =
     "id, source, kind, delivery_id, event_type, category, state, state_reason, \
-    received_at, ticket, replay_of";
+    received_at, ticket, replay_of, arrival";
 
 /// One event with everything the bridge recorded about it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

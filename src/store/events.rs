@@ -16,6 +16,18 @@ crate::text_enum! {
     }
 }
 
+crate::text_enum! {
+    /// How an event reached the bridge.
+    pub enum Arrival {
+        /// Sent by the sender on its own.
+        Delivered => "delivered",
+        /// A GitHub delivery this bridge asked GitHub to send again (catch-up).
+        Redelivered => "redelivered",
+        /// Read from the ServiceNow Table API by a catch-up pass.
+        CaughtUp => "caught_up",
+    }
+}
+
 /// What happened to one event of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Insert {
@@ -50,6 +62,7 @@ pub async fn insert_batch(
         })
     });
     let reason = col(|e| e.ignored.as_deref());
+    let arrival = col(|e| Some(e.arrival.as_str()));
     let ticket: Vec<String> = items
         .iter()
         .map(|(_, e)| serde_json::to_string(&e.ticket).unwrap_or_else(|_| "{}".into()))
@@ -60,18 +73,23 @@ pub async fn insert_batch(
         .collect();
     // A key already on a stored event conflicts on `events_dedupe`; a key of a pruned event is
     // in `dedupe` (retention copies it there as it deletes the event, under a table lock that
-    // waits for this statement, so the two cannot interleave).
+    // waits for this statement, so the two cannot interleave). A GitHub delivery whose id a
+    // catch-up pass asked GitHub to redeliver arrived by that redelivery.
     let inserted: Vec<Uuid> = sqlx::query_scalar(
         "WITH t AS (
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                                   $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                                  $11::text[], $12::text[])
+                                  $11::text[], $12::text[], $13::text[])
                   AS t(id, source, kind, delivery_id, dedupe_key, event_type, category, ticket,
-                       headers, payload, state, state_reason))
+                       headers, payload, state, state_reason, arrival))
          INSERT INTO events (id, source, kind, delivery_id, dedupe_key, event_type, category,
-                             ticket, headers, payload, state, state_reason)
+                             ticket, headers, payload, state, state_reason, arrival)
          SELECT t.id, source, kind, delivery_id, dedupe_key, event_type, category, ticket::jsonb,
-                headers::jsonb, payload::json, state, state_reason
+                headers::jsonb, payload::json, state, state_reason,
+                CASE WHEN t.kind = 'github' AND t.arrival = 'delivered'
+                      AND EXISTS (SELECT 1 FROM catch_up_redeliveries r
+                                  WHERE r.source = t.source AND r.delivery_id = t.delivery_id)
+                     THEN 'redelivered' ELSE t.arrival END
          FROM t
          WHERE NOT EXISTS (SELECT 1 FROM dedupe d
                            WHERE d.source = t.source AND d.dedupe_key = t.dedupe_key)
@@ -90,6 +108,7 @@ pub async fn insert_batch(
     .bind(&payload)
     .bind(&state)
     .bind(&reason)
+    .bind(&arrival)
     .fetch_all(pool)
     .await?;
 

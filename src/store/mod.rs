@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod attempts;
 pub mod callbacks;
+pub mod catch_up;
 pub mod dispatch;
 pub mod events;
 pub mod held;

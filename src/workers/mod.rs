@@ -2,6 +2,7 @@
 //! can share one database.
 
 pub mod breaker;
+pub mod catch_up;
 mod dispatcher;
 mod down;
 pub mod ignored;
@@ -38,6 +39,8 @@ pub struct Hooks {
     pub crash_after_launch_post: Arc<AtomicBool>,
     /// The next batch a commit writer takes makes it panic, as a bug would.
     pub panic_commit_writer: Arc<AtomicBool>,
+    /// Catch-up passes skip their lock, as if two replicas ran one at the same moment.
+    pub catch_up_without_lock: Arc<AtomicBool>,
 }
 
 /// A background task and the name supervision reports it by.

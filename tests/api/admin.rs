@@ -29,6 +29,7 @@ fn protected_routes() -> Vec<(&'static str, String, Option<Value>)> {
             "/rules/snow-remediation/resume".into(),
             Some(json!({"held": "release"})),
         ),
+        ("POST", "/catch-up/gh".into(), None),
     ]
 }
 
@@ -539,6 +540,7 @@ async fn openapi_lists_every_admin_path(pool: PgPool) {
         "/api/v1/rules",
         "/api/v1/rules/{name}/pause",
         "/api/v1/rules/{name}/resume",
+        "/api/v1/catch-up/{source}",
         "/api/v1/openapi.json",
         "/hooks/{source}",
         "/healthz",
@@ -596,6 +598,7 @@ async fn openapi_documents_every_route_and_only_real_ones(pool: PgPool) {
         ("GET", "/api/v1/rules"),
         ("POST", "/api/v1/rules/{name}/pause"),
         ("POST", "/api/v1/rules/{name}/resume"),
+        ("POST", "/api/v1/catch-up/{source}"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))

@@ -28,6 +28,7 @@ fn slow_controller() -> Options {
         tuning: Tuning {
             controller_timeout_secs: 1,
             workers: "  launch_settle_secs: 4\n  reconcile_interval_secs: 1\n".into(),
+            ..Tuning::default()
         },
         ..Options::default()
     }

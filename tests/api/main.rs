@@ -4,6 +4,8 @@ mod support;
 mod admin;
 mod breaker;
 mod breaker_console;
+mod catch_up;
+mod catch_up_servicenow;
 mod cli;
 mod console;
 mod console_browser;

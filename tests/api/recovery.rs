@@ -16,6 +16,7 @@ async fn a_minute_long_outage_then_everything_launches_within_seconds(pool: PgPo
             workers: "  launch_retry_base_ms: 1000\n  launch_retry_max_ms: 60000\n  \
                       launch_settle_secs: 5\n  reconcile_interval_secs: 1\n"
                 .into(),
+            ..Tuning::default()
         },
         ..Options::default()
     };

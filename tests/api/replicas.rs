@@ -44,6 +44,7 @@ async fn burst(replicas: usize, pool: PgPool) {
         tuning: Tuning {
             controller_timeout_secs: 5,
             workers: "  launch_concurrency: 4\n".into(),
+            ..Tuning::default()
         },
         ..Options::default()
     };

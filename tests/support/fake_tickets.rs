@@ -10,6 +10,12 @@
 //! incident id that is not `[A-Z0-9]+`.
 #![allow(dead_code)]
 
+mod hooks;
+mod table;
+
+#[allow(unused_imports)] // not every test crate uses it
+pub use hooks::FakeDelivery;
+
 use axum::body::Body;
 use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
@@ -37,6 +43,10 @@ struct State {
     fail: Option<(usize, u16, Option<u64>)>,
     /// (remaining, seconds until the reset)
     gh_limited: Option<(usize, u64)>,
+    /// GitHub webhook delivery logs (`hooks.rs`).
+    hooks: hooks::Hooks,
+    /// ServiceNow table rows (`table.rs`).
+    tables: table::Tables,
 }
 
 /// Handle on the running fake; clones share state. The server stops when the last clone drops.
@@ -60,6 +70,8 @@ struct Resp {
     status: u16,
     headers: Vec<(&'static str, String)>,
     body: Value,
+    /// Work done after answering (a GitHub redelivery).
+    then: Option<hooks::Send>,
 }
 
 fn resp(status: u16, body: Value) -> Resp {
@@ -67,7 +79,18 @@ fn resp(status: u16, body: Value) -> Resp {
         status,
         headers: Vec::new(),
         body,
+        then: None,
     }
+}
+
+/// What `route` needs to know about a request.
+struct Req<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    host: &'a str,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
 }
 
 impl FakeTickets {
@@ -170,17 +193,22 @@ async fn handle(AxState(state): AxState<Arc<Mutex<State>>>, req: Request) -> Res
     let body = axum::body::to_bytes(body, 1 << 20)
         .await
         .unwrap_or_default();
-    let r = {
+    let mut r = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         st.requests += 1;
-        route(
-            &mut st,
-            parts.method.as_str(),
-            parts.uri.path(),
-            &parts.headers,
-            &body,
-        )
+        let req = Req {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            host: header(&parts.headers, "host").unwrap_or("127.0.0.1"),
+            headers: &parts.headers,
+            body: &body,
+        };
+        route(&mut st, &req)
     };
+    if let Some(send) = r.then.take() {
+        tokio::spawn(send.run(state.clone()));
+    }
     let mut out = Response::new(Body::from(r.body.to_string()));
     *out.status_mut() = StatusCode::from_u16(r.status).unwrap();
     let h = out.headers_mut();
@@ -202,7 +230,8 @@ fn now_iso() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn route(st: &mut State, method: &str, path: &str, h: &HeaderMap, body: &[u8]) -> Resp {
+fn route(st: &mut State, req: &Req) -> Resp {
+    let (method, path, h, body) = (req.method, req.path, req.headers, req.body);
     if let Some((n, status, after)) = st.fail.take() {
         if n > 1 {
             st.fail = Some((n - 1, status, after));
@@ -217,6 +246,16 @@ fn route(st: &mut State, method: &str, path: &str, h: &HeaderMap, body: &[u8]) -
     match (method, segs.as_slice()) {
         ("PATCH" | "PUT", ["api", "now", "table", table, sys_id]) => {
             servicenow(st, table, sys_id, h, body)
+        }
+        ("GET", ["api", "now", "table", table]) => match snow_auth(h) {
+            Some(refused) => refused,
+            None => table::list(&mut st.tables, table, req.query),
+        },
+        (_, ["repos", _, _, "hooks", ..] | ["orgs", _, "hooks", ..]) => {
+            match github_checks(st, h) {
+                Some(refused) => refused,
+                None => hooks::route(&mut st.hooks, req, &segs),
+            }
         }
         (_, ["repos", ..]) => github(st, method, &segs[1..], h, body),
         ("POST", ["incidents", id, "notes"]) => pagerduty(st, id, h, body),
@@ -237,15 +276,23 @@ fn json_body(body: &[u8]) -> Option<Value> {
 
 // ---- ServiceNow Table API ----
 
-fn servicenow(st: &mut State, table: &str, sys_id: &str, h: &HeaderMap, body: &[u8]) -> Resp {
+/// A 401 unless the request carries the ServiceNow credentials.
+fn snow_auth(h: &HeaderMap) -> Option<Resp> {
     let basic = base64::engine::general_purpose::STANDARD.encode("snow-bot:snow-pass");
     let auth = header(h, "authorization").unwrap_or("");
     if auth != format!("Basic {basic}") && auth != "Bearer snow-token" {
-        return resp(
+        return Some(resp(
             401,
             json!({"error": {"message": "User Not Authenticated",
                 "detail": "Required to provide Auth information"}, "status": "failure"}),
-        );
+        ));
+    }
+    None
+}
+
+fn servicenow(st: &mut State, table: &str, sys_id: &str, h: &HeaderMap, body: &[u8]) -> Resp {
+    if let Some(refused) = snow_auth(h) {
+        return refused;
     }
     let exists = sys_id.len() == 32
         && sys_id
@@ -299,7 +346,8 @@ fn gh_error(status: u16, message: &str) -> Resp {
     )
 }
 
-fn github(st: &mut State, method: &str, segs: &[&str], h: &HeaderMap, body: &[u8]) -> Resp {
+/// The rate limit, User-Agent, token and API version checks every GitHub call passes first.
+fn github_checks(st: &mut State, h: &HeaderMap) -> Option<Resp> {
     if let Some((n, reset_in)) = st.gh_limited.take() {
         if n > 1 {
             st.gh_limited = Some((n - 1, reset_in));
@@ -312,17 +360,24 @@ fn github(st: &mut State, method: &str, segs: &[&str], h: &HeaderMap, body: &[u8
             ("x-ratelimit-reset", (now_secs() + reset_in).to_string()),
             ("x-ratelimit-resource", "core".to_string()),
         ]);
-        return r;
+        return Some(r);
     }
     if header(h, "user-agent").is_none_or(str::is_empty) {
-        return gh_error(403, "Request forbidden by administrative rules. Please make sure your request has a User-Agent header");
+        return Some(gh_error(403, "Request forbidden by administrative rules. Please make sure your request has a User-Agent header"));
     }
     let auth = header(h, "authorization").unwrap_or("");
     if auth != "Bearer gh-token" && auth != "token gh-token" {
-        return gh_error(401, "Bad credentials");
+        return Some(gh_error(401, "Bad credentials"));
     }
     if header(h, "x-github-api-version").is_some_and(|v| v != "2022-11-28") {
-        return gh_error(400, "Unsupported 'X-GitHub-Api-Version'");
+        return Some(gh_error(400, "Unsupported 'X-GitHub-Api-Version'"));
+    }
+    None
+}
+
+fn github(st: &mut State, method: &str, segs: &[&str], h: &HeaderMap, body: &[u8]) -> Resp {
+    if let Some(refused) = github_checks(st, h) {
+        return refused;
     }
     let valid_part = |p: &str| {
         !p.is_empty()

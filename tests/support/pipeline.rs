@@ -74,6 +74,9 @@ pub struct Tuning {
     pub controller_timeout_secs: u64,
     /// YAML lines (indented by 2) under `workers:`; they replace the test defaults' keys.
     pub workers: String,
+    /// `catch_up:` blocks (YAML flow mappings) for these sources; `{tickets}` is replaced by
+    /// the fake ticket systems' URL.
+    pub catch_up: Vec<(&'static str, String)>,
 }
 
 impl Default for Tuning {
@@ -81,6 +84,7 @@ impl Default for Tuning {
         Tuning {
             controller_timeout_secs: 5,
             workers: String::new(),
+            catch_up: Vec::new(),
         }
     }
 }
@@ -107,7 +111,7 @@ pub fn config_tuned(
     lease_secs: u64,
     tuning: &Tuning,
 ) -> String {
-    format!(
+    let yaml = format!(
         r#"
 dev_mode: true
 server: {{listen: "127.0.0.1:0", drain_secs: 0, shutdown_grace_secs: 5, metrics_refresh_ms: 200}}
@@ -143,7 +147,27 @@ sources:
         admin = super::ADMIN_TOKEN,
         workers = worker_lines(lease_secs, &tuning.workers),
         timeout = tuning.controller_timeout_secs,
-    )
+    );
+    with_catch_up(yaml, tickets, &tuning.catch_up)
+}
+
+/// Adds each `catch_up:` block under its source, after the source's `reply:` line.
+fn with_catch_up(yaml: String, tickets: &str, blocks: &[(&str, String)]) -> String {
+    let mut lines: Vec<String> = yaml.lines().map(str::to_string).collect();
+    for (source, block) in blocks {
+        let start = lines
+            .iter()
+            .position(|l| l == &format!("  {source}:"))
+            .unwrap_or_else(|| panic!("no source {source} in the pipeline config"));
+        let reply = start
+            + lines[start..]
+                .iter()
+                .position(|l| l.starts_with("    reply:"))
+                .expect("the source replies");
+        let block = block.replace("{tickets}", tickets);
+        lines.insert(reply + 1, format!("    catch_up: {block}"));
+    }
+    lines.join("\n") + "\n"
 }
 
 /// Fast test timings, with `extra`'s keys winning (YAML forbids a key twice).
@@ -185,6 +209,11 @@ fn worker_lines(lease_secs: u64, extra: &str) -> String {
 
 impl Pipeline {
     pub async fn start(pool: PgPool, opts: Options) -> Self {
+        Self::start_on(pool, opts, FakeTickets::start().await).await
+    }
+
+    /// With fake ticket systems set up beforehand (records waiting to be caught up, say).
+    pub async fn start_on(pool: PgPool, opts: Options, tickets: FakeTickets) -> Self {
         let controller = FakeController::start(Flavour::Awx).await;
         controller.set_job_duration(opts.job_duration);
         for (id, outcome) in [(15, "successful"), (22, "failed"), (31, "successful")] {
@@ -195,7 +224,6 @@ impl Pipeline {
                 ..Default::default()
             });
         }
-        let tickets = FakeTickets::start().await;
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rules.yaml"), opts.rules).unwrap();
         let yaml = config_tuned(

@@ -6,6 +6,7 @@
 //! configured token the whole API answers 401.
 
 mod callbacks;
+mod catch_up;
 mod events;
 mod rules;
 mod simulate;
@@ -33,6 +34,7 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(rules::list))
         .routes(routes!(rules::pause))
         .routes(routes!(rules::resume))
+        .routes(routes!(catch_up::run))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     OpenApiRouter::new()
         .routes(routes!(crate::http::openapi::serve))
