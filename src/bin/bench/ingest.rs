@@ -73,7 +73,11 @@ pub async fn run(
         .await?;
     pool.close().await;
     println!("ingest: {connections} connections, {seconds} s measured after {warmup} s warm-up, body {} bytes", sample_body("0-1").len());
-    println!("full service (log level info, the default; log to a file):");
+    // RUST_LOG, when set, wins over the config's level in the service too.
+    let level = std::env::var("RUST_LOG")
+        .map(|l| format!("RUST_LOG={l}"))
+        .unwrap_or_else(|_| "info, the default".into());
+    println!("full service (log level {level}; log to a file):");
     full.print();
     println!("  rows in events (incl. warm-up): {stored}");
     if let Some(kib) = server.peak_rss_kib() {
