@@ -68,9 +68,10 @@ pub async fn run(
     )
     .await?;
     let pool = sqlx::PgPool::connect(&server.db_url).await?;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await?;
+    let (stored, pending): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE state = 'pending') FROM events")
+            .fetch_one(&pool)
+            .await?;
     pool.close().await;
     println!("ingest: {connections} connections, {seconds} s measured after {warmup} s warm-up, body {} bytes", sample_body("0-1").len());
     // RUST_LOG, when set, wins over the config's level in the service too.
@@ -79,7 +80,9 @@ pub async fn run(
         .unwrap_or_else(|_| "info, the default".into());
     println!("full service (log level {level}; log to a file):");
     full.print();
-    println!("  rows in events (incl. warm-up): {stored}");
+    println!(
+        "  rows in events (incl. warm-up): {stored}, not yet dispatched at the end: {pending}"
+    );
     if let Some(kib) = server.peak_rss_kib() {
         println!("  service peak RSS: {:.1} MiB", kib as f64 / 1024.0);
     }
