@@ -1,11 +1,57 @@
-//! Ingest: committed events/s and latency at N keep-alive connections.
+//! Ingest: committed events/s and latency at N keep-alive connections, then the same load
+//! against the HTTP + HMAC ceiling and the storage ceiling (`ceiling.rs`), and the full figure
+//! as a fraction of each.
 
-use crate::{quantile_ms, rules_file, sample_body, signature, Server};
+use crate::ceiling::{self, CeilingServer};
+use crate::{proc_cpu_secs, quantile_ms, rules_file, sample_body, signature, Server};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub async fn run(db: &str, connections: usize, seconds: u64, warmup: u64) -> anyhow::Result<()> {
+/// What one load run saw in its measured window.
+struct Load {
+    ok: u64,
+    other: u64,
+    lat: Vec<u64>,
+    elapsed: f64,
+    /// CPU seconds of the server process and of Postgres in the window.
+    cpu: (Option<f64>, f64),
+}
+
+impl Load {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed
+    }
+
+    fn print(&self) {
+        let pct = |p: f64| quantile_ms(&self.lat, p);
+        println!("  accepted (202): {}  other: {}", self.ok, self.other);
+        println!("  throughput: {:.0} events/s", self.rate());
+        println!(
+            "  latency: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            pct(0.50),
+            pct(0.99),
+            pct(1.0)
+        );
+        // CPU per event, which is steadier than events/s on a shared machine.
+        if let Some(server) = self.cpu.0 {
+            let per = |secs: f64| secs * 1e6 / self.ok.max(1) as f64;
+            println!(
+                "  CPU per event: server {:.0} us, Postgres {:.0} us",
+                per(server),
+                per(self.cpu.1)
+            );
+        }
+    }
+}
+
+pub async fn run(
+    db: &str,
+    connections: usize,
+    seconds: u64,
+    warmup: u64,
+    ceilings: bool,
+) -> anyhow::Result<()> {
     // No rules: the dispatcher still runs (as in production) and records events as unmapped.
     let rules = rules_file("ingest", "rules: []\n")?;
     let server = Server::start(
@@ -13,10 +59,86 @@ pub async fn run(db: &str, connections: usize, seconds: u64, warmup: u64) -> any
         &format!("mappings: {{path: \"{}\"}}\n", rules.display()),
     )
     .await?;
+    let full = drive(
+        &server.base,
+        server.child.id(),
+        connections,
+        seconds,
+        warmup,
+    )
+    .await?;
+    let pool = sqlx::PgPool::connect(&server.db_url).await?;
+    let (stored, pending): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE state = 'pending') FROM events")
+            .fetch_one(&pool)
+            .await?;
+    pool.close().await;
+    println!("ingest: {connections} connections, {seconds} s measured after {warmup} s warm-up, body {} bytes", sample_body("0-1").len());
+    // RUST_LOG, when set, wins over the config's level in the service too.
+    let level = std::env::var("RUST_LOG")
+        .map(|l| format!("RUST_LOG={l}"))
+        .unwrap_or_else(|_| "info, the default".into());
+    println!("full service (log level {level}; log to a file):");
+    full.print();
+    println!(
+        "  rows in events (incl. warm-up): {stored}, not yet dispatched at the end: {pending}"
+    );
+    if let Some(kib) = server.peak_rss_kib() {
+        println!("  service peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+    }
+    let log_lines = server.log_lines();
+    server.stop().await?;
+    if let Some(lines) = log_lines {
+        println!("  service log: {lines} lines");
+    }
+    if !ceilings {
+        return Ok(());
+    }
+
+    let http = CeilingServer::start().await?;
+    let ceiling_http = drive(&http.base, http.pid(), connections, seconds, warmup).await?;
+    http.stop();
+    println!(
+        "HTTP + HMAC ceiling (same load; verify and answer 202, no parsing, no storage, no log):"
+    );
+    ceiling_http.print();
+
+    let storage = ceiling::storage(db, connections, seconds, warmup).await?;
+    let storage_rate = storage.stored as f64 / storage.elapsed;
+    println!(
+        "storage ceiling ({connections} tasks -> the group-commit writer -> insert_batch; no HTTP, no dispatcher):"
+    );
+    println!(
+        "  committed: {}  failed: {}",
+        storage.stored, storage.failed
+    );
+    println!("  throughput: {storage_rate:.0} events/s");
+    println!(
+        "  CPU per event: Postgres {:.0} us",
+        storage.postgres_cpu * 1e6 / storage.stored.max(1) as f64
+    );
+    println!(
+        "full: {:.0}/s = {:.0} % of the HTTP + HMAC ceiling, {:.0} % of the storage ceiling",
+        full.rate(),
+        100.0 * full.rate() / ceiling_http.rate().max(1.0),
+        100.0 * full.rate() / storage_rate.max(1.0)
+    );
+    Ok(())
+}
+
+/// Signed GitHub deliveries to `{base}/hooks/gh` from `connections` keep-alive connections;
+/// `pid` is the server whose CPU is counted.
+async fn drive(
+    base: &str,
+    pid: u32,
+    connections: usize,
+    seconds: u64,
+    warmup: u64,
+) -> anyhow::Result<Load> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .build()?;
-    let url = format!("{}/hooks/gh", server.base);
+    let url = format!("{base}/hooks/gh");
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -58,11 +180,11 @@ pub async fn run(db: &str, connections: usize, seconds: u64, warmup: u64) -> any
     tokio::time::sleep(Duration::from_secs(warmup)).await;
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
-    let cpu_before = (server.cpu_secs(), crate::postgres_cpu_secs());
+    let cpu_before = (proc_cpu_secs(pid), crate::postgres_cpu_secs());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu_after = (server.cpu_secs(), crate::postgres_cpu_secs());
+    let cpu_after = (proc_cpu_secs(pid), crate::postgres_cpu_secs());
     stop.store(true, Ordering::Relaxed);
     let (mut lat, mut ok, mut other) = (Vec::new(), 0, 0);
     for t in tasks {
@@ -72,33 +194,15 @@ pub async fn run(db: &str, connections: usize, seconds: u64, warmup: u64) -> any
         other += x;
     }
     lat.sort_unstable();
-    let pct = |p: f64| quantile_ms(&lat, p);
-    let pool = sqlx::PgPool::connect(&server.db_url).await?;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await?;
-    pool.close().await;
-    println!("ingest: {connections} connections, {seconds} s measured after {warmup} s warm-up, body {} bytes", sample_body("0-1").len());
-    println!("  accepted (202, committed): {ok}  other: {other}");
-    println!("  throughput: {:.0} events/s", ok as f64 / elapsed);
-    println!(
-        "  latency: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        pct(0.50),
-        pct(0.99),
-        pct(1.0)
-    );
-    println!("  rows in events (incl. warm-up): {stored}");
-    // CPU per event, which is steadier than events/s on a shared machine.
-    if let (Some(a), Some(b)) = (cpu_before.0, cpu_after.0) {
-        let per = |secs: f64| secs * 1e6 / ok.max(1) as f64;
-        println!(
-            "  CPU per event: service {:.0} us, Postgres {:.0} us",
-            per(b - a),
-            per(cpu_after.1 - cpu_before.1)
-        );
-    }
-    if let Some(kib) = server.peak_rss_kib() {
-        println!("  service peak RSS: {:.1} MiB", kib as f64 / 1024.0);
-    }
-    server.stop().await
+    let server_cpu = match (cpu_before.0, cpu_after.0) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    Ok(Load {
+        ok,
+        other,
+        lat,
+        elapsed,
+        cpu: (server_cpu, cpu_after.1 - cpu_before.1),
+    })
 }

@@ -1,13 +1,19 @@
 //! Benchmark harness. Each subcommand starts `aap-bridge serve` as a child process against a
 //! fresh database (so the service's CPU and RSS are its own) and measures it from outside.
 //!
-//! - `ingest`: signed GitHub deliveries at 64 connections: committed events/s, p50/p99.
+//! - `ingest`: signed GitHub deliveries at 64 connections: committed events/s, p50/p99; then
+//!   the same load against an HTTP + HMAC-only server and the storage path alone (`ceiling.rs`).
 //! - `pipeline`: event -> launch latency against an instant fake controller, and the controller
 //!   requests one tracker round costs for 1,000 running jobs.
 //! - `stall`: uploads that stop just short of the end of a near-limit body: held or shed, and
 //!   the service's memory.
 //! - `all`: `ingest` and `pipeline`, with their defaults. Each prints the service's peak RSS.
+//! - `explain`: the plans of the hot queries on a fresh database (`explain.rs`).
+//!
+//! The service runs at its default log level (`info`), its output going to a file.
 
+mod ceiling;
+mod explain;
 mod fake;
 mod ingest;
 mod pipeline;
@@ -44,6 +50,17 @@ enum What {
         seconds: u64,
         #[arg(long, default_value_t = 2)]
         warmup_seconds: u64,
+        /// Only the full service: skip the HTTP + HMAC and storage ceilings.
+        #[arg(long)]
+        no_ceilings: bool,
+    },
+    /// The plans (EXPLAIN) of the hot queries, on a fresh database with representative rows.
+    Explain,
+    /// The HTTP + HMAC ceiling server `ingest` starts as a child process.
+    #[command(hide = true)]
+    CeilingServer {
+        #[arg(long)]
+        port: u16,
     },
     /// Everything, with defaults: `ingest` then `pipeline`.
     All,
@@ -79,7 +96,19 @@ async fn main() -> anyhow::Result<()> {
             connections,
             seconds,
             warmup_seconds,
-        } => ingest::run(&args.database_url, connections, seconds, warmup_seconds).await,
+            no_ceilings,
+        } => {
+            ingest::run(
+                &args.database_url,
+                connections,
+                seconds,
+                warmup_seconds,
+                !no_ceilings,
+            )
+            .await
+        }
+        What::Explain => explain::run(&args.database_url).await,
+        What::CeilingServer { port } => ceiling::serve(port).await,
         What::Pipeline { events, rate } => pipeline::run(&args.database_url, events, rate).await,
         What::Stall {
             uploads,
@@ -87,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
             exe,
         } => stall::run(&args.database_url, uploads, hold_seconds, exe).await,
         What::All => {
-            ingest::run(&args.database_url, 64, 10, 2).await?;
+            ingest::run(&args.database_url, 64, 10, 2, true).await?;
             pipeline::run(&args.database_url, 1000, 200).await
         }
     }
@@ -97,6 +126,7 @@ struct Server {
     child: Child,
     base: String,
     db_url: String,
+    log: PathBuf,
 }
 
 impl Server {
@@ -126,15 +156,21 @@ impl Server {
             &config,
             format!(
                 "dev_mode: true\nserver:\n  listen: \"127.0.0.1:{port}\"\n  drain_secs: 0\ndatabase:\n  url: \"{db_url}\"\n\
-                 log:\n  level: warn\nsources:\n  gh:\n    kind: github\n    secrets: [{SECRET}]\n{extra}"
+                 sources:\n  gh:\n    kind: github\n    secrets: [{SECRET}]\n{extra}"
             ),
         )?;
         let exe = match exe {
             Some(exe) => exe,
             None => sibling("aap-bridge")?,
         };
+        // The default log level (info, as in production), written to a file as a log collector
+        // would read it, so the harness's own output stays readable.
+        let log = std::env::temp_dir().join(format!("{name}.log"));
+        let out = std::fs::File::create(&log)?;
         let child = Command::new(exe)
             .args(["--config", config.to_str().unwrap(), "serve"])
+            .stdout(out.try_clone()?)
+            .stderr(out)
             .spawn()?;
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
@@ -152,6 +188,7 @@ impl Server {
             child,
             base,
             db_url,
+            log,
         })
     }
 
@@ -167,9 +204,9 @@ impl Server {
             .ok()
     }
 
-    /// CPU seconds (user + system) the service has used so far.
-    fn cpu_secs(&self) -> Option<f64> {
-        proc_cpu_secs(self.child.id())
+    /// Lines the service has logged so far.
+    fn log_lines(&self) -> Option<usize> {
+        Some(std::fs::read_to_string(&self.log).ok()?.lines().count())
     }
 
     async fn stop(mut self) -> anyhow::Result<()> {
@@ -177,6 +214,7 @@ impl Server {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+        std::fs::remove_file(&self.log).ok();
         sqlx::Postgres::drop_database(&self.db_url).await.ok();
         Ok(())
     }

@@ -1,0 +1,273 @@
+//! `bench explain`: the plan of each hot query, on a fresh database holding a few thousand
+//! representative rows after ANALYZE (README "Hot queries and their plans").
+//!
+//! The statements are copies of the ones in `src/store` and `src/workers/retention.rs`, with
+//! their parameters given as literals through PREPARE / EXPLAIN EXECUTE. Keep them in step.
+
+use sqlx::migrate::MigrateDatabase;
+
+pub async fn run(server_url: &str) -> anyhow::Result<()> {
+    let name = format!("aap_bridge_bench_{}_explain", std::process::id());
+    let db_url = match server_url.rsplit_once('/') {
+        Some((root, _)) => format!("{root}/{name}"),
+        None => anyhow::bail!("database url needs a path"),
+    };
+    sqlx::Postgres::create_database(&db_url).await?;
+    let result = explain_all(&db_url).await;
+    sqlx::Postgres::drop_database(&db_url).await.ok();
+    result
+}
+
+async fn explain_all(db_url: &str) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(db_url).await?;
+    aap_bridge::store::MIGRATOR.run(&pool).await?;
+    sqlx::raw_sql(ROWS).execute(&pool).await?;
+    let mut conn = pool.acquire().await?;
+    let counts: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM launches),
+                (SELECT count(*) FROM callbacks)",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    println!(
+        "-- {} events, {} launches, {} callbacks, after ANALYZE",
+        counts.0, counts.1, counts.2
+    );
+    for (title, sql, args) in QUERIES {
+        sqlx::raw_sql(&format!("PREPARE q AS {sql}"))
+            .execute(&mut *conn)
+            .await?;
+        // EXECUTE takes no subqueries: each argument is evaluated first, then passed as a
+        // literal that EXECUTE coerces to the parameter's type.
+        let mut values = Vec::new();
+        for arg in args.iter() {
+            let v: String = sqlx::query_scalar(&format!("SELECT quote_nullable(({arg})::text)"))
+                .fetch_one(&mut *conn)
+                .await?;
+            values.push(v);
+        }
+        let values = values.join(", ");
+        let plan: Vec<String> =
+            sqlx::query_scalar(&format!("EXPLAIN (COSTS OFF) EXECUTE q({values})"))
+                .fetch_all(&mut *conn)
+                .await?;
+        sqlx::raw_sql("DEALLOCATE q").execute(&mut *conn).await?;
+        println!("\n-- {title}");
+        for line in plan {
+            println!("{line}");
+        }
+    }
+    conn.close().await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// 20,000 events over 60 days (a few pending), a launch for every fourth (a few planned,
+/// launching, launched, some coalesced into another), a callback per settled launch, 2,000
+/// pruned dedupe keys, one paused rule.
+const ROWS: &str = "
+INSERT INTO events (id, source, kind, delivery_id, dedupe_key, event_type, category, payload,
+                    received_at, state)
+SELECT gen_random_uuid(), 'gh', 'github', 'd' || g, 'sha256:' || md5(g::text), 'issues.labeled',
+       'disk_full', '{\"action\": \"labeled\"}', now() - make_interval(secs => (20000 - g) * 260),
+       CASE WHEN g > 19950 THEN 'pending' WHEN g % 4 = 0 THEN 'dispatched' ELSE 'unmapped' END
+FROM generate_series(1, 20000) g;
+INSERT INTO launches (id, event_id, rule, source, kind, template_kind, request, reply, state,
+                      next_attempt_at, lease_until, launched_at, job_id, created_at)
+SELECT gen_random_uuid(), e.id, 'rule-' || (n % 5), 'gh', 'github', 'job', '{}', 'none',
+       CASE WHEN n > 4960 THEN 'planned' WHEN n > 4940 THEN 'launching'
+            WHEN n > 4900 THEN 'launched' WHEN n % 10 = 0 THEN 'coalesced' ELSE 'finished' END,
+       e.received_at, CASE WHEN n > 4940 THEN now() + interval '1 minute' END,
+       e.received_at, n, e.received_at
+FROM (SELECT id, received_at, row_number() OVER (ORDER BY received_at) AS n
+      FROM events WHERE state = 'dispatched') e;
+UPDATE launches l SET coalesced_into = (SELECT id FROM launches WHERE state = 'finished' LIMIT 1)
+WHERE state = 'coalesced';
+INSERT INTO callbacks (id, launch_id, event_id, source, phase, request, state, next_attempt_at,
+                       created_at)
+SELECT gen_random_uuid(), l.id, l.event_id, 'gh', 'launched', '{}',
+       CASE WHEN l.state = 'launched' THEN 'pending' ELSE 'sent' END, l.created_at, l.created_at
+FROM launches l WHERE l.state IN ('finished', 'launched');
+INSERT INTO dedupe (source, dedupe_key, first_seen, event_id)
+SELECT 'gh', 'pruned-' || g, now() - make_interval(days => 100 - g / 100), gen_random_uuid()
+FROM generate_series(1, 2000) g;
+INSERT INTO rule_pauses (rule, paused_at, paused_by) VALUES ('rule-9', now(), 'operator');
+ANALYZE;
+";
+
+const QUERIES: &[(&str, &str, &[&str])] = &[
+    (
+        "ingest: the group-commit insert (store::events::insert_batch), 64 events",
+        "WITH t AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                                  $11::text[], $12::text[], $13::text[])
+                  AS t(id, source, kind, delivery_id, dedupe_key, event_type, category, ticket,
+                       headers, payload, state, state_reason, arrival))
+         INSERT INTO events (id, source, kind, delivery_id, dedupe_key, event_type, category,
+                             ticket, headers, payload, state, state_reason, arrival)
+         SELECT t.id, source, kind, delivery_id, dedupe_key, event_type, category, ticket::jsonb,
+                headers::jsonb, payload::json, state, state_reason,
+                CASE WHEN t.kind = 'github' AND t.arrival = 'delivered'
+                      AND EXISTS (SELECT 1 FROM catch_up_redeliveries r
+                                  WHERE r.source = t.source AND r.delivery_id = t.delivery_id)
+                     THEN 'redelivered' ELSE t.arrival END
+         FROM t
+         WHERE NOT EXISTS (SELECT 1 FROM dedupe d
+                           WHERE d.source = t.source AND d.dedupe_key = t.dedupe_key)
+         ON CONFLICT (source, dedupe_key) DO NOTHING
+         RETURNING id",
+        // The 13 arrays, 64 elements each.
+        INSERT_ARGS,
+    ),
+    (
+        "dispatcher: claim (store::dispatch::claim), dispatch_batch 200",
+        "SELECT id, source, kind, delivery_id, event_type, category, ticket, payload, received_at
+         FROM events WHERE state = 'pending' ORDER BY received_at LIMIT $1
+         FOR UPDATE SKIP LOCKED",
+        &["200"],
+    ),
+    (
+        "dispatcher: settle (store::dispatch::settle), per event",
+        "UPDATE events SET state = $2, state_reason = $3, decision = $4, updated_at = now()
+         WHERE id = $1",
+        &[
+            "(SELECT id FROM events WHERE state = 'pending' LIMIT 1)",
+            "'unmapped'",
+            "'no rule'",
+            "'{}'",
+        ],
+    ),
+    (
+        "launcher: claim_planned, the selection (store::attempts)",
+        "WITH due AS (
+             SELECT id, rule, max_concurrent, next_attempt_at, created_at,
+                    row_number() OVER (PARTITION BY rule ORDER BY next_attempt_at, created_at) AS turn
+             FROM launches WHERE state = 'planned' AND next_attempt_at <= now()
+               AND rule NOT IN (SELECT rule FROM rule_pauses WHERE paused_at IS NOT NULL)
+         ), busy AS (
+             SELECT rule, count(*) AS n FROM launches
+             WHERE state IN ('launching', 'launched')
+               AND rule IN (SELECT rule FROM due WHERE max_concurrent IS NOT NULL)
+             GROUP BY rule
+         )
+         SELECT d.id FROM due d LEFT JOIN busy b USING (rule)
+         WHERE d.max_concurrent IS NULL OR d.turn <= d.max_concurrent - COALESCE(b.n, 0)
+         ORDER BY d.turn, d.next_attempt_at, d.created_at
+         LIMIT $1",
+        &["8"],
+    ),
+    (
+        "launcher: claim_planned, the update (store::attempts)",
+        "UPDATE launches SET state = 'launching', attempts = attempts + 1, owner = $3,
+             launching_at = now(),
+             sent_at = CASE WHEN $4 AND template_id IS NOT NULL THEN now() END,
+             first_empty_read_at = NULL,
+             reconcile_errors = 0, lease_until = now() + make_interval(secs => $2),
+             updated_at = now()
+         WHERE id = ANY($1) AND state = 'planned' RETURNING id",
+        &[
+            "ARRAY(SELECT id FROM launches WHERE state = 'planned' LIMIT 8)",
+            "60",
+            "'me'",
+            "true",
+        ],
+    ),
+    (
+        "launcher: claim_stale (store::attempts)",
+        "UPDATE launches SET owner = $3, lease_until = now() + make_interval(secs => $2),
+             updated_at = now()
+         WHERE id IN (SELECT id FROM launches WHERE state = 'launching' AND lease_until < now()
+                      ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id",
+        &["8", "60", "'me'"],
+    ),
+    (
+        "notifier: claim_due (store::callbacks)",
+        "UPDATE callbacks SET attempts = attempts + 1,
+             lease_until = now() + make_interval(secs => $2)
+         WHERE id IN (
+             SELECT c.id FROM callbacks c
+             WHERE c.state = 'pending' AND c.next_attempt_at <= now()
+               AND (c.lease_until IS NULL OR c.lease_until < now())
+               AND NOT EXISTS (SELECT 1 FROM callbacks p
+                   WHERE p.launch_id = c.launch_id AND p.state = 'pending'
+                     AND p.created_at < c.created_at)
+             ORDER BY c.next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, source, phase, request, attempts",
+        &["16", "30"],
+    ),
+    (
+        "tracker: the launched jobs to poll (store::launches::launched)",
+        "SELECT id, job_id, job_status, missing_polls FROM launches
+         WHERE state = 'launched' AND job_id IS NOT NULL ORDER BY launched_at LIMIT $1",
+        &["1000"],
+    ),
+    (
+        "retention: events (workers::retention EVENTS), 30 days, batch 1000",
+        "WITH gone AS (
+             DELETE FROM events WHERE id IN (
+                 SELECT e.id FROM events e
+                 WHERE e.received_at < now() - make_interval(days => $1)
+                   AND e.state <> 'pending'
+                   AND NOT EXISTS (SELECT 1 FROM launches l WHERE l.event_id = e.id
+                                   AND l.state IN ('planned', 'launching', 'launched', 'held'))
+                   AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.event_id = e.id
+                                   AND c.state = 'pending')
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING source, dedupe_key, received_at, id),
+         kept AS (
+             INSERT INTO dedupe (source, dedupe_key, first_seen, event_id)
+             SELECT source, dedupe_key, received_at, id FROM gone WHERE dedupe_key IS NOT NULL
+             ON CONFLICT (source, dedupe_key) DO NOTHING)
+         SELECT count(*) FROM gone",
+        &["30", "1000"],
+    ),
+    (
+        "retention: the cascade per deleted event, callbacks (callbacks.event_id ON DELETE CASCADE)",
+        "DELETE FROM ONLY callbacks WHERE event_id = $1",
+        &["(SELECT event_id FROM callbacks LIMIT 1)"],
+    ),
+    (
+        "retention: the cascade per deleted event, launches (launches.event_id ON DELETE CASCADE)",
+        "DELETE FROM ONLY launches WHERE event_id = $1",
+        &["(SELECT event_id FROM launches LIMIT 1)"],
+    ),
+    (
+        "retention: per deleted launch (launches.coalesced_into ON DELETE SET NULL)",
+        "UPDATE ONLY launches SET coalesced_into = NULL WHERE coalesced_into = $1",
+        &["(SELECT id FROM launches WHERE state = 'finished' LIMIT 1)"],
+    ),
+    (
+        "retention: per deleted event (events.replay_of ON DELETE SET NULL)",
+        "UPDATE ONLY events SET replay_of = NULL WHERE replay_of = $1",
+        &["(SELECT id FROM events LIMIT 1)"],
+    ),
+    (
+        "retention: pruned dedupe keys (workers::retention DEDUPE), 90 days, batch 1000",
+        "WITH gone AS (
+             DELETE FROM dedupe WHERE (source, dedupe_key) IN (
+                 SELECT d.source, d.dedupe_key FROM dedupe d
+                 WHERE d.first_seen < now() - make_interval(days => $1)
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING 1)
+         SELECT count(*) FROM gone",
+        &["90", "1000"],
+    ),
+];
+
+const INSERT_ARGS: &[&str] = &[
+    "ARRAY(SELECT gen_random_uuid() FROM generate_series(1, 64))",
+    "array_fill('gh'::text, ARRAY[64])",
+    "array_fill('github'::text, ARRAY[64])",
+    "ARRAY(SELECT 'new-' || g FROM generate_series(1, 64) g)",
+    "ARRAY(SELECT 'sha256:new-' || g FROM generate_series(1, 64) g)",
+    "array_fill('issues.labeled'::text, ARRAY[64])",
+    "array_fill('disk_full'::text, ARRAY[64])",
+    "array_fill('{}'::text, ARRAY[64])",
+    "array_fill('{}'::text, ARRAY[64])",
+    r#"array_fill('{"action": "labeled"}'::text, ARRAY[64])"#,
+    "array_fill('pending'::text, ARRAY[64])",
+    "array_fill(NULL::text, ARRAY[64])",
+    "array_fill('delivered'::text, ARRAY[64])",
+];
