@@ -19,16 +19,15 @@ pub struct PendingEvent {
     pub received_at: DateTime<Utc>,
 }
 
+/// Public so `bench explain` shows the plan of this very statement.
+pub const CLAIM: &str =
+    "SELECT id, source, kind, delivery_id, event_type, category, ticket, payload, received_at
+         FROM events WHERE state = 'pending' ORDER BY received_at LIMIT $1
+         FOR UPDATE SKIP LOCKED";
+
 /// Oldest pending events, locked for this transaction; other replicas skip them.
 pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<PendingEvent>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, source, kind, delivery_id, event_type, category, ticket, payload, received_at
-         FROM events WHERE state = 'pending' ORDER BY received_at LIMIT $1
-         FOR UPDATE SKIP LOCKED",
-    )
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+    sqlx::query_as(CLAIM).bind(limit).fetch_all(conn).await
 }
 
 pub async fn settle(

@@ -38,6 +38,27 @@ pub enum Insert {
 
 /// Inserts events whose (source, dedupe_key) are distinct, in one statement (one commit); a key
 /// seen before, on a stored event or a pruned one, makes the event `Existing`.
+/// The group-commit insert (public so `bench explain` shows the plan of this very statement).
+pub const INSERT_EVENTS: &str = "WITH t AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                                  $11::text[], $12::text[], $13::text[])
+                  AS t(id, source, kind, delivery_id, dedupe_key, event_type, category, ticket,
+                       headers, payload, state, state_reason, arrival))
+         INSERT INTO events (id, source, kind, delivery_id, dedupe_key, event_type, category,
+                             ticket, headers, payload, state, state_reason, arrival)
+         SELECT t.id, source, kind, delivery_id, dedupe_key, event_type, category, ticket::jsonb,
+                headers::jsonb, payload::json, state, state_reason,
+                CASE WHEN t.kind = 'github' AND t.arrival = 'delivered'
+                      AND EXISTS (SELECT 1 FROM catch_up_redeliveries r
+                                  WHERE r.source = t.source AND r.delivery_id = t.delivery_id)
+                     THEN 'redelivered' ELSE t.arrival END
+         FROM t
+         WHERE NOT EXISTS (SELECT 1 FROM dedupe d
+                           WHERE d.source = t.source AND d.dedupe_key = t.dedupe_key)
+         ON CONFLICT (source, dedupe_key) DO NOTHING
+         RETURNING id";
+
 pub async fn insert_batch(
     pool: &PgPool,
     items: &[(Uuid, &Event)],
@@ -75,42 +96,22 @@ pub async fn insert_batch(
     // in `dedupe` (retention copies it there as it deletes the event, under a table lock that
     // waits for this statement, so the two cannot interleave). A GitHub delivery whose id a
     // catch-up pass asked GitHub to redeliver arrived by that redelivery.
-    let inserted: Vec<Uuid> = sqlx::query_scalar(
-        "WITH t AS (
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                                  $11::text[], $12::text[], $13::text[])
-                  AS t(id, source, kind, delivery_id, dedupe_key, event_type, category, ticket,
-                       headers, payload, state, state_reason, arrival))
-         INSERT INTO events (id, source, kind, delivery_id, dedupe_key, event_type, category,
-                             ticket, headers, payload, state, state_reason, arrival)
-         SELECT t.id, source, kind, delivery_id, dedupe_key, event_type, category, ticket::jsonb,
-                headers::jsonb, payload::json, state, state_reason,
-                CASE WHEN t.kind = 'github' AND t.arrival = 'delivered'
-                      AND EXISTS (SELECT 1 FROM catch_up_redeliveries r
-                                  WHERE r.source = t.source AND r.delivery_id = t.delivery_id)
-                     THEN 'redelivered' ELSE t.arrival END
-         FROM t
-         WHERE NOT EXISTS (SELECT 1 FROM dedupe d
-                           WHERE d.source = t.source AND d.dedupe_key = t.dedupe_key)
-         ON CONFLICT (source, dedupe_key) DO NOTHING
-         RETURNING id",
-    )
-    .bind(&ids)
-    .bind(&source)
-    .bind(&kind)
-    .bind(&delivery)
-    .bind(&dedupe)
-    .bind(&etype)
-    .bind(&category)
-    .bind(&ticket)
-    .bind(&headers)
-    .bind(&payload)
-    .bind(&state)
-    .bind(&reason)
-    .bind(&arrival)
-    .fetch_all(pool)
-    .await?;
+    let inserted: Vec<Uuid> = sqlx::query_scalar(INSERT_EVENTS)
+        .bind(&ids)
+        .bind(&source)
+        .bind(&kind)
+        .bind(&delivery)
+        .bind(&dedupe)
+        .bind(&etype)
+        .bind(&category)
+        .bind(&ticket)
+        .bind(&headers)
+        .bind(&payload)
+        .bind(&state)
+        .bind(&reason)
+        .bind(&arrival)
+        .fetch_all(pool)
+        .await?;
 
     if inserted.len() == n {
         return Ok(vec![Insert::New; n]);

@@ -41,7 +41,8 @@ pub async fn prune(pool: &PgPool, s: &RetentionSettings) -> Result<u64, sqlx::Er
 }
 
 // Each pruned event's dedupe key moves to `dedupe` in the same statement that deletes it.
-const EVENTS: &str = "WITH gone AS (
+/// Public so `bench explain` shows the plan of this very statement.
+pub const EVENTS: &str = "WITH gone AS (
      DELETE FROM events WHERE id IN (
          SELECT e.id FROM events e
          WHERE e.received_at < now() - make_interval(days => $1)

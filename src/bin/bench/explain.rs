@@ -98,33 +98,13 @@ ANALYZE;
 const QUERIES: &[(&str, &str, &[&str])] = &[
     (
         "ingest: the group-commit insert (store::events::insert_batch), 64 events",
-        "WITH t AS (
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                                  $11::text[], $12::text[], $13::text[])
-                  AS t(id, source, kind, delivery_id, dedupe_key, event_type, category, ticket,
-                       headers, payload, state, state_reason, arrival))
-         INSERT INTO events (id, source, kind, delivery_id, dedupe_key, event_type, category,
-                             ticket, headers, payload, state, state_reason, arrival)
-         SELECT t.id, source, kind, delivery_id, dedupe_key, event_type, category, ticket::jsonb,
-                headers::jsonb, payload::json, state, state_reason,
-                CASE WHEN t.kind = 'github' AND t.arrival = 'delivered'
-                      AND EXISTS (SELECT 1 FROM catch_up_redeliveries r
-                                  WHERE r.source = t.source AND r.delivery_id = t.delivery_id)
-                     THEN 'redelivered' ELSE t.arrival END
-         FROM t
-         WHERE NOT EXISTS (SELECT 1 FROM dedupe d
-                           WHERE d.source = t.source AND d.dedupe_key = t.dedupe_key)
-         ON CONFLICT (source, dedupe_key) DO NOTHING
-         RETURNING id",
+        aap_bridge::store::events::INSERT_EVENTS,
         // The 13 arrays, 64 elements each.
         INSERT_ARGS,
     ),
     (
         "dispatcher: claim (store::dispatch::claim), dispatch_batch 200",
-        "SELECT id, source, kind, delivery_id, event_type, category, ticket, payload, received_at
-         FROM events WHERE state = 'pending' ORDER BY received_at LIMIT $1
-         FOR UPDATE SKIP LOCKED",
+        aap_bridge::store::dispatch::CLAIM,
         &["200"],
     ),
     (
@@ -205,22 +185,7 @@ const QUERIES: &[(&str, &str, &[&str])] = &[
     ),
     (
         "retention: events (workers::retention EVENTS), 30 days, batch 1000",
-        "WITH gone AS (
-             DELETE FROM events WHERE id IN (
-                 SELECT e.id FROM events e
-                 WHERE e.received_at < now() - make_interval(days => $1)
-                   AND e.state <> 'pending'
-                   AND NOT EXISTS (SELECT 1 FROM launches l WHERE l.event_id = e.id
-                                   AND l.state IN ('planned', 'launching', 'launched', 'held'))
-                   AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.event_id = e.id
-                                   AND c.state = 'pending')
-                 LIMIT $2 FOR UPDATE SKIP LOCKED)
-             RETURNING source, dedupe_key, received_at, id),
-         kept AS (
-             INSERT INTO dedupe (source, dedupe_key, first_seen, event_id)
-             SELECT source, dedupe_key, received_at, id FROM gone WHERE dedupe_key IS NOT NULL
-             ON CONFLICT (source, dedupe_key) DO NOTHING)
-         SELECT count(*) FROM gone",
+        aap_bridge::workers::retention::EVENTS,
         &["30", "1000"],
     ),
     (
