@@ -1,10 +1,14 @@
-//! Group commit: handlers hand events to a few writer tasks, each of which commits whatever has
-//! queued up in one INSERT. Under load one commit carries hundreds of events; idle, one.
+//! Group commit: handlers hand events to a few writer tasks, each of which decides whatever has
+//! queued up (`decide`) and commits it in one INSERT, launches included. Under load one commit
+//! carries hundreds of events; idle, one.
 
 use crate::config::IngestSettings;
+use crate::decide::Decider;
 use crate::error::ApiError;
 use crate::event::Event;
-use crate::store::events::{insert_batch, Insert};
+use crate::store::events::{insert_batch, Decided, EventState, Insert, NewEvent};
+use crate::store::launches::LaunchState;
+use chrono::Utc;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,31 +36,51 @@ pub struct Inbox {
     timeout: Duration,
 }
 
+/// What each commit writer shares.
+#[derive(Clone)]
+struct Writer {
+    pool: PgPool,
+    max: usize,
+    timeout: Duration,
+    /// Decides events before their commit; None stores them `pending` for the dispatcher.
+    decider: Option<Decider>,
+    /// Notified after a commit that stored `pending` events: this replica's dispatcher.
+    wake_dispatch: Arc<Notify>,
+    /// Notified after a commit that planned launches: this replica's launcher.
+    wake_launch: Arc<Notify>,
+    /// Fault injection for tests (`workers::Hooks::panic_commit_writer`).
+    panic_hook: Arc<AtomicBool>,
+}
+
+/// The writers' wiring (`Inbox::start`).
+pub struct InboxWiring {
+    pub decider: Option<Decider>,
+    pub wake_dispatch: Arc<Notify>,
+    pub wake_launch: Arc<Notify>,
+    pub panic_hook: Arc<AtomicBool>,
+}
+
 impl Inbox {
     /// Starts the writers. They stop once every `Inbox` clone is dropped and the queue is empty.
-    /// `committed` is notified after each commit, so this replica's dispatcher starts at once.
-    /// `panic_hook` is fault injection for tests (`workers::Hooks::panic_commit_writer`).
     pub fn start(
         pool: PgPool,
         s: &IngestSettings,
-        committed: Arc<Notify>,
-        panic_hook: Arc<AtomicBool>,
+        wiring: InboxWiring,
     ) -> (Inbox, Vec<JoinHandle<()>>) {
         let (tx, rx) = mpsc::channel(s.queue_capacity.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let timeout = Duration::from_millis(s.commit_timeout_ms);
+        let w = Writer {
+            pool,
+            max: s.batch_max,
+            timeout,
+            decider: wiring.decider,
+            wake_dispatch: wiring.wake_dispatch,
+            wake_launch: wiring.wake_launch,
+            panic_hook: wiring.panic_hook,
+        };
         let handles = (0..s.writers)
-            .map(|_| {
-                let w = writer(
-                    pool.clone(),
-                    rx.clone(),
-                    s.batch_max,
-                    timeout,
-                    committed.clone(),
-                    panic_hook.clone(),
-                );
-                tokio::spawn(w)
-            })
+            .map(|_| tokio::spawn(writer(w.clone(), rx.clone())))
             .collect();
         (Inbox { tx, timeout }, handles)
     }
@@ -87,14 +111,7 @@ impl Inbox {
     }
 }
 
-async fn writer(
-    pool: PgPool,
-    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
-    max: usize,
-    timeout: Duration,
-    committed: Arc<Notify>,
-    panic_hook: Arc<AtomicBool>,
-) {
+async fn writer(w: Writer, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
     loop {
         let mut batch = Vec::new();
         {
@@ -103,22 +120,21 @@ async fn writer(
                 Some(job) => batch.push(job),
                 None => return,
             }
-            while batch.len() < max {
+            while batch.len() < w.max {
                 match rx.try_recv() {
                     Ok(job) => batch.push(job),
                     Err(_) => break,
                 }
             }
         }
-        if panic_hook.swap(false, Ordering::SeqCst) {
+        if w.panic_hook.swap(false, Ordering::SeqCst) {
             panic!("fault injection: commit writer panics");
         }
-        commit(&pool, batch, timeout).await;
-        committed.notify_one();
+        commit(&w, batch).await;
     }
 }
 
-async fn commit(pool: &PgPool, batch: Vec<Job>, timeout: Duration) {
+async fn commit(w: &Writer, mut batch: Vec<Job>) {
     // Identical deliveries racing each other in one batch: the first is inserted, the rest are
     // answered as its duplicates.
     let mut first: HashMap<(&str, &str), usize> = HashMap::new();
@@ -132,17 +148,49 @@ async fn commit(pool: &PgPool, batch: Vec<Job>, timeout: Duration) {
         });
         owner.push(slot);
     }
-    let items: Vec<(Uuid, &Event)> = unique
+    drop(first);
+    // Decided under one snapshot of the rules, whose version each decided row records: a
+    // reload meanwhile applies from the next batch on.
+    let decided: Vec<Option<Decided>> = match &w.decider {
+        Some(d) => {
+            let rules = d.mappings.current();
+            let now = Utc::now();
+            unique
+                .iter()
+                .map(|&i| {
+                    let job = &mut batch[i];
+                    d.decide(&rules, job.id, &mut job.event, now)
+                })
+                .collect()
+        }
+        None => vec![None; unique.len()],
+    };
+    let items: Vec<NewEvent> = unique
         .iter()
-        .map(|&i| (batch[i].id, &batch[i].event))
+        .zip(&decided)
+        .map(|(&i, d)| NewEvent {
+            id: batch[i].id,
+            event: &batch[i].event,
+            decided: d.as_ref(),
+        })
         .collect();
-    let results = match tokio::time::timeout(timeout, insert_batch(pool, &items)).await {
+    let results = match tokio::time::timeout(w.timeout, insert_batch(&w.pool, &items)).await {
         Ok(Ok(r)) => r.into_iter().map(Ok).collect(),
-        Ok(Err(e)) if is_data_error(&e) && items.len() > 1 => one_by_one(pool, &items).await,
+        Ok(Err(e)) if is_data_error(&e) && items.len() > 1 => one_by_one(&w.pool, &items).await,
         Ok(Err(e)) => vec![Err(store_error(&e)); items.len()],
         Err(_) => vec![Err(ApiError::unavailable("the event store timed out; retry")); items.len()],
     };
-    let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
+    let (mut pending, mut planned) = (false, false);
+    for (item, r) in items.iter().zip(&results) {
+        if !matches!(r, Ok(Insert::New)) {
+            continue;
+        }
+        match item.decided {
+            Some(d) => planned |= log_decided(item, d),
+            None => pending |= item.event.ignored.is_none(),
+        }
+    }
+    let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
     drop(items);
     for (i, job) in batch.into_iter().enumerate() {
         let slot = owner[i];
@@ -155,10 +203,28 @@ async fn commit(pool: &PgPool, batch: Vec<Job>, timeout: Duration) {
         // The requester may have timed out; the event is stored all the same.
         let _ = job.reply.send(reply);
     }
+    if pending {
+        w.wake_dispatch.notify_one();
+    }
+    if planned {
+        w.wake_launch.notify_one();
+    }
+}
+
+/// The same lines the dispatcher logs for a decision; true when a launch is to be sent.
+fn log_decided(item: &NewEvent, d: &Decided) -> bool {
+    if d.state != EventState::Dispatched {
+        let reason = d.reason.as_deref().unwrap_or_default();
+        tracing::info!(event_id = %item.id, state = %d.state, %reason, "event not launched");
+    }
+    for l in &d.launches {
+        tracing::info!(event_id = %item.id, launch_id = %l.id, rule = %l.rule, state = %l.state, "launch planned");
+    }
+    d.launches.iter().any(|l| l.state == LaunchState::Planned)
 }
 
 /// A row Postgres refuses (bad encoding, say) must not fail the other events of its batch.
-async fn one_by_one(pool: &PgPool, items: &[(Uuid, &Event)]) -> Vec<Result<Insert, ApiError>> {
+async fn one_by_one(pool: &PgPool, items: &[NewEvent<'_>]) -> Vec<Result<Insert, ApiError>> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         out.push(match insert_batch(pool, std::slice::from_ref(item)).await {

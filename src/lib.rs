@@ -5,6 +5,7 @@ pub mod catch_up;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod decide;
 pub mod error;
 pub mod event;
 pub mod http;

@@ -76,7 +76,7 @@ impl Application {
                 anyhow::anyhow!("mappings are invalid:\n  {}", list.join("\n  "))
             })?
         };
-        tracing::info!(rules = mappings.len(), path = %settings.mappings.path.display(), "mappings loaded");
+        tracing::info!(rules = mappings.len(), version = mappings.version(), path = %settings.mappings.path.display(), "mappings loaded");
         let loaded = crate::mapping::ReloadStatus {
             at: chrono::Utc::now(),
             trigger: "start".into(),
@@ -145,6 +145,7 @@ impl Application {
             settings: settings.workers.clone(),
             controller,
             mappings,
+            record_skipped: settings.mappings.record_skipped,
             notifier,
             wake_dispatch: wake_dispatch.clone(),
             wake_launch: wakes.launch.clone(),
@@ -162,11 +163,22 @@ impl Application {
                 settings.workers.probe_interval_ms.max(50),
             )),
         });
+        let ctx_wake_launch = ctx.wake_launch.clone();
         for (name, handle) in workers::start(ctx, shutdown.child_token()) {
             tasks.add(name, handle);
         }
-        let (inbox, writers) =
-            Inbox::start(pool.clone(), &settings.ingest, wake_dispatch, panic_writer);
+        let decider = crate::decide::Decider {
+            mappings: admin_mappings.clone(),
+            dry_run: settings.controller.is_none(),
+            record_skipped: settings.mappings.record_skipped,
+        };
+        let wiring = crate::ingest::InboxWiring {
+            decider: Some(decider),
+            wake_dispatch,
+            wake_launch: ctx_wake_launch,
+            panic_hook: panic_writer,
+        };
+        let (inbox, writers) = Inbox::start(pool.clone(), &settings.ingest, wiring);
         for (i, handle) in writers.into_iter().enumerate() {
             tasks.add(format!("commit writer {i}"), handle);
         }

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RulesPage {
+    /// The version of the rules in force (a digest of the mapping files); each decided event
+    /// records the version that decided it.
+    pub version: String,
     pub rules: Vec<RuleRow>,
     /// The outcome of the last load or reload (None before the first, e.g. in the CLI).
     pub last_reload: Option<ReloadStatus>,
@@ -46,9 +49,8 @@ impl Admin {
             .into_iter()
             .map(|r| (r.rule.clone(), r))
             .collect();
-        let rules: Vec<RuleRow> = self
-            .mappings
-            .current()
+        let current = self.mappings.current();
+        let rules: Vec<RuleRow> = current
             .rules()
             .into_iter()
             .map(|rule| {
@@ -63,6 +65,7 @@ impl Admin {
             })
             .collect();
         Ok(RulesPage {
+            version: current.version().to_string(),
             rules,
             last_reload: self.mappings.last_reload(),
             retired: counts.into_keys().collect(),

@@ -12,7 +12,7 @@ use crate::config::{ServiceNowPlan, SnAuth, Versions};
 use crate::event::{text_at, Event};
 use crate::sources::Source;
 use crate::store::catch_up as store;
-use crate::store::events::{insert_batch, Arrival, Insert};
+use crate::store::events::{insert_batch, Arrival, Insert, NewEvent};
 use base64::Engine;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
@@ -276,7 +276,11 @@ impl ServiceNow {
         if fresh.is_empty() {
             return Ok(());
         }
-        let results = insert_batch(pool, &fresh).await.map_err(db)?;
+        let rows: Vec<NewEvent> = fresh
+            .iter()
+            .map(|(id, e)| NewEvent::pending(*id, e))
+            .collect();
+        let results = insert_batch(pool, &rows).await.map_err(db)?;
         for ((id, _), result) in fresh.iter().zip(results) {
             match result {
                 Insert::New => {

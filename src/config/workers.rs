@@ -10,6 +10,9 @@ pub struct MappingSettings {
     pub path: PathBuf,
     /// How often files are checked for changes (SIGHUP reloads at once).
     pub reload_interval_secs: u64,
+    /// Store every rule's skip reason in each event's decision, not only the matched rules'
+    /// verdicts (debugging; an unmapped event's reason names the skipped rules anyway).
+    pub record_skipped: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

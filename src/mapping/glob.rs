@@ -1,7 +1,20 @@
 //! Glob patterns for `event_type` and `category`: `*` is any run of characters, `?` one.
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Glob(String);
+/// A pattern compiled once at load; matching allocates nothing (wildmatch walks the text's
+/// chars against the compiled pattern).
+#[derive(Debug, Clone)]
+pub(crate) struct Glob {
+    text: String,
+    compiled: wildmatch::WildMatch,
+}
+
+impl PartialEq for Glob {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Glob {}
 
 impl Glob {
     pub fn new(pattern: &str) -> Result<Glob, String> {
@@ -14,35 +27,18 @@ impl Glob {
                 "bad glob `{pattern}`: `{c}` is not supported; only `*` and `?` are wildcards"
             ));
         }
-        Ok(Glob(pattern.to_string()))
+        Ok(Glob {
+            text: pattern.to_string(),
+            compiled: wildmatch::WildMatch::new(pattern),
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     pub fn matches(&self, text: &str) -> bool {
-        let p: Vec<char> = self.0.chars().collect();
-        let t: Vec<char> = text.chars().collect();
-        let (mut pi, mut ti) = (0, 0);
-        // Position after the last `*` and the text position it has consumed up to.
-        let mut star: Option<(usize, usize)> = None;
-        while ti < t.len() {
-            if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-                pi += 1;
-                ti += 1;
-            } else if pi < p.len() && p[pi] == '*' {
-                star = Some((pi + 1, ti));
-                pi += 1;
-            } else if let Some((sp, st)) = star {
-                pi = sp;
-                ti = st + 1;
-                star = Some((sp, st + 1));
-            } else {
-                return false;
-            }
-        }
-        p[pi..].iter().all(|&c| c == '*')
+        self.compiled.matches(text)
     }
 }
 

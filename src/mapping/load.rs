@@ -5,12 +5,13 @@ use super::files::yaml_message;
 use super::glob::Glob;
 use super::guard::{self, Guard};
 use super::render::{self, has_markup, Compiled};
-use super::rule::{Rule, Target};
+use super::rule::{Rule, Target, When};
 use super::spec::{check_shape, line_of, FileSpec, OneOrMany, RuleSpec, Tree};
 use super::{MappingError, Mappings, Reply};
 use crate::config::SourceKind;
 use serde_json::Value as Json;
 use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,7 @@ impl Mappings {
             templates: 0,
             blank_files: Vec::new(),
             declared: 0,
+            hash: Sha256::new(),
         };
         for file in &files {
             loader.file(file);
@@ -41,6 +43,7 @@ impl Mappings {
                 env: loader.env,
                 blank_files: loader.blank_files,
                 declared: loader.declared,
+                version: hex::encode(&loader.hash.finalize()[..6]),
             })
         } else {
             Err(loader.errors)
@@ -61,6 +64,8 @@ struct Loader<'a> {
     blank_files: Vec<PathBuf>,
     /// Files with a `rules:` key, even an empty list.
     declared: usize,
+    /// Over each file's name and text: the rules version (`Mappings::version`).
+    hash: Sha256,
 }
 
 impl Loader<'_> {
@@ -77,6 +82,11 @@ impl Loader<'_> {
             Ok(t) => t,
             Err(e) => return self.error(file, 0, format!("cannot read: {e}")),
         };
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+        self.hash.update(name.unwrap_or_default().as_bytes());
+        self.hash.update([0]);
+        self.hash.update(text.as_bytes());
+        self.hash.update([0]);
         // An empty file (or only comments) is a file with no rules yet, not an error.
         let spec = match serde_saphyr::from_str::<Option<FileSpec>>(&text) {
             Ok(Some(spec)) => spec,
@@ -105,7 +115,7 @@ impl Loader<'_> {
         let (source, kind) = self.check_source(file, line, spec.source.as_ref());
         let event_type = self.globs(file, "event_type", spec.event_type.as_ref());
         let target = self.target(file, line, &spec);
-        let when = self.when(file, spec.when.as_ref());
+        let when = self.when(file, &name, spec.when.as_ref());
 
         let reply = match (&spec.reply, kind) {
             (Some(r), Some(kind)) if !Reply::allowed_for(kind).contains(&r.value) => {
@@ -288,16 +298,30 @@ impl Loader<'_> {
         }
     }
 
-    fn when(&mut self, file: &Path, spec: Option<&Spanned<OneOrMany>>) -> Vec<String> {
+    /// Each `when` expression, checked, then compiled once into a template (`render::when`).
+    fn when(&mut self, file: &Path, rule: &str, spec: Option<&Spanned<OneOrMany>>) -> Vec<When> {
         let Some(spec) = spec else { return Vec::new() };
         let mut exprs = Vec::new();
         for (expr, line) in spec.value.items(line_of(spec)) {
             if expr.trim().is_empty() {
                 self.error(file, line, "when: empty expression");
-            } else if let Err(e) = render::check_expression(&self.env, &expr) {
+                continue;
+            }
+            if let Err(e) = render::check_expression(&self.env, &expr) {
                 self.error(file, line, format!("when `{expr}`: {e}"));
-            } else {
-                exprs.push(expr);
+                continue;
+            }
+            self.templates += 1;
+            let name = format!("{}:{rule}/when", self.templates);
+            match self
+                .env
+                .add_template_owned(name.clone(), render::when_source(&expr))
+            {
+                Ok(()) => exprs.push(When { expr, name }),
+                Err(e) => {
+                    let msg = format!("when `{expr}`: {}", render::describe(&e, &expr));
+                    self.error(file, line, msg);
+                }
             }
         }
         exprs

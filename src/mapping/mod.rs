@@ -4,6 +4,7 @@
 //! templates included, so a bad file is refused with `file:line` errors instead of failing
 //! when the first matching event arrives.
 
+mod decision;
 mod files;
 mod glob;
 mod guard;
@@ -25,6 +26,7 @@ mod tests_load;
 #[cfg(test)]
 mod tests_reload;
 
+pub use decision::Decision;
 pub use guard::DEFAULT_MAX_VALUE_CHARS;
 pub use reload::{reload, ReloadStatus};
 pub use rule::RuleInfo;
@@ -55,6 +57,21 @@ pub struct EventView {
 }
 
 impl EventView {
+    /// Like `from_event`, but moves the parsed payload out of `event` instead of copying it.
+    pub fn take(id: uuid::Uuid, event: &mut Event, received_at: DateTime<Utc>) -> Self {
+        EventView {
+            id,
+            source: event.source.clone(),
+            kind: event.kind,
+            delivery_id: event.delivery_id.clone(),
+            event_type: event.event_type.clone(),
+            category: event.category.clone(),
+            ticket: serde_json::to_value(&event.ticket).unwrap_or_default(),
+            payload: std::mem::take(&mut event.payload),
+            received_at,
+        }
+    }
+
     pub fn from_event(id: uuid::Uuid, event: &Event, received_at: DateTime<Utc>) -> Self {
         EventView {
             id,
@@ -225,62 +242,6 @@ pub struct Refused {
     pub reason: String,
 }
 
-/// What the rules made of one event. Unmapped when `planned`, `refused` and `failed` are empty.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Decision {
-    pub planned: Vec<Planned>,
-    /// Rules whose rendered values were refused.
-    pub refused: Vec<Refused>,
-    /// Rules that matched but could not be rendered: (rule, error).
-    pub failed: Vec<(String, String)>,
-    /// Rules for the event's source that did not match: (rule, why).
-    pub skipped: Vec<(String, String)>,
-    /// "source `x`, event type `y`, category `z`", for `reason`.
-    #[serde(skip)]
-    subject: String,
-}
-
-impl Decision {
-    pub fn is_unmapped(&self) -> bool {
-        self.planned.is_empty() && self.refused.is_empty() && self.failed.is_empty()
-    }
-
-    /// The refused and failed rules, one `rule NAME: …` each, or None.
-    pub fn problems(&self) -> Option<String> {
-        let refused = self
-            .refused
-            .iter()
-            .map(|r| format!("rule {}: refused: {}", r.launch.rule, r.reason));
-        let failed = self
-            .failed
-            .iter()
-            .map(|(rule, err)| format!("rule {rule}: {err}"));
-        let all: Vec<String> = refused.chain(failed).collect();
-        (!all.is_empty()).then(|| all.join("; "))
-    }
-
-    /// One line on why nothing was launched (or what was).
-    pub fn reason(&self) -> String {
-        if !self.is_unmapped() {
-            return format!(
-                "{} rule(s) matched, {} refused, {} failed to render",
-                self.planned.len() + self.refused.len() + self.failed.len(),
-                self.refused.len(),
-                self.failed.len()
-            );
-        }
-        if self.skipped.is_empty() {
-            return format!("no rule for {}", self.subject);
-        }
-        let why: Vec<String> = self
-            .skipped
-            .iter()
-            .map(|(r, w)| format!("{r}: {w}"))
-            .collect();
-        format!("no rule matched {}; {}", self.subject, why.join("; "))
-    }
-}
-
 /// A problem in a mapping file. Line 0 means the whole file (it could not be read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MappingError {
@@ -308,6 +269,9 @@ pub struct Mappings {
     blank_files: Vec<PathBuf>,
     /// Files with a `rules:` key, even `rules: []`.
     declared: usize,
+    /// A digest of the files' names and text: every replica loading the same files has the
+    /// same version, and each decided event records the version that decided it.
+    version: String,
 }
 
 impl fmt::Debug for Mappings {
@@ -325,7 +289,13 @@ impl Mappings {
             env: render::environment(),
             blank_files: Vec::new(),
             declared: 0,
+            version: "none".into(),
         }
+    }
+
+    /// Which rules decided an event (see the field).
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     pub fn len(&self) -> usize {

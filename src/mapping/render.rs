@@ -96,21 +96,25 @@ pub(crate) fn check_expression(env: &Environment<'static>, expr: &str) -> Result
         .map_err(|e| describe(&e, expr))
 }
 
-/// Evaluates a `when` expression to its truth value. An undefined result is an error,
-/// as it would be in a template.
-pub(crate) fn eval_expression(
+/// A `when` expression as a template that renders `1` when it is true, so it is compiled once
+/// at load. Undefined values are errors in strict mode, also when tested for truth, as they
+/// would be in a launch field.
+pub(crate) fn when_source(expr: &str) -> String {
+    format!("{{% if ({expr}) %}}1{{% endif %}}")
+}
+
+/// Evaluates a `when` expression compiled at load (`when_source`, registered as `name`).
+pub(crate) fn eval_when(
     env: &Environment<'static>,
+    name: &str,
     expr: &str,
     ctx: &Value,
 ) -> Result<bool, String> {
-    let compiled = env
-        .compile_expression(expr)
-        .map_err(|e| describe(&e, expr))?;
-    match compiled.eval(ctx) {
-        Ok(v) if v.is_undefined() => Err(format!("`{}` is undefined", expr.trim())),
-        Ok(v) => Ok(v.is_true()),
+    let t = env.get_template(name).map_err(|e| describe(&e, expr))?;
+    match t.render(ctx) {
+        Ok(out) => Ok(out == "1"),
         Err(e) => {
-            let names = undefined(env, compiled.undeclared_variables(true), ctx);
+            let names = undefined(env, t.undeclared_variables(true), ctx);
             Err(runtime(&e, expr, &names))
         }
     }

@@ -20,6 +20,13 @@ pub(crate) enum Target {
     ByCategory(BTreeMap<String, TemplateRef>),
 }
 
+/// A `when` expression and the template it was compiled into at load.
+#[derive(Debug)]
+pub(crate) struct When {
+    pub expr: String,
+    pub name: String,
+}
+
 /// A rule after load: globs parsed, templates compiled.
 #[derive(Debug)]
 pub(crate) struct Rule {
@@ -31,7 +38,7 @@ pub(crate) struct Rule {
     /// Empty: any event type.
     pub event_type: Vec<Glob>,
     pub target: Target,
-    pub when: Vec<String>,
+    pub when: Vec<When>,
     /// Launch fields in request order.
     pub fields: Vec<(&'static str, Compiled)>,
     pub reply: Reply,
@@ -84,7 +91,7 @@ impl Rule {
             source: self.source.clone(),
             event_type: globs(&self.event_type),
             targets,
-            when: self.when.clone(),
+            when: self.when.iter().map(|w| w.expr.clone()).collect(),
             reply: self.reply,
             pause_after_failures: self.pause_after_failures,
         }
@@ -120,8 +127,8 @@ impl Rule {
     }
 
     pub fn check_when(&self, env: &Environment<'static>, ctx: &Value) -> Result<(), String> {
-        for expr in &self.when {
-            match render::eval_expression(env, expr, ctx) {
+        for When { expr, name } in &self.when {
+            match render::eval_when(env, name, expr, ctx) {
                 Ok(true) => {}
                 Ok(false) => return Err(format!("when `{expr}` is false")),
                 Err(e) => return Err(format!("when `{expr}`: {e}")),

@@ -50,6 +50,9 @@ pub struct EventDetail {
     /// What the rules made of it (null while pending or when ignored).
     #[schema(value_type = Option<Object>)]
     pub decision: Value,
+    /// The rules that decided it (`GET /api/v1/rules` shows the version in force); null while
+    /// pending or when ignored.
+    pub rules_version: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub launches: Vec<LaunchView>,
     pub callbacks: Vec<CallbackView>,
@@ -167,13 +170,15 @@ struct DetailRow {
     headers: Json<Value>,
     payload: Json<Value>,
     decision: Option<Json<Value>>,
+    rules_version: Option<String>,
     updated_at: DateTime<Utc>,
 }
 
 /// The event with its launches and callbacks; None if there is no such event.
 pub async fn event_detail(pool: &PgPool, id: Uuid) -> Result<Option<EventDetail>, sqlx::Error> {
     let row: Option<DetailRow> = sqlx::query_as(&format!(
-        "SELECT {SUMMARY}, headers, payload, decision, updated_at FROM events WHERE id = $1"
+        "SELECT {SUMMARY}, headers, payload, decision, rules_version, updated_at
+         FROM events WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(pool)
@@ -201,6 +206,7 @@ pub async fn event_detail(pool: &PgPool, id: Uuid) -> Result<Option<EventDetail>
         headers: row.headers.0,
         payload: row.payload.0,
         decision: row.decision.map(|d| d.0).unwrap_or(Value::Null),
+        rules_version: row.rules_version,
         updated_at: row.updated_at,
         launches,
         callbacks,

@@ -36,6 +36,33 @@ pub async fn lock_claims(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         .map(|_| ())
 }
 
+/// The claim as one statement: the claim lock already serializes claims, so selecting and
+/// updating together is safe and saves a round trip. Public (the caller adds RETURNING) so `bench
+/// explain` shows the plan of this very statement.
+pub const CLAIM_PLANNED: &str = "WITH due AS (
+             SELECT id, rule, max_concurrent, next_attempt_at, created_at,
+                    row_number() OVER (PARTITION BY rule ORDER BY next_attempt_at, created_at) AS turn
+             FROM launches WHERE state = 'planned' AND next_attempt_at <= now()
+               AND rule NOT IN (SELECT rule FROM rule_pauses WHERE paused_at IS NOT NULL)
+         ), busy AS (
+             SELECT rule, count(*) AS n FROM launches
+             WHERE state IN ('launching', 'launched')
+               AND rule IN (SELECT rule FROM due WHERE max_concurrent IS NOT NULL)
+             GROUP BY rule
+         ), pick AS (
+             SELECT d.id FROM due d LEFT JOIN busy b USING (rule)
+             WHERE d.max_concurrent IS NULL OR d.turn <= d.max_concurrent - COALESCE(b.n, 0)
+             ORDER BY d.turn, d.next_attempt_at, d.created_at
+             LIMIT $1
+         )
+         UPDATE launches SET state = 'launching', attempts = attempts + 1, owner = $2,
+             launching_at = now(),
+             sent_at = CASE WHEN $3 AND template_id IS NOT NULL THEN now() END,
+             first_empty_read_at = NULL,
+             reconcile_errors = 0, lease_until = now() + make_interval(secs => $4),
+             updated_at = now()
+         WHERE id IN (SELECT id FROM pick) AND state = 'planned'";
+
 /// Claims up to `limit` due planned launches, fairly: each rule's oldest first, round-robin
 /// across rules, and a rule at its `max_concurrent` cap is skipped without holding back others.
 /// Paused rules are skipped (the caller holds their launches first, `held::hold_planned`).
@@ -53,41 +80,13 @@ pub async fn claim_planned(
     if limit <= 0 {
         return Ok(Vec::new());
     }
-    let ids: Vec<Uuid> = sqlx::query_scalar(
-        "WITH due AS (
-             SELECT id, rule, max_concurrent, next_attempt_at, created_at,
-                    row_number() OVER (PARTITION BY rule ORDER BY next_attempt_at, created_at) AS turn
-             FROM launches WHERE state = 'planned' AND next_attempt_at <= now()
-               AND rule NOT IN (SELECT rule FROM rule_pauses WHERE paused_at IS NOT NULL)
-         ), busy AS (
-             SELECT rule, count(*) AS n FROM launches
-             WHERE state IN ('launching', 'launched')
-               AND rule IN (SELECT rule FROM due WHERE max_concurrent IS NOT NULL)
-             GROUP BY rule
-         )
-         SELECT d.id FROM due d LEFT JOIN busy b USING (rule)
-         WHERE d.max_concurrent IS NULL OR d.turn <= d.max_concurrent - COALESCE(b.n, 0)
-         ORDER BY d.turn, d.next_attempt_at, d.created_at
-         LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
-    sqlx::query_as(&format!(
-        "UPDATE launches SET state = 'launching', attempts = attempts + 1, owner = $3,
-             launching_at = now(),
-             sent_at = CASE WHEN $4 AND template_id IS NOT NULL THEN now() END,
-             first_empty_read_at = NULL,
-             reconcile_errors = 0, lease_until = now() + make_interval(secs => $2),
-             updated_at = now()
-         WHERE id = ANY($1) AND state = 'planned' RETURNING {COLUMNS}"
-    ))
-    .bind(&ids)
-    .bind(lease_secs as f64)
-    .bind(owner)
-    .bind(ready)
-    .fetch_all(conn)
-    .await
+    sqlx::query_as(&format!("{CLAIM_PLANNED} RETURNING {COLUMNS}"))
+        .bind(limit)
+        .bind(owner)
+        .bind(ready)
+        .bind(lease_secs as f64)
+        .fetch_all(conn)
+        .await
 }
 
 /// `launching` rows whose lease ran out (owner dead or stalled) or whose unclear launch is due

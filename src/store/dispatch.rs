@@ -36,15 +36,18 @@ pub async fn settle(
     state: super::events::EventState,
     reason: Option<&str>,
     decision: &Value,
+    rules_version: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE events SET state = $2, state_reason = $3, decision = $4, updated_at = now()
+        "UPDATE events SET state = $2, state_reason = $3, decision = $4, rules_version = $5,
+             updated_at = now()
          WHERE id = $1",
     )
     .bind(id)
     .bind(state)
     .bind(reason)
     .bind(Json(decision))
+    .bind(rules_version)
     .execute(conn)
     .await
     .map(|_| ())

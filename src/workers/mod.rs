@@ -15,7 +15,7 @@ pub mod retention;
 mod tracker;
 
 /// The launch markers, for the admin `simulate` call.
-pub use dispatcher::{outcome, with_marker};
+pub use crate::decide::{outcome, with_marker};
 
 use crate::config::WorkerSettings;
 use crate::controller::{Controller, ControllerHealth};
@@ -52,6 +52,8 @@ pub struct Context {
     /// None: dry-run.
     pub controller: Option<Arc<Controller>>,
     pub mappings: SharedMappings,
+    /// `mappings.record_skipped`.
+    pub record_skipped: bool,
     pub notifier: Arc<Notifier>,
     pub wake_dispatch: Arc<Notify>,
     pub wake_launch: Arc<Notify>,

@@ -16,6 +16,7 @@ mod controller_tls;
 mod controller_token_at_rest;
 mod controller_tokens;
 mod crash;
+mod decide;
 mod hostile;
 mod ingest;
 mod ingest_fuzz;

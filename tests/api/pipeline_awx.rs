@@ -184,6 +184,7 @@ fn context(p: &Pipeline, pool: &PgPool) -> (Arc<Context>, Arc<Controller>) {
         settings: s.workers.clone(),
         controller: Some(c.clone()),
         mappings: SharedMappings::new(Mappings::empty()),
+        record_skipped: false,
         notifier: Arc::new(Notifier::new(&s.sources).unwrap()),
         wake_dispatch: Default::default(),
         wake_launch: Default::default(),

@@ -11,7 +11,9 @@
 
 use crate::{sample_body, signature, SECRET};
 use aap_bridge::config::{IngestSettings, SourceSettings};
-use aap_bridge::ingest::Inbox;
+use aap_bridge::decide::Decider;
+use aap_bridge::ingest::{Inbox, InboxWiring};
+use aap_bridge::mapping::{Mappings, SharedMappings};
 use aap_bridge::sources::Source;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -155,12 +157,19 @@ async fn storage_on(
         queue_capacity: 16384,
         commit_timeout_ms: 3000,
     };
-    let (inbox, writers) = Inbox::start(
-        pool.clone(),
-        &ingest,
-        Arc::new(tokio::sync::Notify::new()),
-        Arc::new(AtomicBool::new(false)),
-    );
+    // Decided as the service decides them with no rules (stored `unmapped`, one write each).
+    let decider = Decider {
+        mappings: SharedMappings::new(Mappings::empty()),
+        dry_run: true,
+        record_skipped: false,
+    };
+    let wiring = InboxWiring {
+        decider: Some(decider),
+        wake_dispatch: Arc::new(tokio::sync::Notify::new()),
+        wake_launch: Arc::new(tokio::sync::Notify::new()),
+        panic_hook: Arc::new(AtomicBool::new(false)),
+    };
+    let (inbox, writers) = Inbox::start(pool.clone(), &ingest, wiring);
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();

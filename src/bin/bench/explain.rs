@@ -119,39 +119,9 @@ const QUERIES: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
-        "launcher: claim_planned, the selection (store::attempts)",
-        "WITH due AS (
-             SELECT id, rule, max_concurrent, next_attempt_at, created_at,
-                    row_number() OVER (PARTITION BY rule ORDER BY next_attempt_at, created_at) AS turn
-             FROM launches WHERE state = 'planned' AND next_attempt_at <= now()
-               AND rule NOT IN (SELECT rule FROM rule_pauses WHERE paused_at IS NOT NULL)
-         ), busy AS (
-             SELECT rule, count(*) AS n FROM launches
-             WHERE state IN ('launching', 'launched')
-               AND rule IN (SELECT rule FROM due WHERE max_concurrent IS NOT NULL)
-             GROUP BY rule
-         )
-         SELECT d.id FROM due d LEFT JOIN busy b USING (rule)
-         WHERE d.max_concurrent IS NULL OR d.turn <= d.max_concurrent - COALESCE(b.n, 0)
-         ORDER BY d.turn, d.next_attempt_at, d.created_at
-         LIMIT $1",
-        &["8"],
-    ),
-    (
-        "launcher: claim_planned, the update (store::attempts)",
-        "UPDATE launches SET state = 'launching', attempts = attempts + 1, owner = $3,
-             launching_at = now(),
-             sent_at = CASE WHEN $4 AND template_id IS NOT NULL THEN now() END,
-             first_empty_read_at = NULL,
-             reconcile_errors = 0, lease_until = now() + make_interval(secs => $2),
-             updated_at = now()
-         WHERE id = ANY($1) AND state = 'planned' RETURNING id",
-        &[
-            "ARRAY(SELECT id FROM launches WHERE state = 'planned' LIMIT 8)",
-            "60",
-            "'me'",
-            "true",
-        ],
+        "launcher: claim_planned, one statement (store::attempts)",
+        aap_bridge::store::attempts::CLAIM_PLANNED,
+        &["8", "'me'", "true", "60"],
     ),
     (
         "launcher: claim_stale (store::attempts)",

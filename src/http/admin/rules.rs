@@ -12,6 +12,10 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuleList {
+    /// The version of the rules in force (a digest of the mapping files, the same on every
+    /// replica that loaded the same files); each decided event records the version that
+    /// decided it (`rules_version`).
+    pub version: String,
     pub rules: Vec<RuleState>,
 }
 
@@ -61,7 +65,8 @@ fn body<T: serde::de::DeserializeOwned>(
 )]
 pub async fn list(State(app): State<AppState>) -> Result<Json<RuleList>, ApiError> {
     let rules = app.admin.rule_states().await?;
-    Ok(Json(RuleList { rules }))
+    let version = app.mappings.current().version().to_string();
+    Ok(Json(RuleList { version, rules }))
 }
 
 /// Pauses the rule on every replica (a kill switch; any rule): its launches are held, never
