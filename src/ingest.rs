@@ -174,7 +174,13 @@ async fn commit(w: &Writer, mut batch: Vec<Job>) {
             decided: d.as_ref(),
         })
         .collect();
-    let results = match tokio::time::timeout(w.timeout, insert_batch(&w.pool, &items)).await {
+    let mut first = tokio::time::timeout(w.timeout, insert_batch(&w.pool, &items)).await;
+    if matches!(&first, Ok(Err(e)) if is_connection_error(e)) {
+        // A connection that died while idle (pool connections are not pinged): once more on
+        // a fresh one. Nothing was committed, or the retry finds the rows as duplicates.
+        first = tokio::time::timeout(w.timeout, insert_batch(&w.pool, &items)).await;
+    }
+    let results = match first {
         Ok(Ok(r)) => r.into_iter().map(Ok).collect(),
         Ok(Err(e)) if is_data_error(&e) && items.len() > 1 => one_by_one(&w.pool, &items).await,
         Ok(Err(e)) => vec![Err(store_error(&e)); items.len()],
@@ -197,6 +203,8 @@ async fn commit(w: &Writer, mut batch: Vec<Job>) {
         let reply = match &results[slot] {
             Ok(Insert::New) if unique[slot] == i => Ok(Stored::Accepted(job.id)),
             Ok(Insert::New) => Ok(Stored::Duplicate(ids[slot])),
+            // A retried commit finding the first attempt's own row: it was accepted.
+            Ok(Insert::Existing(id)) if *id == job.id => Ok(Stored::Accepted(job.id)),
             Ok(Insert::Existing(id)) => Ok(Stored::Duplicate(*id)),
             Err(e) => Err(e.clone()),
         };
@@ -213,12 +221,15 @@ async fn commit(w: &Writer, mut batch: Vec<Job>) {
 
 /// The same lines the dispatcher logs for a decision; true when a launch is to be sent.
 fn log_decided(item: &NewEvent, d: &Decided) -> bool {
+    let e = item.event;
     if d.state != EventState::Dispatched {
         let reason = d.reason.as_deref().unwrap_or_default();
-        tracing::info!(event_id = %item.id, state = %d.state, %reason, "event not launched");
+        tracing::info!(event_id = %item.id, source = %e.source, delivery_id = %e.delivery_id,
+            state = %d.state, %reason, "event not launched");
     }
     for l in &d.launches {
-        tracing::info!(event_id = %item.id, launch_id = %l.id, rule = %l.rule, state = %l.state, "launch planned");
+        tracing::info!(event_id = %item.id, source = %e.source, delivery_id = %e.delivery_id,
+            launch_id = %l.id, rule = %l.rule, state = %l.state, "launch planned");
     }
     d.launches.iter().any(|l| l.state == LaunchState::Planned)
 }
@@ -233,6 +244,13 @@ async fn one_by_one(pool: &PgPool, items: &[NewEvent<'_>]) -> Vec<Result<Insert,
         });
     }
     out
+}
+
+fn is_connection_error(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_)
+    )
 }
 
 fn is_data_error(e: &sqlx::Error) -> bool {

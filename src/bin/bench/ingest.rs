@@ -8,8 +8,41 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// One `bench ingest` run.
+pub struct Load {
+    pub connections: usize,
+    pub seconds: u64,
+    pub warmup: u64,
+    /// Also measure the HTTP + HMAC and storage ceilings.
+    pub ceilings: bool,
+    /// Every event matches a rule and plans a (dry-run) launch.
+    pub matching: bool,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Load {
+            connections: 64,
+            seconds: 10,
+            warmup: 2,
+            ceilings: true,
+            matching: false,
+        }
+    }
+}
+
+/// A rule every bench delivery matches: one dry-run launch per event, rendered from the ticket.
+const MATCH_ALL: &str = r#"rules:
+  - name: bench-all
+    source: gh
+    launch: 7
+    extra_vars:
+      repo: "{{ ticket.repo }}"
+      issue: "{{ ticket.number }}"
+"#;
+
 /// What one load run saw in its measured window.
-struct Load {
+struct Seen {
     ok: u64,
     other: u64,
     lat: Vec<u64>,
@@ -18,7 +51,7 @@ struct Load {
     cpu: (Option<f64>, f64),
 }
 
-impl Load {
+impl Seen {
     fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed
     }
@@ -45,15 +78,14 @@ impl Load {
     }
 }
 
-pub async fn run(
-    db: &str,
-    connections: usize,
-    seconds: u64,
-    warmup: u64,
-    ceilings: bool,
-) -> anyhow::Result<()> {
-    // No rules: the dispatcher still runs (as in production) and records events as unmapped.
-    let rules = rules_file("ingest", "rules: []\n")?;
+pub async fn run(db: &str, load: &Load) -> anyhow::Result<()> {
+    let (connections, seconds, warmup) = (load.connections, load.seconds, load.warmup);
+    // No rules: every event is decided (unmapped) and stored in the same write. With
+    // `matching`, every event plans a launch (dry-run: no controller).
+    let rules = match load.matching {
+        true => rules_file("ingest-matching", MATCH_ALL)?,
+        false => rules_file("ingest", "rules: []\n")?,
+    };
     let server = Server::start(
         db,
         &format!("mappings: {{path: \"{}\"}}\n", rules.display()),
@@ -68,20 +100,26 @@ pub async fn run(
     )
     .await?;
     let pool = sqlx::PgPool::connect(&server.db_url).await?;
-    let (stored, pending): (i64, i64) =
-        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE state = 'pending') FROM events")
-            .fetch_one(&pool)
-            .await?;
+    let (stored, pending, launches): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE state = 'pending'),
+                (SELECT count(*) FROM launches) FROM events",
+    )
+    .fetch_one(&pool)
+    .await?;
     pool.close().await;
     println!("ingest: {connections} connections, {seconds} s measured after {warmup} s warm-up, body {} bytes", sample_body("0-1").len());
     // RUST_LOG, when set, wins over the config's level in the service too.
     let level = std::env::var("RUST_LOG")
         .map(|l| format!("RUST_LOG={l}"))
         .unwrap_or_else(|_| "info, the default".into());
-    println!("full service (log level {level}; log to a file):");
+    let rules = match load.matching {
+        true => "every event matches one rule and plans a dry-run launch",
+        false => "no event matches a rule",
+    };
+    println!("full service (log level {level}; log to a file; {rules}):");
     full.print();
     println!(
-        "  rows in events (incl. warm-up): {stored}, not yet dispatched at the end: {pending}"
+        "  rows in events (incl. warm-up): {stored}, launches: {launches}, left pending for the dispatcher: {pending}"
     );
     if let Some(kib) = server.peak_rss_kib() {
         println!("  service peak RSS: {:.1} MiB", kib as f64 / 1024.0);
@@ -91,7 +129,7 @@ pub async fn run(
     if let Some(lines) = log_lines {
         println!("  service log: {lines} lines");
     }
-    if !ceilings {
+    if !load.ceilings {
         return Ok(());
     }
 
@@ -134,7 +172,7 @@ async fn drive(
     connections: usize,
     seconds: u64,
     warmup: u64,
-) -> anyhow::Result<Load> {
+) -> anyhow::Result<Seen> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .build()?;
@@ -198,7 +236,7 @@ async fn drive(
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
-    Ok(Load {
+    Ok(Seen {
         ok,
         other,
         lat,

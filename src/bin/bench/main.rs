@@ -53,6 +53,9 @@ enum What {
         /// Only the full service: skip the HTTP + HMAC and storage ceilings.
         #[arg(long)]
         no_ceilings: bool,
+        /// Every event matches a rule and plans a (dry-run) launch, instead of matching none.
+        #[arg(long)]
+        matching: bool,
     },
     /// The plans (EXPLAIN) of the hot queries, on a fresh database with representative rows.
     Explain,
@@ -88,6 +91,10 @@ enum What {
 
 const SECRET: &str = "bench-secret";
 
+// The same allocator as the service, so the HTTP + HMAC ceiling (`ceiling-server`) compares.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -97,15 +104,16 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             warmup_seconds,
             no_ceilings,
+            matching,
         } => {
-            ingest::run(
-                &args.database_url,
+            let load = ingest::Load {
                 connections,
                 seconds,
-                warmup_seconds,
-                !no_ceilings,
-            )
-            .await
+                warmup: warmup_seconds,
+                ceilings: !no_ceilings,
+                matching,
+            };
+            ingest::run(&args.database_url, &load).await
         }
         What::Explain => explain::run(&args.database_url).await,
         What::CeilingServer { port } => ceiling::serve(port).await,
@@ -116,7 +124,13 @@ async fn main() -> anyhow::Result<()> {
             exe,
         } => stall::run(&args.database_url, uploads, hold_seconds, exe).await,
         What::All => {
-            ingest::run(&args.database_url, 64, 10, 2, true).await?;
+            ingest::run(&args.database_url, &ingest::Load::default()).await?;
+            let matching = ingest::Load {
+                ceilings: false,
+                matching: true,
+                ..ingest::Load::default()
+            };
+            ingest::run(&args.database_url, &matching).await?;
             pipeline::run(&args.database_url, 1000, 200).await
         }
     }
