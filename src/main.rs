@@ -1,7 +1,7 @@
 use clap::Parser;
 
 // glibc's malloc was a fifth of the service's CPU under load (threads contending for arenas,
-// consolidating on free); mimalloc keeps per-thread heaps. Measured in README "Performance".
+// consolidating on free); mimalloc keeps per-thread heaps. Measured in README "Benchmark".
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

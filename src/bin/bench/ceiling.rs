@@ -122,7 +122,7 @@ pub async fn storage(
     };
     sqlx::Postgres::create_database(&db_url).await?;
     let result = storage_on(&db_url, connections, seconds, warmup).await;
-    sqlx::Postgres::drop_database(&db_url).await.ok();
+    sqlx::Postgres::force_drop_database(&db_url).await.ok();
     result
 }
 

@@ -14,7 +14,7 @@ pub async fn run(server_url: &str) -> anyhow::Result<()> {
     };
     sqlx::Postgres::create_database(&db_url).await?;
     let result = explain_all(&db_url).await;
-    sqlx::Postgres::drop_database(&db_url).await.ok();
+    sqlx::Postgres::force_drop_database(&db_url).await.ok();
     result
 }
 
@@ -108,14 +108,16 @@ const QUERIES: &[(&str, &str, &[&str])] = &[
         &["200"],
     ),
     (
-        "dispatcher: settle (store::dispatch::settle), per event",
-        "UPDATE events SET state = $2, state_reason = $3, decision = $4, updated_at = now()
+        "dispatcher: settle (store::dispatch::settle), per pending event",
+        "UPDATE events SET state = $2, state_reason = $3, decision = $4, rules_version = $5,
+             updated_at = now()
          WHERE id = $1",
         &[
             "(SELECT id FROM events WHERE state = 'pending' LIMIT 1)",
             "'unmapped'",
             "'no rule'",
             "'{}'",
+            "'5ca72cc2c554'",
         ],
     ),
     (
@@ -202,7 +204,23 @@ const INSERT_ARGS: &[&str] = &[
     "array_fill('{}'::text, ARRAY[64])",
     "array_fill('{}'::text, ARRAY[64])",
     r#"array_fill('{"action": "labeled"}'::text, ARRAY[64])"#,
-    "array_fill('pending'::text, ARRAY[64])",
-    "array_fill(NULL::text, ARRAY[64])",
+    "array_fill('unmapped'::text, ARRAY[64])",
+    "array_fill('no rule for source `gh`'::text, ARRAY[64])",
     "array_fill('delivered'::text, ARRAY[64])",
+    "array_fill(now(), ARRAY[64])",
+    r#"array_fill('{"planned": [], "refused": [], "failed": [], "skipped": []}'::text, ARRAY[64])"#,
+    "array_fill('5ca72cc2c554'::text, ARRAY[64])",
+    // No launches: the common case, an event that matches no rule.
+    "'{}'::uuid[]",
+    "'{}'::uuid[]",
+    "'{}'::text[]",
+    "'{}'::text[]",
+    "'{}'::int8[]",
+    "'{}'::text[]",
+    "'{}'::text[]",
+    "'{}'::text[]",
+    "'{}'::text[]",
+    "'{}'::bool[]",
+    "'{}'::int4[]",
+    "'{}'::text[]",
 ];

@@ -157,7 +157,10 @@ impl Server {
         server_url: &str,
         extra: &str,
     ) -> anyhow::Result<Self> {
-        let name = format!("aap_bridge_bench_{}", std::process::id());
+        // One database per server, also when `all` starts several.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("aap_bridge_bench_{}_{n}", std::process::id());
         let db_url = match server_url.rsplit_once('/') {
             Some((root, _)) => format!("{root}/{name}"),
             None => anyhow::bail!("database url needs a path"),
@@ -229,7 +232,7 @@ impl Server {
             .status();
         let _ = self.child.wait();
         std::fs::remove_file(&self.log).ok();
-        sqlx::Postgres::drop_database(&self.db_url).await.ok();
+        sqlx::Postgres::force_drop_database(&self.db_url).await.ok();
         Ok(())
     }
 }
