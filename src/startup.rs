@@ -156,6 +156,9 @@ impl Application {
             launch_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.workers.launch_concurrency,
             )),
+            notify_slots: Arc::new(tokio::sync::Semaphore::new(
+                workers::notifier::NOTIFY_CONCURRENCY,
+            )),
             launch_starved: Default::default(),
             health: health.clone(),
             settle_secs,

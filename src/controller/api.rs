@@ -1,8 +1,8 @@
 //! The calls the bridge makes, typed.
 
 use super::{
-    read_json, Canceled, Controller, ControllerError, JobRecord, JobState, LaunchOutcome, Launched,
-    Me, Template, TemplateKind,
+    read_json, Canceled, Controller, ControllerError, JobRecord, JobState, JobStates,
+    LaunchOutcome, Launched, Me, Template, TemplateKind,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
@@ -221,9 +221,10 @@ impl Controller {
     }
 
     /// Status of many jobs in as few requests as the server allows (200 ids per page).
-    pub async fn job_states(&self, ids: &[i64]) -> Result<Vec<JobState>, ControllerError> {
+    pub async fn job_states(&self, ids: &[i64]) -> Result<JobStates, ControllerError> {
         let root = self.api().await?.root.clone();
-        let mut out = Vec::with_capacity(ids.len());
+        let mut out = JobStates::default();
+        let mut first_error = None;
         for chunk in ids.chunks(PAGE_SIZE) {
             let list = chunk
                 .iter()
@@ -235,13 +236,32 @@ impl Controller {
                 "{root}unified_jobs/?{}",
                 query(&[("id__in", &list), ("page_size", &size)])
             );
-            for item in self.get_all(first, "unified jobs").await? {
-                let state: JobState = serde_json::from_value(item)
-                    .map_err(|e| ControllerError::Protocol(format!("unified_jobs item: {e}")))?;
-                out.push(state);
+            let page = match self.get_all(first, "unified jobs").await {
+                Ok(items) => items
+                    .into_iter()
+                    .map(|item| {
+                        serde_json::from_value::<JobState>(item).map_err(|e| {
+                            ControllerError::Protocol(format!("unified_jobs item: {e}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>(),
+                Err(e) => Err(e),
+            };
+            match page {
+                Ok(states) => out.found.extend(states),
+                // One failed page does not cost the round the others: its jobs are read next
+                // round (and are not "missing" meanwhile).
+                Err(e) => {
+                    tracing::warn!(jobs = chunk.len(), error = %e, "a unified_jobs page failed; its jobs wait for the next round");
+                    out.unread.extend_from_slice(chunk);
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(out)
+        match first_error {
+            Some(e) if out.unread.len() == ids.len() => Err(e),
+            _ => Ok(out),
+        }
     }
 
     /// Jobs of a template created at or after `since`, with their extra_vars. The controller

@@ -89,6 +89,13 @@ impl LaunchOutcome {
     }
 }
 
+/// A round of status reads: what was found, and the ids whose page failed.
+#[derive(Debug, Default)]
+pub struct JobStates {
+    pub found: Vec<JobState>,
+    pub unread: Vec<i64>,
+}
+
 /// One row of `unified_jobs/`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobState {

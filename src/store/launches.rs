@@ -219,6 +219,33 @@ pub async fn progress(
     Ok(r.rows_affected() == 1)
 }
 
+/// Status changes short of the end (`pending` → `running`, say) for many launched rows in one
+/// statement: (launch id, status, started).
+pub async fn progress_many(
+    pool: &PgPool,
+    rows: &[(Uuid, String, Option<DateTime<Utc>>)],
+) -> Result<u64, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let statuses: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    let started: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.2).collect();
+    sqlx::query(
+        "UPDATE launches l SET job_status = p.status,
+             started_at = COALESCE(l.started_at, p.started), finished_at = NULL,
+             elapsed_secs = NULL, updated_at = now()
+         FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[]) AS p(id, status, started)
+         WHERE l.id = p.id AND l.state = 'launched'",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&started)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected())
+}
+
 /// Counts one more poll without the job (or resets the count); returns the new count.
 pub async fn set_missing(pool: &PgPool, id: Uuid, missing: bool) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar(

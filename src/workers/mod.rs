@@ -7,7 +7,7 @@ mod dispatcher;
 mod down;
 pub mod ignored;
 mod launcher;
-mod notifier;
+pub mod notifier;
 mod postback;
 mod reconcile;
 mod refusal;
@@ -64,6 +64,8 @@ pub struct Context {
     pub replica: String,
     /// Launch attempts in flight on this replica (`launch_concurrency`).
     pub launch_slots: Arc<tokio::sync::Semaphore>,
+    /// Post-backs in flight on this replica (`notifier::NOTIFY_CONCURRENCY`).
+    pub notify_slots: Arc<tokio::sync::Semaphore>,
     /// Set when a launcher step found no free slot: the next attempt to finish wakes it.
     pub launch_starved: std::sync::atomic::AtomicBool,
     pub health: Arc<ControllerHealth>,
@@ -88,15 +90,18 @@ pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<Task> {
                 move || dispatcher::step(c.clone())
             },
         ),
-        spawn_loop(
-            "notifier",
-            cancel.clone(),
-            ctx.wake_notify.clone(),
-            every,
-            {
-                let c = c.clone();
-                move || notifier::step(c.clone())
-            },
+        drained(
+            spawn_loop(
+                "notifier",
+                cancel.clone(),
+                ctx.wake_notify.clone(),
+                every,
+                {
+                    let c = c.clone();
+                    move || notifier::step(c.clone())
+                },
+            ),
+            ctx.notify_slots.clone(),
         ),
     ];
     let prune_every = Duration::from_secs(ctx.retention.interval_secs.max(1));
@@ -144,6 +149,21 @@ pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<Task> {
 /// Runs `step` until cancelled: again at once while it finds work, else after a wake-up or `every`.
 /// It ends only when cancelled; a panic in `step` ends it too, and startup's supervision then
 /// stops the process so that it is restarted.
+/// The loop, then the deliveries it started: at shutdown they finish (within the shutdown
+/// grace, which aborts what is left) instead of being dropped half-sent.
+fn drained((name, handle): Task, slots: Arc<tokio::sync::Semaphore>) -> Task {
+    let all = notifier::NOTIFY_CONCURRENCY as u32;
+    let handle = tokio::spawn(async move {
+        if let Err(e) = handle.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+        let _ = slots.acquire_many(all).await;
+    });
+    (name, handle)
+}
+
 fn spawn_loop<F, Fut>(
     name: &'static str,
     cancel: CancellationToken,

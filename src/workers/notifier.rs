@@ -6,37 +6,57 @@ use crate::notify::{Prepared, SendError};
 use crate::retry::Backoff;
 use crate::store::callbacks;
 use std::sync::Arc;
-use tokio::task::JoinSet;
+
+/// Post-backs in flight at once per replica. Each delivery runs on its own task holding a
+/// slot, so one slow ticket API never delays the next claim; the claim takes only as many rows
+/// as there are free slots (a claimed row's lease runs while it waits for nothing).
+pub const NOTIFY_CONCURRENCY: usize = 32;
 
 pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     let lease = ctx.settings.callback_lease_secs;
-    let mut due = callbacks::claim_due(&ctx.pool, 32, lease).await?;
+    let mut free = ctx.notify_slots.available_permits() as i64;
+    if free == 0 {
+        return Ok(false);
+    }
     // A ticket API that was down is probed with its oldest post-back; when that goes through,
     // everything that waited for it is released at once instead of at the end of its backoff.
+    let mut due = Vec::new();
     for source in ctx.down_sources.probes_due() {
+        if free == 0 {
+            break;
+        }
         if let Some(cb) = callbacks::claim_probe(&ctx.pool, &source, lease).await? {
             due.push(cb);
+            free -= 1;
         }
     }
+    due.extend(callbacks::claim_due(&ctx.pool, free, lease).await?);
     if due.is_empty() {
         return Ok(false);
     }
-    let mut set = JoinSet::new();
+    let full = due.len() as i64 >= free;
     for cb in due {
+        let Ok(slot) = ctx.notify_slots.clone().try_acquire_owned() else {
+            // Only this loop takes slots, and it took no more rows than were free.
+            tracing::error!(callback_id = %cb.id, "no free post-back slot; retried after its lease");
+            continue;
+        };
         let ctx = ctx.clone();
-        set.spawn(async move {
-            if let Err(e) = deliver(&ctx, cb).await {
-                tracing::warn!(error = %e, "callback bookkeeping failed");
+        let task = tokio::spawn(async move {
+            let c = ctx.clone();
+            // A panicking delivery loses only its own lease; the row is claimed again later.
+            let run = tokio::spawn(async move { deliver(&c, cb).await });
+            match run.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "callback bookkeeping failed"),
+                Err(e) => tracing::error!(error = %e, "callback delivery task failed"),
+                Ok(Ok(())) => {}
             }
+            drop(slot);
+            ctx.wake_notify.notify_one();
         });
+        drop(task);
     }
-    while let Some(joined) = set.join_next().await {
-        // A panicking delivery loses only its own lease; the row is claimed again later.
-        if let Err(e) = joined {
-            tracing::error!(error = %e, "callback delivery task failed");
-        }
-    }
-    Ok(true)
+    Ok(full)
 }
 
 async fn deliver(ctx: &Context, cb: callbacks::Due) -> anyhow::Result<()> {

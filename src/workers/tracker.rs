@@ -64,13 +64,15 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         return Ok(false);
     }
     let ids: Vec<i64> = tracked.iter().map(|t| t.job_id).collect();
-    let states: HashMap<i64, JobState> = controller
-        .job_states(&ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s))
-        .collect();
+    let read = controller.job_states(&ids).await?;
+    let unread: HashSet<i64> = read.unread.into_iter().collect();
+    let states: HashMap<i64, JobState> = read.found.into_iter().map(|s| (s.id, s)).collect();
+    // Status changes short of the end are written together, in one statement per round.
+    let mut moved: Vec<(Uuid, String, Option<DateTime<Utc>>)> = Vec::new();
     for t in &tracked {
+        if unread.contains(&t.job_id) {
+            continue;
+        }
         let Some(s) = states.get(&t.job_id) else {
             missing(&ctx, t).await?;
             continue;
@@ -83,7 +85,11 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         if t.job_status.as_deref() == Some(s.status.as_str()) && !terminal {
             continue;
         }
-        if terminal && s.status != "successful" && s.job_type == "job" {
+        if !terminal {
+            moved.push((t.id, s.status.clone(), parse_time(s.started.as_deref())));
+            continue;
+        }
+        if s.status != "successful" && s.job_type == "job" {
             if let Some(claim) = Waiting::claim(t.id) {
                 let (ctx, c, t, s) = (ctx.clone(), controller.clone(), t.clone(), s.clone());
                 tokio::spawn(async move {
@@ -97,6 +103,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         }
         record(&ctx, t, s, None).await?;
     }
+    launches::progress_many(&ctx.pool, &moved).await?;
     lock.commit().await?;
     Ok(false)
 }

@@ -281,14 +281,37 @@ async fn tracking_1000_jobs_costs_5_list_requests() {
     fake.set_job_status(ids[0], "failed");
     fake.reset_requests();
     let states = c.job_states(&ids).await.unwrap();
-    assert_eq!(states.len(), 1000);
+    assert_eq!(states.found.len(), 1000);
     assert_eq!(fake.requests("GET", "/api/controller/v2/unified_jobs/"), 5);
-    let first = states.iter().find(|s| s.id == ids[0]).unwrap();
+    let first = states.found.iter().find(|s| s.id == ids[0]).unwrap();
     assert!(first.is_terminal() && first.status == "failed");
+    assert!(states.unread.is_empty());
     assert!(states
+        .found
         .iter()
         .filter(|s| s.id != ids[0])
         .all(|s| s.status == "pending"));
+}
+
+#[tokio::test]
+async fn one_failed_page_leaves_its_jobs_for_the_next_round() {
+    let fake = FakeController::start(Flavour::Aap).await;
+    fake.set_job_duration(std::time::Duration::from_secs(3600));
+    let c = client(&fake);
+    let tpl = fake.add_job_template(TemplateSpec::default());
+    let mut ids = Vec::new();
+    for _ in 0..450 {
+        let l = c.launch(TemplateKind::Job, tpl, &json!({})).await.unwrap();
+        ids.push(l.launched().job_id);
+    }
+    // The first of three pages fails with a definite error: the other two still count.
+    fake.fail_next(1, 400);
+    let states = c.job_states(&ids).await.unwrap();
+    assert_eq!(states.unread, ids[..200].to_vec());
+    assert_eq!(states.found.len(), 250);
+    // Every page failing is an error for the round, as before.
+    fake.fail_next(3, 400);
+    assert!(c.job_states(&ids).await.is_err());
 }
 
 #[tokio::test]

@@ -161,7 +161,7 @@ async fn a_next_link_to_another_origin_is_refused() {
         .unwrap()
         .launched()
         .job_id;
-    assert_eq!(c.job_states(&[job]).await.unwrap().len(), 1);
+    assert_eq!(c.job_states(&[job]).await.unwrap().found.len(), 1);
 
     fake.set_next_origin(Some("http://evil.example:8443"));
     let err = c.job_states(&[job]).await.unwrap_err().to_string();

@@ -193,6 +193,7 @@ fn context(p: &Pipeline, pool: &PgPool) -> (Arc<Context>, Arc<Controller>) {
         retention: s.retention.clone(),
         replica: "test".into(),
         launch_slots: Arc::new(tokio::sync::Semaphore::new(1)),
+        notify_slots: Arc::new(tokio::sync::Semaphore::new(32)),
         launch_starved: Default::default(),
         health: Arc::new(aap_bridge::controller::ControllerHealth::new(
             std::time::Duration::from_secs(1),

@@ -185,3 +185,30 @@ async fn two_bridges_500_events_500_launches(pool: PgPool) {
     assert_eq!(launched, 500);
     drop(other);
 }
+
+/// Post-backs do not go in lock-step batches: a ticket API that answers slowly holds up only
+/// its own post-back, and one for another ticket system goes out meanwhile.
+#[sqlx::test]
+async fn a_slow_ticket_api_does_not_hold_up_other_post_backs(pool: PgPool) {
+    let p = Pipeline::start(pool.clone(), Options::default()).await;
+    p.tickets
+        .set_slow("/api/now/table/", Duration::from_secs(8));
+    p.deliver(Sender::ServiceNow, "slow-sn").await;
+    wait_for("the work note in flight", 20, || async {
+        (!p.tickets.servicenow_notes(SYS_ID).is_empty()).then_some(())
+    })
+    .await;
+    p.deliver(Sender::Github, "fast-gh").await;
+    wait_for("the GitHub comment", 20, || async {
+        (!p.tickets.github_comments("acme/ops", 42).is_empty()).then_some(())
+    })
+    .await;
+    // The ServiceNow answer is still on its way: nothing about it was recorded yet.
+    let sent: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM callbacks WHERE source = 'snow' AND state = 'sent'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(sent, 0, "the GitHub comment waited for the slow work note");
+}

@@ -47,6 +47,8 @@ struct State {
     hooks: hooks::Hooks,
     /// ServiceNow table rows (`table.rs`).
     tables: table::Tables,
+    /// Paths (by prefix) answered only after a delay.
+    slow: Vec<(String, std::time::Duration)>,
 }
 
 /// Handle on the running fake; clones share state. The server stops when the last clone drops.
@@ -177,6 +179,12 @@ impl FakeTickets {
     }
 
     /// Every request answers 503 (no Retry-After) until `set_down(false)`.
+    /// Requests whose path starts with `prefix` are answered `delay` late (after being handled).
+    pub fn set_slow(&self, prefix: &str, delay: std::time::Duration) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.slow.push((prefix.to_string(), delay));
+    }
+
     pub fn set_down(&self, down: bool) {
         self.st().fail = down.then_some((usize::MAX, 503, None));
     }
@@ -193,9 +201,17 @@ async fn handle(AxState(state): AxState<Arc<Mutex<State>>>, req: Request) -> Res
     let body = axum::body::to_bytes(body, 1 << 20)
         .await
         .unwrap_or_default();
+    let mut delay = None;
     let mut r = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         st.requests += 1;
+        let path = parts.uri.path();
+        delay = st
+            .slow
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map(|(_, d)| *d)
+            .or(delay);
         let req = Req {
             method: parts.method.as_str(),
             path: parts.uri.path(),
@@ -208,6 +224,9 @@ async fn handle(AxState(state): AxState<Arc<Mutex<State>>>, req: Request) -> Res
     };
     if let Some(send) = r.then.take() {
         tokio::spawn(send.run(state.clone()));
+    }
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
     }
     let mut out = Response::new(Body::from(r.body.to_string()));
     *out.status_mut() = StatusCode::from_u16(r.status).unwrap();
