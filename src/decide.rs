@@ -42,7 +42,8 @@ impl Decider {
         let needs_db =
             |p: &Planned| p.coalesce_secs.is_some() || p.on_ignored_fields != OnIgnored::Warn;
         if !decision.refused.is_empty() || decision.planned.iter().any(needs_db) {
-            event.payload = view.payload;
+            event.payload =
+                std::sync::Arc::try_unwrap(view.payload).unwrap_or_else(|p| (*p).clone());
             return None;
         }
         let (state, reason) = outcome(&decision);

@@ -52,7 +52,9 @@ pub struct EventView {
     pub event_type: String,
     pub category: Option<String>,
     pub ticket: Json,
-    pub payload: Json,
+    /// Shared with the templates' view of it (`render::context`), which converts only what a
+    /// template reads.
+    pub payload: std::sync::Arc<Json>,
     pub received_at: DateTime<Utc>,
 }
 
@@ -67,7 +69,7 @@ impl EventView {
             event_type: event.event_type.clone(),
             category: event.category.clone(),
             ticket: serde_json::to_value(&event.ticket).unwrap_or_default(),
-            payload: std::mem::take(&mut event.payload),
+            payload: std::sync::Arc::new(std::mem::take(&mut event.payload)),
             received_at,
         }
     }
@@ -81,7 +83,7 @@ impl EventView {
             event_type: event.event_type.clone(),
             category: event.category.clone(),
             ticket: serde_json::to_value(&event.ticket).unwrap_or_default(),
-            payload: event.payload.clone(),
+            payload: std::sync::Arc::new(event.payload.clone()),
             received_at,
         }
     }

@@ -4,9 +4,11 @@
 //! are errors (strict), so a typo in a field name fails the launch instead of sending "".
 
 use super::EventView;
+use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{context, AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, Value};
 use serde_json::Value as Json;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
@@ -32,10 +34,75 @@ pub(crate) fn context(ev: &EventView) -> Value {
     context! {
         event => Value::from_serialize(&event),
         ticket => Value::from_serialize(&ev.ticket),
-        payload => Value::from_serialize(&ev.payload),
+        payload => JsonView::root(ev.payload.clone()),
         category => ev.category.clone(),
         event_type => ev.event_type.clone(),
         source => ev.source.clone(),
+    }
+}
+
+/// A JSON document as templates see it, converted lazily: only the values a template reads
+/// become minijinja values (a GitHub payload has hundreds of fields, a rule reads a few).
+/// `path` is the JSON pointer of this node in `root`.
+#[derive(Debug)]
+struct JsonView {
+    root: Arc<Json>,
+    path: String,
+}
+
+impl JsonView {
+    fn root(root: Arc<Json>) -> Value {
+        Self::at(root, String::new())
+    }
+
+    fn at(root: Arc<Json>, path: String) -> Value {
+        match root.pointer(&path) {
+            Some(Json::Object(_) | Json::Array(_)) => Value::from_object(JsonView { root, path }),
+            Some(scalar) => Value::from_serialize(scalar),
+            None => Value::UNDEFINED,
+        }
+    }
+
+    fn node(&self) -> &Json {
+        self.root.pointer(&self.path).unwrap_or(&Json::Null)
+    }
+
+    fn child(&self, key: &str) -> Value {
+        let key = key.replace('~', "~0").replace('/', "~1");
+        Self::at(self.root.clone(), format!("{}/{key}", self.path))
+    }
+}
+
+impl Object for JsonView {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        match self.node() {
+            Json::Array(_) => ObjectRepr::Seq,
+            _ => ObjectRepr::Map,
+        }
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match self.node() {
+            Json::Object(m) => {
+                let k = key.as_str()?;
+                m.contains_key(k).then(|| self.child(k))
+            }
+            Json::Array(a) => {
+                let i = key.as_usize()?;
+                (i < a.len()).then(|| self.child(&i.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.node() {
+            Json::Object(m) => {
+                Enumerator::Values(m.keys().map(|k| Value::from(k.as_str())).collect())
+            }
+            Json::Array(a) => Enumerator::Seq(a.len()),
+            _ => Enumerator::Empty,
+        }
     }
 }
 
@@ -164,5 +231,55 @@ pub(crate) fn describe(e: &Error, source: &str) -> String {
     match e.line() {
         Some(n) if source.contains('\n') => format!("{what} (template line {n})"),
         _ => what,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lazy view reads like the converted document did, for what rules do with payloads.
+    #[test]
+    fn the_lazy_payload_view_reads_like_the_document() {
+        let doc = serde_json::json!({
+            "issue": {"number": 42, "labels": [{"name": "disk"}, {"name": "web"}]},
+            "a/b": "slash", "flag": true, "none": null, "n": 1.5
+        });
+        let env = environment();
+        let ctx = context! { payload => JsonView::root(Arc::new(doc.clone())) };
+        let render = |src: &str| env.render_str(src, &ctx).unwrap();
+        assert_eq!(render("{{ payload.issue.number }}"), "42");
+        assert_eq!(render("{{ payload.issue.labels[1].name }}"), "web");
+        assert_eq!(render("{{ payload.issue.labels[-1].name }}"), "web");
+        assert_eq!(
+            render("{{ payload.issue.labels | map(attribute='name') | join(',') }}"),
+            "disk,web"
+        );
+        assert_eq!(render("{{ payload.issue.labels | length }}"), "2");
+        assert_eq!(
+            render("{% for k in payload.issue %}{{ k }} {% endfor %}"),
+            "labels number "
+        );
+        assert_eq!(render("{{ payload['a/b'] }}"), "slash");
+        let yes = |cond: &str| render(&format!("{{% if {cond} %}}y{{% else %}}n{{% endif %}}"));
+        assert_eq!(yes("payload.flag and payload.n > 1"), "y");
+        assert_eq!(yes("payload.none is none"), "y");
+        assert_eq!(yes("'number' in payload.issue"), "y");
+        assert_eq!(yes("payload.missing is defined"), "n");
+        assert_eq!(yes("payload.issue.labels"), "y");
+        assert_eq!(render("{{ payload.missing | default('x') }}"), "x");
+        assert!(
+            env.render_str("{{ payload.missing }}", &ctx).is_err(),
+            "strict"
+        );
+        // Whole maps and lists print as the fully converted document prints them.
+        let old = context! { payload => Value::from_serialize(&doc) };
+        for src in [
+            "{{ payload.issue }}",
+            "{{ payload.issue.labels }}",
+            "{{ payload.n }}",
+        ] {
+            assert_eq!(render(src), env.render_str(src, &old).unwrap(), "{src}");
+        }
     }
 }

@@ -45,7 +45,7 @@ pub(super) fn event(
         event_type: event_type.into(),
         category: category.map(str::to_string),
         ticket,
-        payload,
+        payload: std::sync::Arc::new(payload),
         received_at: "2026-01-02T03:04:05Z".parse().unwrap(),
     }
 }
