@@ -61,20 +61,20 @@ pub struct EventView {
 impl EventView {
     /// Like `from_event`, but moves the parsed payload out of `event` instead of copying it.
     pub fn take(id: uuid::Uuid, event: &mut Event, received_at: DateTime<Utc>) -> Self {
-        EventView {
-            id,
-            source: event.source.clone(),
-            kind: event.kind,
-            delivery_id: event.delivery_id.clone(),
-            event_type: event.event_type.clone(),
-            category: event.category.clone(),
-            ticket: serde_json::to_value(&event.ticket).unwrap_or_default(),
-            payload: std::sync::Arc::new(std::mem::take(&mut event.payload)),
-            received_at,
-        }
+        let payload = std::mem::take(&mut event.payload);
+        Self::with_payload(id, event, received_at, payload)
     }
 
     pub fn from_event(id: uuid::Uuid, event: &Event, received_at: DateTime<Utc>) -> Self {
+        Self::with_payload(id, event, received_at, event.payload.clone())
+    }
+
+    fn with_payload(
+        id: uuid::Uuid,
+        event: &Event,
+        received_at: DateTime<Utc>,
+        payload: Json,
+    ) -> Self {
         EventView {
             id,
             source: event.source.clone(),
@@ -83,7 +83,7 @@ impl EventView {
             event_type: event.event_type.clone(),
             category: event.category.clone(),
             ticket: serde_json::to_value(&event.ticket).unwrap_or_default(),
-            payload: std::sync::Arc::new(event.payload.clone()),
+            payload: std::sync::Arc::new(payload),
             received_at,
         }
     }

@@ -127,49 +127,17 @@ async fn health_command_checks_the_service(pool: sqlx::PgPool) {
 #[sqlx::test]
 async fn secrets_and_signatures_never_reach_the_logs(pool: sqlx::PgPool) {
     use crate::support::Sender;
-    let opts = pool.connect_options();
-    let db = opts.get_database().unwrap_or("postgres");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bridge.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "dev_mode: true\nserver: {{listen: \"127.0.0.1:{port}\", drain_secs: 0, shutdown_grace_secs: 2}}\n\
-             database: {{url: \"postgres://postgres@127.0.0.1:5432/{db}\"}}\n\
-             log: {{level: debug, format: json}}\n\
-             mappings: {{path: \"{root}/tests/support/no-rules.yaml\"}}\n\
-             admin: {{token: admin-token-xyzzy}}\n\
-             sources:\n  gh: {{kind: github, secrets: [github-new]}}\n",
-            root = env!("CARGO_MANIFEST_DIR")
-        ),
-    )
-    .unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aap-bridge"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let extra = format!(
+        "dev_mode: true\n\
+         log: {{level: debug, format: json}}\n\
+         mappings: {{path: \"{root}/tests/support/no-rules.yaml\"}}\n\
+         admin: {{token: admin-token-xyzzy}}\n\
+         sources:\n  gh: {{kind: github, secrets: [github-new]}}\n",
+        root = env!("CARGO_MANIFEST_DIR")
+    );
+    let served = crate::support::binary::serve(&pool, &extra).await;
+    let base = served.base.clone();
     let client = reqwest::Client::new();
-    crate::support::pipeline::wait_for("the service", 20, || async {
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
-    })
-    .await;
     let body = Sender::Github.body("log-1");
     let good = Sender::Github.signed_headers("github-new", "log-1", &body);
     let bad = Sender::Github.signed_headers("not-the-secret", "log-2", &body);
@@ -190,23 +158,10 @@ async fn secrets_and_signatures_never_reach_the_logs(pool: sqlx::PgPool) {
         .send()
         .await
         .unwrap();
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(15), child.wait_with_output())
-        .await
-        .expect("stops on SIGTERM")
-        .unwrap();
+    let (out, logs) = served.stop().await;
     assert!(
         out.status.success(),
         "exit 0 after SIGTERM: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(

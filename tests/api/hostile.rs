@@ -167,66 +167,18 @@ async fn controller_check_reports_allow_jinja_in_extra_vars() {
 async fn serve_warns_when_the_controller_templates_extra_vars(pool: PgPool) {
     let fake = FakeController::start(Flavour::Awx).await;
     fake.set_allow_jinja("always");
-    let db = pool.connect_options();
-    let db = db.get_database().unwrap_or("postgres").to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bridge.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "server: {{listen: \"127.0.0.1:{port}\", drain_secs: 0, shutdown_grace_secs: 2}}\n\
-             database: {{url: \"postgres://postgres@127.0.0.1:5432/{db}\"}}\n\
-             controller:\n  url: \"{url}\"\n  allow_insecure_http: true\n  auth: {{mode: basic, username: svc, password: svc-pass}}\n",
-            url = fake.url()
-        ),
-    )
-    .unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aap-bridge"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env_remove("RUST_LOG")
-        .env_remove("AAP_BRIDGE_CONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    wait_for("the service", 20, || async {
-        client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
-    })
-    .await;
+    let extra = format!(
+        "controller:\n  url: \"{url}\"\n  allow_insecure_http: true\n  auth: {{mode: basic, username: svc, password: svc-pass}}\n",
+        url = fake.url()
+    );
+    let served = crate::support::binary::serve(&pool, &extra).await;
     wait_for("the settings read", 10, || async {
         let asked = fake.requests("GET", "/api/v2/settings/jobs/") > 0;
         asked.then_some(())
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(15), child.wait_with_output())
-        .await
-        .expect("stops on SIGTERM")
-        .unwrap();
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_, logs) = served.stop().await;
     assert!(
         logs.contains("SECURITY: the controller's ALLOW_JINJA_IN_EXTRA_VARS is `always`"),
         "{logs}"

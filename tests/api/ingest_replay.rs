@@ -248,49 +248,11 @@ async fn dedupe_keys_outlive_events_but_not_forever(pool: PgPool) {
 
 #[sqlx::test]
 async fn unknown_source_name_is_escaped(pool: PgPool) {
-    // The real binary, its log read from its stdout (a pipe, as under systemd): a thread-local
-    // subscriber in this process misses lines logged on other runtime threads.
-    let db = pool.connect_options();
-    let db = db.get_database().unwrap_or("postgres").to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bridge.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "server: {{listen: \"127.0.0.1:{port}\", drain_secs: 0, shutdown_grace_secs: 2}}\n\
-             database: {{url: \"postgres://postgres@127.0.0.1:5432/{db}\"}}\n"
-        ),
-    )
-    .unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aap-bridge"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env_remove("RUST_LOG")
-        .env_remove("AAP_BRIDGE_CONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    crate::support::pipeline::wait_for("the service", 20, || async {
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
-    })
-    .await;
-    let resp = client
-        .post(format!("{base}/hooks/a%0Ab%1B%22"))
+    // The real binary's piped log: a thread-local subscriber in this process misses lines
+    // logged on other runtime threads.
+    let served = crate::support::binary::serve(&pool, "").await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/hooks/a%0Ab%1B%22", served.base))
         .body("{}")
         .send()
         .await
@@ -298,20 +260,7 @@ async fn unknown_source_name_is_escaped(pool: PgPool) {
     assert_eq!(resp.status(), 404);
     let resp: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(error_of(&resp), "unknown source `a\\nb\\u{1b}\\\"`");
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(15), child.wait_with_output())
-        .await
-        .expect("stops on SIGTERM")
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_, text) = served.stop().await;
     let line = text
         .lines()
         .find(|l| l.contains("delivery refused"))

@@ -1,6 +1,7 @@
 //! Test harness: the real service on 127.0.0.1:0 against a per-test Postgres database.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod console;
 pub mod fake_controller;
 pub mod fake_tickets;
