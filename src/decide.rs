@@ -6,7 +6,7 @@
 //! `on_ignored_fields: fail`) are stored `pending`, and the dispatcher plans them as before.
 
 use crate::event::Event;
-use crate::mapping::{Decision, EventView, Mappings, OnIgnored, Planned, TemplateRef};
+use crate::mapping::{Decision, EventView, Mappings, OnIgnored, Planned};
 use crate::store::events::{Decided, EventState, NewLaunchRow};
 use crate::store::launches::LaunchState;
 use chrono::{DateTime, Utc};
@@ -66,19 +66,14 @@ impl Decider {
 /// The launch row for `p`, as the dispatcher writes it for a planned or dry-run launch.
 fn launch_row(e: &EventView, p: &Planned, dry_run: bool) -> NewLaunchRow {
     let id = Uuid::now_v7();
-    let (template_id, template_name, template_org) = match &p.template {
-        TemplateRef::Id { id, .. } => (Some(*id), None, None),
-        TemplateRef::Name {
-            name, organization, ..
-        } => (None, Some(name.clone()), organization.clone()),
-    };
+    let (template_id, name, org) = p.template.columns();
     NewLaunchRow {
         id,
         rule: p.rule.clone(),
         template_kind: p.template.kind(),
         template_id,
-        template_name,
-        template_org,
+        template_name: name.map(str::to_string),
+        template_org: org.map(str::to_string),
         request: with_marker(&p.request, e.id, id),
         reply: p.reply,
         report_outcome: p.report_outcome,

@@ -109,6 +109,16 @@ impl TemplateRef {
             TemplateRef::Id { kind, .. } | TemplateRef::Name { kind, .. } => *kind,
         }
     }
+
+    /// As a launch row stores it: (template id, name, organization).
+    pub fn columns(&self) -> (Option<i64>, Option<&str>, Option<&str>) {
+        match self {
+            TemplateRef::Id { id, .. } => (Some(*id), None, None),
+            TemplateRef::Name {
+                name, organization, ..
+            } => (None, Some(name.as_str()), organization.as_deref()),
+        }
+    }
 }
 
 impl fmt::Display for TemplateRef {

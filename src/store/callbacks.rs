@@ -56,15 +56,8 @@ pub struct Due {
     pub attempts: i32,
 }
 
-/// Claims due callbacks with a lease. A post-back waits while an earlier one of its launch is
-/// pending, so a ticket reads them in order: held, then the link, then the outcome.
-pub async fn claim_due(
-    pool: &PgPool,
-    limit: i64,
-    lease_secs: u64,
-) -> Result<Vec<Due>, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE callbacks SET attempts = attempts + 1,
+/// The notifier's claim (public so `bench explain` shows the plan of this very statement).
+pub const CLAIM_DUE: &str = "UPDATE callbacks SET attempts = attempts + 1,
              lease_until = now() + make_interval(secs => $2)
          WHERE id IN (
              SELECT c.id FROM callbacks c
@@ -74,12 +67,20 @@ pub async fn claim_due(
                    WHERE p.launch_id = c.launch_id AND p.state = 'pending'
                      AND p.created_at < c.created_at)
              ORDER BY c.next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, source, phase, request, attempts",
-    )
-    .bind(limit)
-    .bind(lease_secs as f64)
-    .fetch_all(pool)
-    .await
+         RETURNING id, source, phase, request, attempts";
+
+/// Claims due callbacks with a lease. A post-back waits while an earlier one of its launch is
+/// pending, so a ticket reads them in order: held, then the link, then the outcome.
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    lease_secs: u64,
+) -> Result<Vec<Due>, sqlx::Error> {
+    sqlx::query_as(CLAIM_DUE)
+        .bind(limit)
+        .bind(lease_secs as f64)
+        .fetch_all(pool)
+        .await
 }
 
 /// While a ticket API is down: its oldest waiting post-back, whatever its backoff says, as the

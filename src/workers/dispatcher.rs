@@ -4,7 +4,7 @@
 use super::{refusal, Context};
 use crate::config::SourceKind;
 use crate::decide::{outcome, with_marker};
-use crate::mapping::{EventView, OnIgnored, Planned, TemplateRef};
+use crate::mapping::{EventView, OnIgnored, Planned};
 use crate::store::dispatch;
 use crate::store::events::EventState;
 use crate::store::launch_policy;
@@ -106,14 +106,7 @@ pub(super) async fn insert_launch(
     state: LaunchState,
     coalesce: (Option<&str>, Option<Uuid>),
 ) -> anyhow::Result<bool> {
-    let (kind, template_id, name, org) = match &p.template {
-        TemplateRef::Id { kind, id } => (*kind, Some(*id), None, None),
-        TemplateRef::Name {
-            kind,
-            name,
-            organization,
-        } => (*kind, None, Some(name.as_str()), organization.as_deref()),
-    };
+    let (kind, (template_id, name, org)) = (p.template.kind(), p.template.columns());
     let request = with_marker(&p.request, e.id, id);
     let inserted = launches::insert(
         conn,

@@ -88,6 +88,17 @@ pub(crate) async fn rule_state(p: &Pipeline, name: &str) -> Value {
         .unwrap_or_else(|| panic!("{name} in {body}"))
 }
 
+/// `POST /rules/{name}/{action}` (pause or resume) through the admin API.
+async fn rule_action(
+    app: &crate::support::TestApp,
+    name: &str,
+    action: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    app.admin("POST", &format!("/rules/{name}/{action}"), body)
+        .await
+}
+
 fn notes_with(p: &Pipeline, text: &str) -> usize {
     let notes = p.tickets.servicenow_notes(SYS_ID);
     notes.iter().filter(|(_, t)| t.contains(text)).count()
@@ -153,14 +164,8 @@ async fn two_failed_jobs_pause_the_rule_then_held_events_are_released_once_each(
     })
     .await;
 
-    let (status, body) = p
-        .app
-        .admin(
-            "POST",
-            &format!("/rules/{name}/resume"),
-            Some(json!({"held": "release"})),
-        )
-        .await;
+    let (status, body) =
+        rule_action(&p.app, name, "resume", Some(json!({"held": "release"}))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (body["released"].clone(), body["dropped"].clone()),
@@ -231,14 +236,13 @@ async fn a_pause_after_planning_holds_at_the_claim_and_a_drop_tells_each_ticket(
         ready.then_some(())
     })
     .await;
-    let (status, body) = p
-        .app
-        .admin(
-            "POST",
-            &format!("/rules/{name}/pause"),
-            Some(json!({"reason": "change freeze"})),
-        )
-        .await;
+    let (status, body) = rule_action(
+        &p.app,
+        name,
+        "pause",
+        Some(json!({"reason": "change freeze"})),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (body["paused"].clone(), body["paused_by"].clone()),
@@ -261,21 +265,11 @@ async fn a_pause_after_planning_holds_at_the_claim_and_a_drop_tells_each_ticket(
     assert_eq!(wait_quiescent(&pool, &p.controller, 30).await, 1, "no POST");
     assert_eq!(notes_with(&p, "paused by an operator: change freeze"), 2);
     // Pausing again changes nothing.
-    let (status, again) = p
-        .app
-        .admin("POST", &format!("/rules/{name}/pause"), None)
-        .await;
+    let (status, again) = rule_action(&p.app, name, "pause", None).await;
     assert_eq!(status, 200);
     assert_eq!(again["reason"], "change freeze");
 
-    let (status, body) = p
-        .app
-        .admin(
-            "POST",
-            &format!("/rules/{name}/resume"),
-            Some(json!({"held": "drop"})),
-        )
-        .await;
+    let (status, body) = rule_action(&p.app, name, "resume", Some(json!({"held": "drop"}))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (body["released"].clone(), body["dropped"].clone()),
@@ -295,25 +289,11 @@ async fn a_pause_after_planning_holds_at_the_claim_and_a_drop_tells_each_ticket(
     );
 
     // Refusals: not paused, unknown rule, a bad body.
-    let (status, body) = p
-        .app
-        .admin(
-            "POST",
-            &format!("/rules/{name}/resume"),
-            Some(json!({"held": "drop"})),
-        )
-        .await;
+    let (status, body) = rule_action(&p.app, name, "resume", Some(json!({"held": "drop"}))).await;
     assert_eq!(status, 409, "{body}");
     let (status, _) = p.app.admin("POST", "/rules/no-such-rule/pause", None).await;
     assert_eq!(status, 404);
-    let (status, body) = p
-        .app
-        .admin(
-            "POST",
-            &format!("/rules/{name}/resume"),
-            Some(json!({"held": "later"})),
-        )
-        .await;
+    let (status, body) = rule_action(&p.app, name, "resume", Some(json!({"held": "later"}))).await;
     assert_eq!(status, 400, "{body}");
 }
 
@@ -322,10 +302,7 @@ async fn a_pause_by_hand_holds_deliveries_on_every_replica(pool: PgPool) {
     let name = "kill-switch";
     let p = start(&pool, name, "").await;
     let other = p.replica(Hooks::default()).await;
-    let (status, _) = p
-        .app
-        .admin("POST", &format!("/rules/{name}/pause"), Some(json!({})))
-        .await;
+    let (status, _) = rule_action(&p.app, name, "pause", Some(json!({}))).await;
     assert_eq!(status, 200);
     let (_, seen) = other.admin("GET", "/rules", None).await;
     assert_eq!(

@@ -136,17 +136,7 @@ const QUERIES: &[(&str, &str, &[&str])] = &[
     ),
     (
         "notifier: claim_due (store::callbacks)",
-        "UPDATE callbacks SET attempts = attempts + 1,
-             lease_until = now() + make_interval(secs => $2)
-         WHERE id IN (
-             SELECT c.id FROM callbacks c
-             WHERE c.state = 'pending' AND c.next_attempt_at <= now()
-               AND (c.lease_until IS NULL OR c.lease_until < now())
-               AND NOT EXISTS (SELECT 1 FROM callbacks p
-                   WHERE p.launch_id = c.launch_id AND p.state = 'pending'
-                     AND p.created_at < c.created_at)
-             ORDER BY c.next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, source, phase, request, attempts",
+        aap_bridge::store::callbacks::CLAIM_DUE,
         &["16", "30"],
     ),
     (
