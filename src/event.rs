@@ -33,7 +33,7 @@ pub struct Event {
     /// Set when the event is authentic but not for us (ping, our own post-back).
     pub ignored: Option<String>,
     /// Delivered by the sender, unless a catch-up pass brought it.
-    pub arrival: crate::store::events::Arrival,
+    pub arrival: crate::domain::Arrival,
 }
 
 /// Where to post back. Fields a sender does not have stay empty.

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod decide;
+pub mod domain;
 pub mod error;
 pub mod event;
 pub mod http;
@@ -20,6 +21,7 @@ pub mod sources;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod token_crypt;
 pub mod workers;
 
 pub use startup::Application;

@@ -3,9 +3,9 @@
 //! parameters are refused, so a typo is not silently ignored. Empty values count as absent.
 
 use crate::store::admin::EventFilter;
-use crate::store::callbacks::CallbackState;
-use crate::store::events::EventState;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::domain::time::{parse_since, time};
+use crate::domain::{CallbackState, EventState};
+use chrono::{DateTime, Utc};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
@@ -118,7 +118,7 @@ parameter!(limit("limit"): i64 = page_size);
 parameter!(ago_or_time("since"): DateTime<Utc> = ago);
 
 fn ago(_name: &str, v: &str) -> Result<DateTime<Utc>, String> {
-    crate::catch_up::parse_since(v, Utc::now())
+    parse_since(v, Utc::now())
 }
 
 fn word<T: std::str::FromStr<Err = String>>(name: &str, v: &str) -> Result<T, String> {
@@ -130,23 +130,6 @@ fn page_size(name: &str, v: &str) -> Result<i64, String> {
         .ok()
         .filter(|n| (1..=MAX_LIMIT).contains(n))
         .ok_or_else(|| format!("`{name}` must be an integer from 1 to {MAX_LIMIT}, got `{v}`"))
-}
-
-/// RFC 3339, or the `YYYY-MM-DDTHH:MM[:SS]` of an HTML `datetime-local` input, taken as UTC.
-pub fn time(name: &str, v: &str) -> Result<DateTime<Utc>, String> {
-    // An unencoded `+01:00` arrives as ` 01:00`.
-    let v = v.replace(' ', "+");
-    if let Ok(t) = DateTime::parse_from_rfc3339(&v) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(&v, format) {
-            return Ok(t.and_utc());
-        }
-    }
-    Err(format!(
-        "`{name}` must be an RFC 3339 time such as 2026-11-22T10:00:00Z, got `{v}`"
-    ))
 }
 
 fn uuid(name: &str, v: &str) -> Result<Uuid, String> {

@@ -264,18 +264,18 @@ impl CatchUpSettings {
             .table
             .clone()
             .ok_or("catch_up.table is required for servicenow (e.g. incident)")?;
-        if !crate::notify::valid_table(&table) {
+        if !crate::domain::ticket::valid_table(&table) {
             return Err(format!(
                 "catch_up.table: `{table}` is not a table name ([a-z0-9_]+)"
             ));
         }
         if let Some(q) = &self.query {
-            crate::catch_up::query::validate(q).map_err(|e| format!("catch_up.query: {e}"))?;
+            crate::domain::snow_query::validate(q).map_err(|e| format!("catch_up.query: {e}"))?;
         }
         if let Some(fields) = &self.fields {
             if let Some(bad) = fields
                 .iter()
-                .find(|f| !crate::catch_up::query::field_name(f))
+                .find(|f| !crate::domain::snow_query::field_name(f))
             {
                 return Err(format!("catch_up.fields: `{bad}` is not a field name"));
             }

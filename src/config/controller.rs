@@ -1,6 +1,6 @@
 //! `controller:` settings. Absent means dry-run: the bridge records what it would launch.
 
-use crate::store::token_crypt::TokenCipher;
+use crate::token_crypt::TokenCipher;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 

@@ -2,38 +2,7 @@
 
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
-
-#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Github,
-    Pagerduty,
-    Servicenow,
-}
-
-impl std::str::FromStr for SourceKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        [
-            SourceKind::Github,
-            SourceKind::Pagerduty,
-            SourceKind::Servicenow,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| format!("`{s}` is not a source kind (github, pagerduty, servicenow)"))
-    }
-}
-
-impl SourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Github => "github",
-            SourceKind::Pagerduty => "pagerduty",
-            SourceKind::Servicenow => "servicenow",
-        }
-    }
-}
+pub use crate::domain::SourceKind;
 
 /// How a ServiceNow source proves deliveries are authentic.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

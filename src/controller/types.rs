@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+pub use crate::domain::TemplateKind;
 
 /// AAP 2.5+ behind the platform gateway, or the classic `/api/v2/` (AWX, Tower, AAP ≤ 2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -9,48 +10,6 @@ use serde_json::{Map, Value};
 pub enum Flavour {
     Aap,
     Awx,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum TemplateKind {
-    /// `job_templates/`
-    Job,
-    /// `workflow_job_templates/`
-    Workflow,
-}
-
-impl TemplateKind {
-    pub fn collection(self) -> &'static str {
-        match self {
-            TemplateKind::Job => "job_templates",
-            TemplateKind::Workflow => "workflow_job_templates",
-        }
-    }
-    /// The collection of the jobs this kind of template creates.
-    pub fn jobs(self) -> &'static str {
-        match self {
-            TemplateKind::Job => "jobs",
-            TemplateKind::Workflow => "workflow_jobs",
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TemplateKind::Job => "job",
-            TemplateKind::Workflow => "workflow",
-        }
-    }
-}
-
-impl std::str::FromStr for TemplateKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "job" => Ok(TemplateKind::Job),
-            "workflow" => Ok(TemplateKind::Workflow),
-            other => Err(format!("`{other}` is not a template kind (job, workflow)")),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -33,7 +33,7 @@ pub use rule::RuleInfo;
 pub use watch::{watch, SharedMappings};
 
 use crate::config::SourceKind;
-use crate::controller::types::TemplateKind;
+use crate::domain::TemplateKind;
 use crate::event::Event;
 use chrono::{DateTime, Utc};
 use rule::Rule;
@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::fmt;
 use std::path::PathBuf;
+pub use crate::domain::Reply;
 
 /// The event as rules see it (see README, "The normalized event").
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -133,70 +134,6 @@ impl fmt::Display for TemplateRef {
             TemplateRef::Name { kind, name, .. } => {
                 write!(f, "{} template `{name}`", kind.as_str())
             }
-        }
-    }
-}
-
-/// How the outcome is posted back to the ticket.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Reply {
-    None,
-    /// ServiceNow work notes (internal).
-    WorkNotes,
-    /// ServiceNow additional comments (customer visible).
-    Comments,
-    /// GitHub issue or PR comment.
-    Comment,
-    /// GitHub commit status.
-    Status,
-    /// PagerDuty incident note.
-    Note,
-}
-
-impl std::str::FromStr for Reply {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        [
-            Reply::None,
-            Reply::WorkNotes,
-            Reply::Comments,
-            Reply::Comment,
-            Reply::Status,
-            Reply::Note,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
-        .ok_or_else(|| format!("`{s}` is not a reply kind"))
-    }
-}
-
-impl Reply {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reply::None => "none",
-            Reply::WorkNotes => "work_notes",
-            Reply::Comments => "comments",
-            Reply::Comment => "comment",
-            Reply::Status => "status",
-            Reply::Note => "note",
-        }
-    }
-
-    pub fn default_for(kind: SourceKind) -> Reply {
-        match kind {
-            SourceKind::Servicenow => Reply::WorkNotes,
-            SourceKind::Github => Reply::Comment,
-            SourceKind::Pagerduty => Reply::Note,
-        }
-    }
-
-    /// The replies a source kind can carry out.
-    pub fn allowed_for(kind: SourceKind) -> &'static [Reply] {
-        match kind {
-            SourceKind::Servicenow => &[Reply::None, Reply::WorkNotes, Reply::Comments],
-            SourceKind::Github => &[Reply::None, Reply::Comment, Reply::Status],
-            SourceKind::Pagerduty => &[Reply::None, Reply::Note],
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use super::render::has_markup;
 use super::{OnIgnored, Reply, TemplateRef};
-use crate::controller::types::TemplateKind;
+use crate::domain::TemplateKind;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_saphyr::Spanned;

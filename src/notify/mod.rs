@@ -14,14 +14,13 @@ mod pagerduty;
 mod send;
 mod servicenow;
 
-pub(crate) use servicenow::valid_table;
 
 pub use answer::{SendError, MAX_RETRY_AFTER};
 pub use send::Notifier;
 
 use crate::config::SourceKind;
 use crate::event::POSTBACK_MARKER;
-use crate::mapping::Reply;
+use crate::domain::Reply;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -1,7 +1,8 @@
 //! ServiceNow: a work note or an additional comment on the record, through the Table API.
 
 use super::{checked_field, Message, Prepared, Quote};
-use crate::mapping::Reply;
+use crate::domain::ticket::{valid_sys_id, valid_table};
+use crate::domain::Reply;
 use serde_json::{json, Value};
 
 /// `PATCH /api/now/table/{table}/{sys_id}` with `{"work_notes": text}` or `{"comments": text}`.
@@ -18,17 +19,4 @@ pub(super) fn prepare(reply: Reply, ticket: &Value, msg: &Message) -> Result<Pre
         path: format!("/api/now/table/{table}/{sys_id}"),
         body: json!({ field: msg.text(Quote::Plain) }),
     })
-}
-
-pub(crate) fn valid_table(t: &str) -> bool {
-    (1..=80).contains(&t.len())
-        && t.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// ServiceNow sys_ids are 32 lowercase hex digits.
-fn valid_sys_id(s: &str) -> bool {
-    s.len() == 32
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

@@ -4,15 +4,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-
-crate::text_enum! {
-    /// `pending → sent | dead`; an operator's retry brings a dead one back to `pending`.
-    pub enum CallbackState {
-        Pending => "pending",
-        Sent => "sent",
-        Dead => "dead",
-    }
-}
+pub use crate::domain::CallbackState;
 
 pub struct NewCallback<'a> {
     pub launch_id: Uuid,

@@ -1,36 +1,14 @@
 //! The `events` inbox table.
 
 use super::launches::LaunchState;
-use crate::controller::TemplateKind;
+use crate::domain::TemplateKind;
 use crate::event::Event;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use uuid::Uuid;
-
-crate::text_enum! {
-    /// `pending` until the dispatcher decides; `ignored` at ingest (pings, own notes).
-    pub enum EventState {
-        Pending => "pending",
-        Dispatched => "dispatched",
-        Unmapped => "unmapped",
-        Ignored => "ignored",
-        Failed => "failed",
-    }
-}
-
-crate::text_enum! {
-    /// How an event reached the bridge.
-    pub enum Arrival {
-        /// Sent by the sender on its own.
-        Delivered => "delivered",
-        /// A GitHub delivery this bridge asked GitHub to send again (catch-up).
-        Redelivered => "redelivered",
-        /// Read from the ServiceNow Table API by a catch-up pass.
-        CaughtUp => "caught_up",
-    }
-}
+pub use crate::domain::{Arrival, EventState};
 
 /// What happened to one event of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +61,7 @@ pub struct NewLaunchRow {
     pub template_name: Option<String>,
     pub template_org: Option<String>,
     pub request: Value,
-    pub reply: crate::mapping::Reply,
+    pub reply: crate::domain::Reply,
     pub report_outcome: bool,
     pub max_concurrent: Option<i32>,
     /// `planned`, or `dry_run` without a controller.

@@ -2,34 +2,14 @@
 //! lives in `attempts`. Every transition is a guarded UPDATE, so a row moves only from the
 //! state the caller saw.
 
-use crate::controller::TemplateKind;
+use crate::domain::TemplateKind;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-crate::text_enum! {
-    /// `planned → launching → launched → finished`, or `rejected` (the controller refused),
-    /// `unknown` (cannot tell whether it launched), `dry_run`, `coalesced`; `held` while its
-    /// rule is paused (never sent), then `planned` again or `dropped`.
-    pub enum LaunchState {
-        Planned => "planned",
-        Launching => "launching",
-        Launched => "launched",
-        Finished => "finished",
-        Rejected => "rejected",
-        Unknown => "unknown",
-        DryRun => "dry_run",
-        Coalesced => "coalesced",
-        Held => "held",
-        Dropped => "dropped",
-    }
-}
-
-crate::text_column!(TemplateKind);
-crate::text_column!(crate::config::SourceKind);
-crate::text_column!(crate::mapping::Reply);
+pub use crate::domain::LaunchState;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LaunchRow {
@@ -37,14 +17,14 @@ pub struct LaunchRow {
     pub event_id: Uuid,
     pub rule: String,
     pub source: String,
-    pub kind: crate::config::SourceKind,
+    pub kind: crate::domain::SourceKind,
     pub ticket: Json<Value>,
     pub template_kind: TemplateKind,
     pub template_id: Option<i64>,
     pub template_name: Option<String>,
     pub template_org: Option<String>,
     pub request: Json<Value>,
-    pub reply: crate::mapping::Reply,
+    pub reply: crate::domain::Reply,
     pub report_outcome: bool,
     pub state: LaunchState,
     /// The fencing token: bumped by every claim, named by every transition out of `launching`.
@@ -75,14 +55,14 @@ pub struct NewLaunch<'a> {
     pub event_id: Uuid,
     pub rule: &'a str,
     pub source: &'a str,
-    pub kind: crate::config::SourceKind,
+    pub kind: crate::domain::SourceKind,
     pub ticket: &'a Value,
     pub template_kind: TemplateKind,
     pub template_id: Option<i64>,
     pub template_name: Option<&'a str>,
     pub template_org: Option<&'a str>,
     pub request: &'a Value,
-    pub reply: crate::mapping::Reply,
+    pub reply: crate::domain::Reply,
     pub report_outcome: bool,
     pub max_concurrent: Option<i32>,
     pub coalesce_key: Option<&'a str>,

@@ -10,14 +10,7 @@
 use super::attempts;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-
-crate::text_enum! {
-    /// Who paused a rule: the breaker itself, or an operator (CLI, admin API, console).
-    pub enum PausedBy {
-        Auto => "auto",
-        Operator => "operator",
-    }
-}
+pub use crate::domain::PausedBy;
 
 /// A paused rule.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]

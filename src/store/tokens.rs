@@ -2,7 +2,7 @@
 //! (`oauth2_app` mode), and the lock that makes one replica rotate it. `token` and
 //! `refresh_token` are encrypted when `controller.token_key` is set (see `token_crypt`).
 
-use super::token_crypt::TokenCipher;
+use crate::token_crypt::TokenCipher;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 

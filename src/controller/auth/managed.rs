@@ -6,7 +6,7 @@
 use super::{basic, describe, ApiInfo, AuthState, Credential};
 use crate::controller::transport::Transport;
 use crate::controller::types::{ControllerError, Flavour};
-use crate::store::token_crypt::TokenCipher;
+use crate::token_crypt::TokenCipher;
 use crate::store::tokens::{self, StoredToken};
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};

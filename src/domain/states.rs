@@ -1,0 +1,60 @@
+//! The states of the three lifecycles (event, launch, post-back) and the words they store.
+
+crate::text_enum! {
+    /// `planned → launching → launched → finished`, or `rejected` (the controller refused),
+    /// `unknown` (cannot tell whether it launched), `dry_run`, `coalesced`; `held` while its
+    /// rule is paused (never sent), then `planned` again or `dropped`.
+    pub enum LaunchState {
+        Planned => "planned",
+        Launching => "launching",
+        Launched => "launched",
+        Finished => "finished",
+        Rejected => "rejected",
+        Unknown => "unknown",
+        DryRun => "dry_run",
+        Coalesced => "coalesced",
+        Held => "held",
+        Dropped => "dropped",
+    }
+}
+
+crate::text_enum! {
+    /// `pending` until the dispatcher decides; `ignored` at ingest (pings, own notes).
+    pub enum EventState {
+        Pending => "pending",
+        Dispatched => "dispatched",
+        Unmapped => "unmapped",
+        Ignored => "ignored",
+        Failed => "failed",
+    }
+}
+
+crate::text_enum! {
+    /// How an event reached the bridge.
+    pub enum Arrival {
+        /// Sent by the sender on its own.
+        Delivered => "delivered",
+        /// A GitHub delivery this bridge asked GitHub to send again (catch-up).
+        Redelivered => "redelivered",
+        /// Read from the ServiceNow Table API by a catch-up pass.
+        CaughtUp => "caught_up",
+    }
+}
+
+crate::text_enum! {
+    /// `pending → sent | dead`; an operator's retry brings a dead one back to `pending`.
+    pub enum CallbackState {
+        Pending => "pending",
+        Sent => "sent",
+        Dead => "dead",
+    }
+}
+
+crate::text_enum! {
+    /// Who paused a rule: the breaker itself, or an operator (CLI, admin API, console).
+    pub enum PausedBy {
+        Auto => "auto",
+        Operator => "operator",
+    }
+}
+
