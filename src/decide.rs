@@ -5,12 +5,12 @@
 //! whose planning needs the database (a coalescing rule, a refused value that tells the ticket,
 //! `on_ignored_fields: fail`) are stored `pending`, and the dispatcher plans them as before.
 
+use crate::domain::{EventState, LaunchState};
 use crate::event::Event;
+use crate::launch::planned_row;
 use crate::mapping::{Decision, EventView, Mappings, OnIgnored, Planned};
-use crate::store::events::{Decided, EventState, NewLaunchRow};
-use crate::store::launches::LaunchState;
+use crate::store::events::Decided;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// How the commit writer decides.
@@ -47,10 +47,15 @@ impl Decider {
             return None;
         }
         let (state, reason) = outcome(&decision);
+        let planned = if self.dry_run {
+            LaunchState::DryRun
+        } else {
+            LaunchState::Planned
+        };
         let launches = decision
             .planned
             .iter()
-            .map(|p| launch_row(&view, p, self.dry_run))
+            .map(|p| planned_row(&view, p, planned))
             .collect();
         Some(Decided {
             received_at,
@@ -63,29 +68,6 @@ impl Decider {
     }
 }
 
-/// The launch row for `p`, as the dispatcher writes it for a planned or dry-run launch.
-fn launch_row(e: &EventView, p: &Planned, dry_run: bool) -> NewLaunchRow {
-    let id = Uuid::now_v7();
-    let (template_id, name, org) = p.template.columns();
-    NewLaunchRow {
-        id,
-        rule: p.rule.clone(),
-        template_kind: p.template.kind(),
-        template_id,
-        template_name: name.map(str::to_string),
-        template_org: org.map(str::to_string),
-        request: with_marker(&p.request, e.id, id),
-        reply: p.reply,
-        report_outcome: p.report_outcome,
-        max_concurrent: p.max_concurrent.map(|n| n as i32),
-        state: if dry_run {
-            LaunchState::DryRun
-        } else {
-            LaunchState::Planned
-        },
-    }
-}
-
 /// The state an event settles in after `d`, and its reason: `dispatched` when anything was
 /// planned (the reason then names refused or failed rules), else `failed` or `unmapped`.
 /// `simulate` shows the same.
@@ -95,21 +77,4 @@ pub fn outcome(d: &Decision) -> (EventState, Option<String>) {
         (true, Some(problems)) => (EventState::Failed, Some(problems)),
         (true, None) => (EventState::Unmapped, Some(d.reason())),
     }
-}
-
-/// Adds the markers that let a launch be found on the controller after a crash.
-pub fn with_marker(request: &Value, event_id: Uuid, launch_id: Uuid) -> Value {
-    let mut req = match request {
-        Value::Object(_) => request.clone(),
-        _ => json!({}),
-    };
-    let Some(obj) = req.as_object_mut() else {
-        return req;
-    };
-    let vars = obj.entry("extra_vars").or_insert_with(|| json!({}));
-    if let Some(vars) = vars.as_object_mut() {
-        vars.insert("aap_bridge_event_id".into(), json!(event_id.to_string()));
-        vars.insert("aap_bridge_launch_id".into(), json!(launch_id.to_string()));
-    }
-    req
 }

@@ -4,10 +4,10 @@
 
 use crate::config::IngestSettings;
 use crate::decide::Decider;
+use crate::domain::LaunchState;
 use crate::error::ApiError;
 use crate::event::Event;
 use crate::store::events::{insert_batch, Decided, EventState, Insert, NewEvent};
-use crate::store::launches::LaunchState;
 use chrono::Utc;
 use sqlx::PgPool;
 use std::collections::HashMap;

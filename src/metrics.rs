@@ -3,8 +3,8 @@
 //! same picture. The gauges are refreshed by a background task on the admin pool: a scrape only
 //! renders memory, so a scrape flood costs no database work and no ingest connection.
 
+use crate::domain::LaunchState;
 use crate::mapping::SharedMappings;
-use crate::store::launches::LaunchState;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
@@ -166,7 +166,7 @@ async fn refresh(pool: &PgPool, mappings: &SharedMappings) -> Result<(), sqlx::E
         .into_iter()
         .map(|r| (r, false))
         .collect();
-    paused.extend(crate::store::pauses::paused_flags(pool).await?);
+    paused.extend(crate::launch::sql::pauses::paused_flags(pool).await?);
     for (rule, p) in paused {
         metrics::gauge!("aap_bridge_rule_paused", "rule" => rule).set(if p { 1.0 } else { 0.0 });
     }

@@ -157,7 +157,7 @@ impl Application {
                 settings.workers.launch_concurrency,
             )),
             notify_slots: Arc::new(tokio::sync::Semaphore::new(
-                workers::notifier::NOTIFY_CONCURRENCY,
+                crate::postback::NOTIFY_CONCURRENCY,
             )),
             launch_starved: Default::default(),
             health: health.clone(),
@@ -165,6 +165,8 @@ impl Application {
             down_sources: workers::DownSources::new(Duration::from_millis(
                 settings.workers.probe_interval_ms.max(50),
             )),
+            attempts: workers::Detached::new("launch attempt"),
+            output_waits: workers::Detached::new("job output wait"),
         });
         let ctx_wake_launch = ctx.wake_launch.clone();
         for (name, handle) in workers::start(ctx, shutdown.child_token()) {

@@ -3,9 +3,9 @@
 //! JSON API, the console and the `rules` commands all come here.
 
 use super::{Admin, Error, Result};
-use crate::store::held;
-use crate::store::pauses::{self, Breaker, PausedBy};
-use crate::workers::breaker;
+use crate::launch as breaker;
+use crate::launch::sql::held;
+use crate::launch::sql::pauses::{self, Breaker, PausedBy};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -2,9 +2,9 @@
 //! console form). Each field parses itself, so a bad value's error names its parameter; unknown
 //! parameters are refused, so a typo is not silently ignored. Empty values count as absent.
 
-use crate::store::admin::EventFilter;
 use crate::domain::time::{parse_since, time};
 use crate::domain::{CallbackState, EventState};
+use crate::store::admin::EventFilter;
 use chrono::{DateTime, Utc};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};

@@ -150,7 +150,7 @@ mod tests {
             loaded: true,
             paused: true,
             paused_at: Some(chrono::Utc::now()),
-            paused_by: Some(crate::store::pauses::PausedBy::Auto),
+            paused_by: Some(crate::domain::PausedBy::Auto),
             reason: Some("2 jobs in a row".into()),
             failures: 2,
             pause_after_failures: Some(2),

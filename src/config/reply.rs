@@ -127,7 +127,10 @@ impl ReplySettings {
             if tables.is_empty() {
                 return Err("reply.tables must name at least one table".into());
             }
-            if let Some(bad) = tables.iter().find(|t| !crate::domain::ticket::valid_table(t)) {
+            if let Some(bad) = tables
+                .iter()
+                .find(|t| !crate::domain::ticket::valid_table(t))
+            {
                 return Err(format!(
                     "reply.tables: `{bad}` is not a table name ([a-z0-9_]+)"
                 ));

@@ -1,8 +1,8 @@
 //! Per-source settings: which sender it is and how its deliveries are authenticated.
 
+pub use crate::domain::SourceKind;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
-pub use crate::domain::SourceKind;
 
 /// How a ServiceNow source proves deliveries are authentic.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

@@ -7,6 +7,7 @@ mod health;
 mod settings;
 mod transport;
 pub mod types;
+mod unreached;
 
 pub use auth::{ApiInfo, AuthState};
 pub use health::{ControllerHealth, Health};
@@ -270,10 +271,17 @@ impl Controller {
                 continue;
             }
             return match result {
-                Ok(_) if matches!(status, 502..=504) => Err(ControllerError::Unavailable {
-                    status,
-                    attempts: attempt,
-                }),
+                Ok(resp) if matches!(status, 502..=504) => {
+                    let headers = resp.headers().clone();
+                    let body = resp.text().await.unwrap_or_default();
+                    match unreached::never_reached(status, &headers, &body) {
+                        Some(why) => Err(ControllerError::NotReached(why)),
+                        None => Err(ControllerError::Unavailable {
+                            status,
+                            attempts: attempt,
+                        }),
+                    }
+                }
                 other => other,
             };
         }

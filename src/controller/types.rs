@@ -1,8 +1,8 @@
 //! What the controller answers, as the bridge needs it, and the errors that say what to fix.
 
+pub use crate::domain::TemplateKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-pub use crate::domain::TemplateKind;
 
 /// AAP 2.5+ behind the platform gateway, or the classic `/api/v2/` (AWX, Tower, AAP ≤ 2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -128,6 +128,9 @@ pub enum ControllerError {
     /// The request never left: retrying cannot duplicate anything.
     #[error("could not connect to the controller: {0}")]
     Connect(String),
+    /// A gateway answered that it could not reach the controller: nothing was sent to it.
+    #[error("the controller is unreachable behind its gateway ({0})")]
+    NotReached(String),
     /// Sent, but no answer: the call may or may not have taken effect.
     #[error("no answer from the controller: {0}")]
     NoAnswer(String),
@@ -146,6 +149,7 @@ impl ControllerError {
             self,
             ControllerError::Unavailable { .. }
                 | ControllerError::Connect(_)
+                | ControllerError::NotReached(_)
                 | ControllerError::NoAnswer(_)
                 | ControllerError::Store(_)
         )

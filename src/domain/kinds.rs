@@ -141,6 +141,6 @@ impl Reply {
     }
 }
 
-crate::text_column!(SourceKind);
-crate::text_column!(TemplateKind);
-crate::text_column!(Reply);
+text_column!(SourceKind);
+text_column!(TemplateKind);
+text_column!(Reply);

@@ -1,18 +1,8 @@
 //! The bottom floor: kinds, states, ids and time words that every lifecycle shares. Nothing here
 //! imports another module of the crate, so every arrow into it points down.
 
-mod kinds;
-pub mod snow_query;
-mod states;
-pub mod ticket;
-pub mod time;
-
-pub use kinds::{Reply, SourceKind, TemplateKind};
-pub use states::{Arrival, CallbackState, EventState, LaunchState, PausedBy};
-
 /// Maps an enum with `as_str()` and `FromStr` to a `text` column whose CHECK lists the same
 /// words, so Rust never handles a raw state string.
-#[macro_export]
 macro_rules! text_column {
     ($t:ty) => {
         impl sqlx::Type<sqlx::Postgres> for $t {
@@ -43,7 +33,6 @@ macro_rules! text_column {
 }
 
 /// An enum of fixed words, stored as `text` (see `text_column!`).
-#[macro_export]
 macro_rules! text_enum {
     ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$m])*
@@ -75,7 +64,7 @@ macro_rules! text_enum {
                 }
             }
         }
-        $crate::text_column!($name);
+        text_column!($name);
         // A string schema listing the words, for the OpenAPI document.
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -88,3 +77,12 @@ macro_rules! text_enum {
         impl utoipa::ToSchema for $name {}
     };
 }
+
+mod kinds;
+pub mod snow_query;
+mod states;
+pub mod ticket;
+pub mod time;
+
+pub use kinds::{Reply, SourceKind, TemplateKind};
+pub use states::{Arrival, CallbackState, EventState, JobStatus, LaunchState, PausedBy, Phase};

@@ -1,6 +1,6 @@
 //! The states of the three lifecycles (event, launch, post-back) and the words they store.
 
-crate::text_enum! {
+text_enum! {
     /// `planned → launching → launched → finished`, or `rejected` (the controller refused),
     /// `unknown` (cannot tell whether it launched), `dry_run`, `coalesced`; `held` while its
     /// rule is paused (never sent), then `planned` again or `dropped`.
@@ -18,7 +18,7 @@ crate::text_enum! {
     }
 }
 
-crate::text_enum! {
+text_enum! {
     /// `pending` until the dispatcher decides; `ignored` at ingest (pings, own notes).
     pub enum EventState {
         Pending => "pending",
@@ -29,7 +29,7 @@ crate::text_enum! {
     }
 }
 
-crate::text_enum! {
+text_enum! {
     /// How an event reached the bridge.
     pub enum Arrival {
         /// Sent by the sender on its own.
@@ -41,7 +41,7 @@ crate::text_enum! {
     }
 }
 
-crate::text_enum! {
+text_enum! {
     /// `pending → sent | dead`; an operator's retry brings a dead one back to `pending`.
     pub enum CallbackState {
         Pending => "pending",
@@ -50,7 +50,7 @@ crate::text_enum! {
     }
 }
 
-crate::text_enum! {
+text_enum! {
     /// Who paused a rule: the breaker itself, or an operator (CLI, admin API, console).
     pub enum PausedBy {
         Auto => "auto",
@@ -58,3 +58,44 @@ crate::text_enum! {
     }
 }
 
+text_enum! {
+    /// Which post-back of a launch (`callbacks.phase`): one row per launch and phase.
+    pub enum Phase {
+        Launched => "launched",
+        Finished => "finished",
+        /// Not launched: the rule is paused; held until an operator resumes it.
+        Held => "held",
+        /// A held launch an operator dropped on resume: it will never run.
+        Dropped => "dropped",
+    }
+}
+
+text_enum! {
+    /// A job's status as the controller reports it (`launches.job_status`), plus `missing`: the
+    /// controller stopped listing the job.
+    pub enum JobStatus {
+        New => "new",
+        Pending => "pending",
+        Waiting => "waiting",
+        Running => "running",
+        Successful => "successful",
+        Failed => "failed",
+        Error => "error",
+        Canceled => "canceled",
+        Missing => "missing",
+    }
+}
+
+impl JobStatus {
+    /// The job has ended: its outcome is final.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Successful
+                | JobStatus::Failed
+                | JobStatus::Error
+                | JobStatus::Canceled
+                | JobStatus::Missing
+        )
+    }
+}

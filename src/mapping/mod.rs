@@ -33,6 +33,7 @@ pub use rule::RuleInfo;
 pub use watch::{watch, SharedMappings};
 
 use crate::config::SourceKind;
+pub use crate::domain::Reply;
 use crate::domain::TemplateKind;
 use crate::event::Event;
 use chrono::{DateTime, Utc};
@@ -41,7 +42,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::fmt;
 use std::path::PathBuf;
-pub use crate::domain::Reply;
 
 /// The event as rules see it (see README, "The normalized event").
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

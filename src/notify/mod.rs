@@ -9,46 +9,26 @@
 //! [`POSTBACK_MARKER`], so the webhook our own post-back provokes is ignored at ingest.
 
 mod answer;
+mod down;
 mod github;
 mod pagerduty;
 mod send;
 mod servicenow;
 
-
 pub use answer::{SendError, MAX_RETRY_AFTER};
+pub use down::DownSources;
 pub use send::Notifier;
 
 use crate::config::SourceKind;
-use crate::event::POSTBACK_MARKER;
 use crate::domain::Reply;
+use crate::event::POSTBACK_MARKER;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Most characters of job output quoted in a post-back (the end is kept).
 pub const STDOUT_TAIL_MAX_CHARS: usize = 3000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Launched,
-    Finished,
-    /// Not launched: the rule is paused (`problem` says why); held until an operator resumes it.
-    Held,
-    /// A held launch an operator dropped on resume: it will never run.
-    Dropped,
-}
-
-impl Phase {
-    /// The name in the outbox (`callbacks.phase`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Launched => "launched",
-            Phase::Finished => "finished",
-            Phase::Held => "held",
-            Phase::Dropped => "dropped",
-        }
-    }
-}
+pub use crate::domain::Phase;
 
 /// What happened, for the message text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

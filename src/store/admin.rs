@@ -7,9 +7,9 @@ use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::callbacks::CallbackState;
 use super::events::{Arrival, EventState};
-use super::launches::LaunchState;
+use crate::domain::CallbackState;
+use crate::domain::LaunchState;
 
 /// One event as listed: no payload, headers or decision.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]

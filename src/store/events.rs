@@ -1,14 +1,12 @@
 //! The `events` inbox table.
 
-use super::launches::LaunchState;
-use crate::domain::TemplateKind;
+pub use crate::domain::{Arrival, EventState};
 use crate::event::Event;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use uuid::Uuid;
-pub use crate::domain::{Arrival, EventState};
 
 /// What happened to one event of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,24 +46,7 @@ pub struct Decided {
     pub decision: Value,
     /// The rules that decided it (`Mappings::version`).
     pub rules_version: String,
-    pub launches: Vec<NewLaunchRow>,
-}
-
-/// A launch planned at ingest; source, kind and ticket are its event's.
-#[derive(Debug, Clone)]
-pub struct NewLaunchRow {
-    pub id: Uuid,
-    pub rule: String,
-    pub template_kind: TemplateKind,
-    pub template_id: Option<i64>,
-    pub template_name: Option<String>,
-    pub template_org: Option<String>,
-    pub request: Value,
-    pub reply: crate::domain::Reply,
-    pub report_outcome: bool,
-    pub max_concurrent: Option<i32>,
-    /// `planned`, or `dry_run` without a controller.
-    pub state: LaunchState,
+    pub launches: Vec<crate::launch::NewLaunch>,
 }
 
 /// Inserts events whose (source, dedupe_key) are distinct, in one statement (one commit), with

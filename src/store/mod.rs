@@ -1,18 +1,10 @@
 //! Postgres: connecting, creating the database, migrations. Queries live in one file per table family.
 
 pub mod admin;
-pub mod attempts;
-pub mod callbacks;
 pub mod catch_up;
 pub mod dispatch;
 pub mod events;
-pub mod held;
-pub mod launch_policy;
-pub mod launches;
 pub mod overview;
-pub mod pauses;
-
-pub mod tokens;
 
 use crate::config::DatabaseSettings;
 use secrecy::ExposeSecret;

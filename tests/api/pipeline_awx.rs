@@ -6,11 +6,11 @@ use crate::support::pipeline::{config_tuned, wait_for, Options, Pipeline, Tuning
 use crate::support::Sender;
 use aap_bridge::config::Settings;
 use aap_bridge::controller::{Controller, LaunchOutcome, TemplateKind};
+use aap_bridge::launch::sql::rows as launches;
+use aap_bridge::launch::Fence;
+use aap_bridge::launch::{on_ignored_fields, Verdict};
 use aap_bridge::mapping::{Mappings, SharedMappings};
 use aap_bridge::notify::Notifier;
-use aap_bridge::store::attempts::Fence;
-use aap_bridge::store::launches;
-use aap_bridge::workers::ignored::{on_ignored_fields, Verdict};
 use aap_bridge::workers::Context;
 use serde_json::json;
 use sqlx::PgPool;
@@ -200,6 +200,8 @@ fn context(p: &Pipeline, pool: &PgPool) -> (Arc<Context>, Arc<Controller>) {
         )),
         settle_secs: 120,
         down_sources: aap_bridge::workers::DownSources::new(std::time::Duration::from_secs(1)),
+        attempts: aap_bridge::workers::Detached::new("launch attempt"),
+        output_waits: aap_bridge::workers::Detached::new("job output wait"),
     };
     (Arc::new(ctx), c)
 }

@@ -121,12 +121,12 @@ const QUERIES: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
-        "launcher: claim_planned, one statement (store::attempts)",
-        aap_bridge::store::attempts::CLAIM_PLANNED,
+        "launcher: claim_planned, one statement (launch::sql::fence)",
+        aap_bridge::launch::sql::fence::CLAIM_PLANNED,
         &["8", "'me'", "true", "60"],
     ),
     (
-        "launcher: claim_stale (store::attempts)",
+        "launcher: claim_stale (launch::sql::fence)",
         "UPDATE launches SET owner = $3, lease_until = now() + make_interval(secs => $2),
              updated_at = now()
          WHERE id IN (SELECT id FROM launches WHERE state = 'launching' AND lease_until < now()
@@ -135,12 +135,12 @@ const QUERIES: &[(&str, &str, &[&str])] = &[
         &["8", "60", "'me'"],
     ),
     (
-        "notifier: claim_due (store::callbacks)",
-        aap_bridge::store::callbacks::CLAIM_DUE,
+        "notifier: claim_due (postback::sql)",
+        aap_bridge::postback::sql::CLAIM_DUE,
         &["16", "30"],
     ),
     (
-        "tracker: the launched jobs to poll (store::launches::launched)",
+        "tracker: the launched jobs to poll (launch::sql::rows::launched)",
         "SELECT id, job_id, job_status, missing_polls FROM launches
          WHERE state = 'launched' AND job_id IS NOT NULL ORDER BY launched_at LIMIT $1",
         &["1000"],

@@ -3,11 +3,11 @@
 //! expires or reaches `token_max_age_secs`, and deletes the one it replaced. An advisory lock lets
 //! one replica rotate at a time. A stored token that cannot be decrypted (wrong key) is replaced.
 
+use super::tokens::{self, StoredToken};
 use super::{basic, describe, ApiInfo, AuthState, Credential};
 use crate::controller::transport::Transport;
 use crate::controller::types::{ControllerError, Flavour};
 use crate::token_crypt::TokenCipher;
-use crate::store::tokens::{self, StoredToken};
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};

@@ -4,6 +4,7 @@
 mod managed;
 mod oauth;
 mod session;
+mod tokens;
 mod tower;
 
 use super::transport::Transport;

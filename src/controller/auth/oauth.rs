@@ -6,11 +6,11 @@
 //! it replaces is revoked at `/api/o/revoke_token/` (`/o/revoke_token/` on the gateway).
 //! Both the access and the refresh token are encrypted at rest when a key is configured.
 
+use super::tokens::{self, StoredToken};
 use super::{basic, describe, ApiInfo, AuthState, Credential};
 use crate::controller::transport::Transport;
 use crate::controller::types::{ControllerError, Flavour};
 use crate::token_crypt::TokenCipher;
-use crate::store::tokens::{self, StoredToken};
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;

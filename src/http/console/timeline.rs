@@ -1,8 +1,8 @@
 //! One event's story, from what was stored: received, decided, each launch and its job, each
 //! post-back.
 
+use crate::domain::LaunchState;
 use crate::store::admin::{CallbackView, EventDetail, LaunchView};
-use crate::store::launches::LaunchState;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;

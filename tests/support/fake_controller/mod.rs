@@ -350,6 +350,12 @@ impl FakeController {
         self.st().down = down;
     }
 
+    /// The controller is down behind a gateway that still answers: every request gets the
+    /// 503 AAP's Envoy-based gateway sends when it cannot connect upstream (nothing is acted on).
+    pub fn set_gateway_down(&self, down: bool) {
+        self.st().gateway_down = down;
+    }
+
     /// What `settings/jobs/` answers for ALLOW_JINJA_IN_EXTRA_VARS (default `template`).
     pub fn set_allow_jinja(&self, value: &str) {
         self.st().allow_jinja = Ok(value.into());

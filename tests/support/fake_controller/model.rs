@@ -188,6 +188,8 @@ pub struct State {
     pub requests: Vec<(String, String)>,
     pub fail_next: (usize, u16),
     pub down: bool,
+    /// The gateway answers, the controller behind it does not (Envoy's 503).
+    pub gateway_down: bool,
     pub job_duration: Duration,
     pub faults: super::faults::Faults,
     /// How long after a job ends its events are still being processed (None: forever).
@@ -227,6 +229,7 @@ impl State {
             requests: Vec::new(),
             fail_next: (0, 503),
             down: false,
+            gateway_down: false,
             job_duration: Duration::ZERO,
             faults: Default::default(),
             // AWX 24.6.1: about a second between `failed` and `event_processing_finished`.

@@ -72,7 +72,7 @@ async fn handle(AxState(state): AxState<Shared>, req: Request) -> Response {
     let is_lookup = r.method == "GET" && r.path.ends_with("job_templates/");
     let (fault, lookup_delay) = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-        let fault = if is_launch && !st.down {
+        let fault = if is_launch && !st.down && !st.gateway_down {
             st.faults.take_launch()
         } else {
             None
@@ -155,6 +155,12 @@ fn respond(st: &mut State, r: &Req) -> Resp {
     st.requests.push((r.method.clone(), r.path.clone()));
     if st.down {
         return outage(503);
+    }
+    if st.gateway_down {
+        return Resp::text(
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: connection failure".into(),
+        );
     }
     if st.fail_next.0 > 0 {
         st.fail_next.0 -= 1;

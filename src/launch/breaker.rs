@@ -3,13 +3,13 @@
 //! sent (at planning, at the claim, or at the owner check); each held or dropped launch tells its
 //! ticket in the transaction that holds or drops it.
 
-use super::postback::{self, Outcome};
-use super::Context;
-use crate::notify::{Notifier, Phase};
-use crate::store::attempts::{self, Fence};
-use crate::store::held;
-use crate::store::launches::LaunchRow;
-use crate::store::pauses::{self, Pause};
+use super::sql::fence::{self as attempts, Fence};
+use super::sql::held;
+use super::sql::pauses::{self, Pause};
+use super::sql::rows::LaunchRow;
+use crate::notify::Notifier;
+use crate::postback::{self, PostbackNews};
+use crate::runtime::Context;
 use sqlx::PgConnection;
 use std::collections::HashMap;
 
@@ -40,7 +40,8 @@ pub async fn tell_held(
     metrics::counter!("aap_bridge_launches_held_total", "rule" => row.rule.clone()).increment(1);
     tracing::info!(launch_id = %row.id, event_id = %row.event_id, rule = %row.rule,
         reason = %pause.why(), "launch held: its rule is paused");
-    postback::write(conn, notifier, row, Phase::Held, note(pause, "held")).await
+    let news = PostbackNews::Held { why: pause.why() };
+    postback::write(conn, notifier, &row.target(), news).await
 }
 
 /// Tells the ticket its held launch was dropped and will never run.
@@ -52,18 +53,8 @@ pub async fn tell_dropped(
 ) -> Result<bool, sqlx::Error> {
     tracing::info!(launch_id = %row.id, event_id = %row.event_id, rule = %row.rule,
         "held launch dropped");
-    postback::write(conn, notifier, row, Phase::Dropped, note(pause, "dropped")).await
-}
-
-fn note<'a>(pause: &Pause, status: &'a str) -> Outcome<'a> {
-    Outcome {
-        job_id: 0,
-        url: "",
-        status: Some(status),
-        elapsed: None,
-        stdout_tail: None,
-        problem: Some(pause.why()),
-    }
+    let news = PostbackNews::Dropped { why: pause.why() };
+    postback::write(conn, notifier, &row.target(), news).await
 }
 
 /// The claim's first step: planned launches of paused rules become `held`, and their tickets

@@ -1,14 +1,16 @@
-//! Polls every running job in batches (200 per request), records status changes, and on a
-//! terminal status enqueues the outcome post-back. One replica polls per round.
+//! `launched → finished`: polls every running job in batches (200 per request), records status
+//! changes, and on a terminal status enqueues the outcome post-back and counts the end toward
+//! the rule's breaker. One replica polls per round.
 //!
 //! A failed job's output is saved after its status turns terminal, so its post-back waits (at
-//! most `stdout_wait_secs`) in a spawned task; the round goes on tracking the other jobs.
+//! most `stdout_wait_secs`) on the supervised set `Context::output_waits`; the round goes on
+//! tracking the other jobs.
 
-use super::postback::{self, Outcome};
-use super::Context;
-use crate::controller::{is_terminal, Controller, JobState};
-use crate::notify::Phase;
-use crate::store::launches::{self, Progress, Tracked};
+use super::sql::rows::{self as launches, Progress, Tracked};
+use crate::controller::{Controller, JobState};
+use crate::domain::JobStatus;
+use crate::postback::{self, PostbackNews};
+use crate::runtime::Context;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -80,7 +82,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         if t.missing_polls > 0 {
             launches::set_missing(&ctx.pool, t.id, false).await?;
         }
-        let terminal = is_terminal(&s.status);
+        let terminal = status_of(s).is_some_and(JobStatus::is_terminal);
         // A row still `launched` with a terminal status (e.g. found by reconciliation) must finish.
         if t.job_status.as_deref() == Some(s.status.as_str()) && !terminal {
             continue;
@@ -92,7 +94,8 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         if s.status != "successful" && s.job_type == "job" {
             if let Some(claim) = Waiting::claim(t.id) {
                 let (ctx, c, t, s) = (ctx.clone(), controller.clone(), t.clone(), s.clone());
-                tokio::spawn(async move {
+                let waits = ctx.output_waits.clone();
+                waits.spawn(async move {
                     if let Err(e) = finish_with_output(&ctx, &c, &t, &s).await {
                         tracing::warn!(launch_id = %t.id, error = %e, "recording the job's end failed; next round retries");
                     }
@@ -139,7 +142,7 @@ async fn record(
     s: &JobState,
     tail: Option<String>,
 ) -> anyhow::Result<()> {
-    let terminal = is_terminal(&s.status);
+    let terminal = status_of(s).is_some_and(JobStatus::is_terminal);
     let mut tx = ctx.pool.begin().await?;
     let p = Progress {
         status: &s.status,
@@ -151,21 +154,27 @@ async fn record(
     if launches::progress(&mut tx, t.id, &p).await? && terminal {
         let row = launches::get(&mut tx, t.id).await?;
         let url = row.job_url.clone().unwrap_or_default();
-        let outcome = Outcome {
+        let news = PostbackNews::Finished {
             job_id: t.job_id,
             url: &url,
-            status: Some(&s.status),
+            status: status_of(s).unwrap_or(JobStatus::Error),
             elapsed: Some(s.elapsed),
             stdout_tail: tail,
             problem: None,
         };
-        postback::enqueue(&mut tx, ctx, &row, Phase::Finished, outcome).await?;
+        postback::enqueue(&mut tx, ctx, &row.target(), news).await?;
         // Same transaction as the end itself, so each job counts once toward its rule's breaker.
         super::breaker::job_ended(&mut tx, ctx, &row, &s.status, t.job_id).await?;
         tracing::info!(launch_id = %t.id, job_id = t.job_id, status = %s.status, "job finished");
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// The controller's word for the job's status; None for one this bridge does not know (it is
+/// stored as said and tracked on).
+fn status_of(s: &JobState) -> Option<JobStatus> {
+    s.status.parse().ok()
 }
 
 fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
@@ -199,15 +208,15 @@ async fn missing(ctx: &Context, t: &launches::Tracked) -> anyhow::Result<()> {
             "job {} is no longer listed by the controller (deleted?); its outcome is unknown",
             t.job_id
         );
-        let outcome = Outcome {
+        let news = PostbackNews::Finished {
             job_id: t.job_id,
             url: &url,
-            status: Some("missing"),
+            status: JobStatus::Missing,
             elapsed: None,
             stdout_tail: None,
             problem: Some(problem),
         };
-        postback::enqueue(&mut tx, ctx, &row, Phase::Finished, outcome).await?;
+        postback::enqueue(&mut tx, ctx, &row.target(), news).await?;
         tracing::warn!(launch_id = %t.id, job_id = t.job_id, "job vanished from the controller");
     }
     tx.commit().await?;

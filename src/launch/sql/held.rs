@@ -3,8 +3,8 @@
 //! POST, so a held launch has never been sent. Resuming the rule releases held launches back to
 //! `planned` or drops them (final).
 
-use super::attempts::Fence;
-use super::launches::{LaunchRow, COLUMNS};
+use super::fence::Fence;
+use super::rows::{LaunchRow, COLUMNS};
 use sqlx::PgConnection;
 
 /// Rules paused now, as a subquery.

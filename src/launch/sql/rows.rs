@@ -1,8 +1,10 @@
-//! `launches`: planning and tracking. The fenced launch attempt (claim, owner check, settle)
-//! lives in `attempts`. Every transition is a guarded UPDATE, so a row moves only from the
+//! `launches`: the row, planning and tracking. The fenced launch attempt (claim, owner check,
+//! settle) lives in `fence`. Every transition is a guarded UPDATE, so a row moves only from the
 //! state the caller saw.
 
-use crate::domain::TemplateKind;
+use crate::domain::{Reply, TemplateKind};
+use crate::mapping::{EventView, OnIgnored};
+use crate::postback::Target;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -44,63 +46,99 @@ pub struct LaunchRow {
     pub received_at: Option<DateTime<Utc>>,
 }
 
-pub(super) const COLUMNS: &str = "id, event_id, rule, source, kind, ticket, template_kind, \
+impl LaunchRow {
+    /// What its post-backs need.
+    pub fn target(&self) -> Target<'_> {
+        Target {
+            launch_id: self.id,
+            event_id: self.event_id,
+            rule: &self.rule,
+            source: &self.source,
+            kind: self.kind,
+            ticket: &self.ticket.0,
+            reply: self.reply,
+            report_outcome: self.report_outcome,
+            template_kind: self.template_kind,
+            template_name: self.template_name.as_deref(),
+            template_id: self.template_id,
+        }
+    }
+}
+
+pub(in crate::launch) const COLUMNS: &str =
+    "id, event_id, rule, source, kind, ticket, template_kind, \
     template_id, template_name, template_org, request, reply, report_outcome, state, attempts, \
     launching_at, sent_at, first_empty_read_at, reconcile_errors, now() AS db_now, \
     job_id, job_status, job_url, ignored_fields, \
     (SELECT e.received_at FROM events e WHERE e.id = launches.event_id) AS received_at";
 
-pub struct NewLaunch<'a> {
+/// A launch as planned (`plan::planned_row`), before it is stored: the one shape both the
+/// ingest batch and the dispatcher write. Source, kind and ticket are its event's.
+#[derive(Debug, Clone)]
+pub struct NewLaunch {
     pub id: Uuid,
-    pub event_id: Uuid,
-    pub rule: &'a str,
-    pub source: &'a str,
-    pub kind: crate::domain::SourceKind,
-    pub ticket: &'a Value,
+    pub rule: String,
     pub template_kind: TemplateKind,
     pub template_id: Option<i64>,
-    pub template_name: Option<&'a str>,
-    pub template_org: Option<&'a str>,
-    pub request: &'a Value,
-    pub reply: crate::domain::Reply,
+    pub template_name: Option<String>,
+    pub template_org: Option<String>,
+    pub request: Value,
+    pub reply: Reply,
     pub report_outcome: bool,
     pub max_concurrent: Option<i32>,
-    pub coalesce_key: Option<&'a str>,
+    pub on_ignored_fields: OnIgnored,
+    pub coalesce_key: Option<String>,
     pub coalesced_into: Option<Uuid>,
-    /// `planned`, `coalesced`, `dry_run`, `held` or `rejected`.
+    /// `planned`, `coalesced`, `dry_run` or `rejected`.
     pub state: LaunchState,
 }
 
-/// False when the event already has a launch for this rule (nothing was written).
-pub async fn insert(conn: &mut PgConnection, l: &NewLaunch<'_>) -> Result<bool, sqlx::Error> {
+/// The dispatcher's insert of one planned launch. False when the event already has a launch
+/// for this rule (nothing was written).
+pub async fn insert(
+    conn: &mut PgConnection,
+    e: &EventView,
+    l: &NewLaunch,
+) -> Result<bool, sqlx::Error> {
     sqlx::query(
         "INSERT INTO launches (id, event_id, rule, source, kind, ticket, template_kind, template_id,
              template_name, template_org, request, reply, report_outcome, max_concurrent,
-             coalesce_key, coalesced_into, state, held_at)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,
-                 CASE WHEN $17 = 'held' THEN now() END)
+             coalesce_key, coalesced_into, state, on_ignored_fields)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)
          ON CONFLICT (event_id, rule) DO NOTHING",
     )
     .bind(l.id)
-    .bind(l.event_id)
-    .bind(l.rule)
-    .bind(l.source)
-    .bind(l.kind)
-    .bind(Json(l.ticket))
+    .bind(e.id)
+    .bind(&l.rule)
+    .bind(&e.source)
+    .bind(e.kind)
+    .bind(Json(&e.ticket))
     .bind(l.template_kind)
     .bind(l.template_id)
-    .bind(l.template_name)
-    .bind(l.template_org)
-    .bind(Json(l.request))
+    .bind(&l.template_name)
+    .bind(&l.template_org)
+    .bind(Json(&l.request))
     .bind(l.reply)
     .bind(l.report_outcome)
     .bind(l.max_concurrent)
-    .bind(l.coalesce_key)
+    .bind(&l.coalesce_key)
     .bind(l.coalesced_into)
     .bind(l.state)
+    .bind(l.on_ignored_fields.as_str())
     .execute(conn)
     .await
     .map(|r| r.rows_affected() == 1)
+}
+
+/// Records why the bridge refused a launch it just planned `rejected`.
+pub async fn refused(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<bool, sqlx::Error> {
+    let set =
+        sqlx::query("UPDATE launches SET last_error = $2 WHERE id = $1 AND state = 'rejected'")
+            .bind(id)
+            .bind(reason)
+            .execute(conn)
+            .await?;
+    Ok(set.rows_affected() == 1)
 }
 
 /// Locks the coalescing keys of a dispatch batch until its transaction ends, all in one

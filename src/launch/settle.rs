@@ -3,11 +3,12 @@
 //! time apart, that both find no job carrying the marker. Errors are retried a bounded number
 //! of times; then the launch is `unknown` (ticket told, storm slot freed).
 
-use super::launcher::{counted, give_up, note_failure, record_launched};
-use super::Context;
+use super::attempt::{counted, give_up, note_failure, record_launched};
+use super::sql::fence::{self as attempts, Fence};
+use super::sql::rows::LaunchRow;
 use crate::controller::{Controller, ControllerError};
-use crate::store::attempts::{self, Fence};
-use crate::store::launches::{LaunchRow, LaunchState};
+use crate::domain::LaunchState;
+use crate::runtime::Context;
 use chrono::Duration;
 use serde_json::Value;
 

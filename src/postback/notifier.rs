@@ -1,10 +1,10 @@
 //! Delivers the outbox: retries with backoff and jitter, honours Retry-After and rate-limit
 //! resets, and dead-letters permanent failures with the reason.
 
-use super::Context;
+use super::sql as callbacks;
 use crate::notify::{Prepared, SendError};
 use crate::retry::Backoff;
-use crate::store::callbacks;
+use crate::runtime::Context;
 use std::sync::Arc;
 
 /// Post-backs in flight at once per replica. Each delivery runs on its own task holding a

@@ -7,10 +7,10 @@
 //! SHARE` while it holds that rule's launches, so a resume waits for them and then releases them
 //! too: no held launch is left behind by a resume.
 
-use super::attempts;
+use super::fence as attempts;
+pub use crate::domain::PausedBy;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-pub use crate::domain::PausedBy;
 
 /// A paused rule.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]

@@ -3,14 +3,14 @@
 //! decides: `warn` keeps the job (the "launched" post-back names the fields), `fail` cancels it
 //! and settles the launch `rejected`, telling the ticket.
 
-use super::postback::{self, field_names, Outcome};
-use super::Context;
+use super::sql::fence::Fence;
+use super::sql::policy::{self as launch_policy, Refused};
+use super::sql::rows::LaunchRow;
 use crate::controller::{Canceled, Controller, ControllerError, Launched};
+use crate::domain::LaunchState;
 use crate::mapping::OnIgnored;
-use crate::notify::Phase;
-use crate::store::attempts::Fence;
-use crate::store::launch_policy::{self, Refused};
-use crate::store::launches::LaunchRow;
+use crate::postback::{self, field_names, PostbackNews};
+use crate::runtime::Context;
 use serde_json::{Map, Value};
 
 /// What the launcher does next.
@@ -36,7 +36,8 @@ pub async fn on_ignored_fields(
     launched: &Launched,
     ignored: &Map<String, Value>,
 ) -> anyhow::Result<Verdict> {
-    let fields = field_names(Some(Value::Object(ignored.clone())));
+    let all = Value::Object(ignored.clone());
+    let fields = field_names(Some(&all));
     if fields.is_empty() {
         return Ok(Verdict::Keep);
     }
@@ -54,20 +55,17 @@ pub async fn on_ignored_fields(
     let refused = Refused {
         job_id: launched.job_id,
         url: &url,
-        ignored_fields: &Value::Object(ignored.clone()),
+        ignored_fields: &all,
         reason: &reason,
     };
     let settled = launch_policy::reject_ignored(&mut tx, fence, &refused).await?;
     if settled {
-        let outcome = Outcome {
-            job_id: launched.job_id,
-            url: &url,
-            status: Some("rejected"),
-            elapsed: None,
-            stdout_tail: None,
-            problem: Some(reason.clone()),
+        let news = PostbackNews::NoJob {
+            state: LaunchState::Rejected,
+            problem: reason.clone(),
+            job: Some((launched.job_id, &url)),
         };
-        postback::enqueue(&mut tx, ctx, row, Phase::Finished, outcome).await?;
+        postback::enqueue(&mut tx, ctx, &row.target(), news).await?;
     }
     tx.commit().await?;
     if settled {

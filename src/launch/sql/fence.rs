@@ -3,7 +3,7 @@
 //! and state, so an attempt that lost its lease can change nothing. Nothing is POSTed unless
 //! `confirm_send` (owner still holds a live lease) succeeds, and it stamps `sent_at`.
 
-use super::launches::{LaunchRow, LaunchState, COLUMNS};
+use super::rows::{LaunchRow, LaunchState, COLUMNS};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};

@@ -1,90 +1,25 @@
-//! Launches planned rows following the fenced protocol (README "Launch protocol"): claim with
-//! a lease and an attempt number, heartbeat while preparing, confirm ownership (stamping
+//! One fenced attempt (README "Launch protocol"): prepare, confirm ownership (stamping
 //! `sent_at`) right before the one POST, and settle only through updates fenced on the attempt.
-//! An unclear answer leaves the row `launching` for `reconcile` to decide.
+//! An unclear answer leaves the row `launching` for `settle` to decide.
 
 use super::breaker::{self, Check};
 use super::ignored;
-use super::postback::{self, Outcome};
-use super::reconcile;
-use super::Context;
+use super::sql::fence::{self as attempts, Fence, Started};
+use super::sql::rows::LaunchRow;
 use crate::controller::{Controller, ControllerError, Health, LaunchOutcome};
-use crate::notify::Phase;
+use crate::domain::LaunchState;
+use crate::postback::{self, field_names, PostbackNews};
 use crate::retry::Backoff;
-use crate::store::attempts::{self, Fence, Started};
-use crate::store::launches::{LaunchRow, LaunchState};
+use crate::runtime::Context;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
-
-pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
-    let controller = ctx
-        .controller
-        .clone()
-        .expect("launcher runs with a controller");
-    if !gate(&ctx, &controller).await? {
-        return Ok(false);
-    }
-    let lease = ctx.settings.launch_lease_secs;
-    // Only as many rows as there are free slots; a slow POST never delays the next claim.
-    let free = ctx.launch_slots.available_permits() as i64;
-    if free == 0 {
-        ctx.launch_starved.store(true, Ordering::SeqCst);
-        return Ok(false);
-    }
-    let stale = attempts::claim_stale(&ctx.pool, free, lease, &ctx.replica).await?;
-    let free = free - stale.len() as i64;
-    let ready = controller.is_prepared();
-    // One transaction under the claim lock: paused rules' launches are held first, so no pause
-    // committed before this claim lets one of them through.
-    let mut tx = ctx.pool.begin().await?;
-    attempts::lock_claims(&mut tx).await?;
-    let held = breaker::hold_planned(&mut tx, &ctx).await?;
-    let planned = attempts::claim_planned(&mut tx, free, lease, &ctx.replica, ready).await?;
-    tx.commit().await?;
-    let claimed = !stale.is_empty() || !planned.is_empty() || held > 0;
-    for row in stale {
-        spawn(&ctx, &controller, row, true);
-    }
-    for row in planned {
-        spawn(&ctx, &controller, row, false);
-    }
-    Ok(claimed)
-}
-
-/// Launches wait while the controller is unreachable or misconfigured. When a probe finds it
-/// back, everything that waited is released at once (paced by the slots and storm control).
-async fn gate(ctx: &Context, c: &Controller) -> anyhow::Result<bool> {
-    let health = ctx.health.get();
-    if health == Health::Ok {
-        return Ok(true);
-    }
-    if !ctx.health.probe_due() {
-        return Ok(false);
-    }
-    match c.probe().await {
-        Ok(()) => {
-            ctx.health.set(Health::Ok);
-            let n = attempts::release_waiting(&ctx.pool).await?;
-            tracing::info!(
-                released = n,
-                "controller answers again: waiting launches released"
-            );
-            Ok(true)
-        }
-        Err(e) => {
-            note_failure(ctx, &e);
-            Ok(false)
-        }
-    }
-}
 
 /// Records what a failed call says about the controller's health.
 pub(super) fn note_failure(ctx: &Context, e: &ControllerError) {
     match e {
         ControllerError::Connect(_)
         | ControllerError::NoAnswer(_)
+        | ControllerError::NotReached(_)
         | ControllerError::Unavailable { .. } => ctx.health.set(Health::Unreachable {
             error: e.to_string(),
         }),
@@ -92,56 +27,12 @@ pub(super) fn note_failure(ctx: &Context, e: &ControllerError) {
     }
 }
 
-fn spawn(ctx: &Arc<Context>, c: &Arc<Controller>, row: LaunchRow, stale: bool) {
-    let Ok(permit) = ctx.launch_slots.clone().try_acquire_owned() else {
-        // Cannot happen (we claimed no more than the free slots); the lease brings it back.
-        tracing::warn!(launch_id = %row.id, "no free launch slot; the row waits for its lease");
-        return;
-    };
-    let (ctx, c) = (ctx.clone(), c.clone());
-    tokio::spawn(async move {
-        let fence = Fence::of(&row, &ctx.replica);
-        let work = async {
-            if stale {
-                reconcile::reconcile(&ctx, &c, &row, &fence).await
-            } else {
-                attempt(&ctx, &c, &row, &fence).await
-            }
-        };
-        tokio::select! {
-            r = work => if let Err(e) = r {
-                tracing::warn!(launch_id = %row.id, error = %e, "launch bookkeeping failed; the lease brings it back");
-            },
-            () = heartbeat(&ctx, &fence) => {
-                tracing::warn!(launch_id = %row.id, attempt = fence.attempt,
-                    "lost the launch lease to another replica; this attempt stops and changes nothing");
-            }
-        }
-        drop(permit);
-        // Only a launcher that ran out of slots waits for one; waking it otherwise would cost a
-        // claim round per launch for nothing.
-        if ctx.launch_starved.swap(false, Ordering::SeqCst) {
-            ctx.wake_launch.notify_one();
-        }
-    });
-}
-
-/// Keeps the lease alive while the attempt works; returns only when another replica owns it.
-async fn heartbeat(ctx: &Context, f: &Fence) {
-    let lease = ctx.settings.launch_lease_secs;
-    let every = Duration::from_millis(lease * 1000 / 3);
-    loop {
-        tokio::time::sleep(every).await;
-        match attempts::heartbeat(&ctx.pool, f, lease).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            // The database is away: keep working; the owner check before the POST decides.
-            Err(e) => tracing::warn!(launch_id = %f.id, error = %e, "lease heartbeat failed"),
-        }
-    }
-}
-
-async fn attempt(ctx: &Context, c: &Controller, row: &LaunchRow, f: &Fence) -> anyhow::Result<()> {
+pub(super) async fn attempt(
+    ctx: &Context,
+    c: &Controller,
+    row: &LaunchRow,
+    f: &Fence,
+) -> anyhow::Result<()> {
     if row.sent_at.is_some() {
         // Claimed ready: the claim was the owner check, moments ago.
         let template = row.template_id.unwrap_or_default();
@@ -255,6 +146,7 @@ async fn after_post_error(
     match e {
         // Nothing reached the controller, or it refused to authenticate: nothing launched.
         ControllerError::Connect(_)
+        | ControllerError::NotReached(_)
         | ControllerError::Store(_)
         | ControllerError::Unauthorized(_) => not_sent(ctx, row, f, &text).await,
         // The POST may have been acted on, now or later: the row stays `launching`.
@@ -326,15 +218,12 @@ pub(super) async fn record_launched(
         lost(row, "launched");
         return Ok(());
     }
-    let outcome = Outcome {
+    let news = PostbackNews::Launched {
         job_id,
         url: &url,
-        status: None,
-        elapsed: None,
-        stdout_tail: None,
-        problem: None,
+        ignored_fields: field_names(ignored),
     };
-    postback::enqueue(&mut tx, ctx, row, Phase::Launched, outcome).await?;
+    postback::enqueue(&mut tx, ctx, &row.target(), news).await?;
     tx.commit().await?;
     counted("launched");
     if let Some(received) = row.received_at {
@@ -368,15 +257,12 @@ pub(super) async fn give_up(
             format!("cannot tell whether it launched ({why}); check the controller before retrying")
         }
     };
-    let outcome = Outcome {
-        job_id: 0,
-        url: "",
-        status: Some(state.as_str()),
-        elapsed: None,
-        stdout_tail: None,
-        problem: Some(problem),
+    let news = PostbackNews::NoJob {
+        state,
+        problem,
+        job: None,
     };
-    postback::enqueue(&mut tx, ctx, row, Phase::Finished, outcome).await?;
+    postback::enqueue(&mut tx, ctx, &row.target(), news).await?;
     tx.commit().await?;
     counted(state.as_str());
     Ok(())

@@ -1,16 +1,16 @@
 //! `callbacks`: the post-back outbox. At-least-once delivery; one row per launch and phase.
 
+pub use crate::domain::CallbackState;
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-pub use crate::domain::CallbackState;
 
 pub struct NewCallback<'a> {
     pub launch_id: Uuid,
     pub event_id: Uuid,
     pub source: &'a str,
-    pub phase: &'a str,
+    pub phase: crate::domain::Phase,
     pub request: &'a Value,
     /// Set when the post-back cannot even be built (it goes straight to dead letters).
     pub error: Option<&'a str>,
@@ -43,7 +43,7 @@ pub async fn enqueue(conn: &mut PgConnection, c: &NewCallback<'_>) -> Result<(),
 pub struct Due {
     pub id: Uuid,
     pub source: String,
-    pub phase: String,
+    pub phase: crate::domain::Phase,
     pub request: Json<Value>,
     pub attempts: i32,
 }

@@ -1,25 +1,11 @@
-//! Per-launch settings copied from the rule, and the `rejected` transition for a job whose
-//! template dropped fields. Kept apart from `launches.rs` so the launch protocol stays in one place.
+//! The rule's `on_ignored_fields` as stored on the launch, and the `rejected` transition for a
+//! job whose template dropped fields.
 
 use crate::mapping::OnIgnored;
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-/// Records the rule's `on_ignored_fields` on a planned launch (the column defaults to `warn`).
-pub async fn set_on_ignored_fields(
-    conn: &mut PgConnection,
-    id: Uuid,
-    choice: OnIgnored,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE launches SET on_ignored_fields = $2 WHERE id = $1")
-        .bind(id)
-        .bind(choice.as_str())
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
 
 pub async fn on_ignored_fields<'e, E: sqlx::PgExecutor<'e>>(
     ex: E,
@@ -57,7 +43,7 @@ pub struct Refused<'a> {
 /// ignored fields the rule needs. Keeps the job id and link. False if no longer `launching`.
 pub async fn reject_ignored(
     conn: &mut PgConnection,
-    f: &super::attempts::Fence,
+    f: &super::fence::Fence,
     r: &Refused<'_>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(

@@ -1,0 +1,1 @@
+//! Why an open launch waits, as data.

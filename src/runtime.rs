@@ -1,0 +1,178 @@
+//! What every background worker shares: its context, the loop that runs a step, and the
+//! supervised set its detached work runs in. Below the lifecycles (`launch`, `postback`) that
+//! run on it, above the clients they use.
+
+use crate::config::WorkerSettings;
+use crate::controller::{Controller, ControllerHealth};
+use crate::mapping::SharedMappings;
+use crate::notify::{DownSources, Notifier};
+use sqlx::PgPool;
+use std::future::Future;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Fault injection for tests.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Behave like a crash right after a launch POST succeeded: nothing is committed.
+    pub crash_after_launch_post: Arc<AtomicBool>,
+    /// The next batch a commit writer takes makes it panic, as a bug would.
+    pub panic_commit_writer: Arc<AtomicBool>,
+    /// Catch-up passes skip their lock, as if two replicas ran one at the same moment.
+    pub catch_up_without_lock: Arc<AtomicBool>,
+}
+
+/// A background task and the name supervision reports it by.
+pub type Task = (&'static str, JoinHandle<()>);
+
+pub struct Context {
+    pub pool: PgPool,
+    pub settings: WorkerSettings,
+    /// None: dry-run.
+    pub controller: Option<Arc<Controller>>,
+    pub mappings: SharedMappings,
+    /// `mappings.record_skipped`.
+    pub record_skipped: bool,
+    pub notifier: Arc<Notifier>,
+    pub wake_dispatch: Arc<Notify>,
+    pub wake_launch: Arc<Notify>,
+    pub wake_notify: Arc<Notify>,
+    pub hooks: Hooks,
+    pub retention: crate::config::RetentionSettings,
+    /// This replica's name in launch leases (`owner`).
+    pub replica: String,
+    /// Launch attempts in flight on this replica (`launch_concurrency`).
+    pub launch_slots: Arc<tokio::sync::Semaphore>,
+    /// Post-backs in flight on this replica (`notifier::NOTIFY_CONCURRENCY`).
+    pub notify_slots: Arc<tokio::sync::Semaphore>,
+    /// Set when a launcher step found no free slot: the next attempt to finish wakes it.
+    pub launch_starved: std::sync::atomic::AtomicBool,
+    pub health: Arc<ControllerHealth>,
+    /// The settle window for unclear launch answers (`WorkerSettings::settle_secs`).
+    pub settle_secs: u64,
+    /// Ticket APIs found down, probed every `probe_interval_ms`.
+    pub down_sources: DownSources,
+    /// Launch attempts in flight, drained at shutdown.
+    pub attempts: Detached,
+    /// Failure post-backs waiting for their job's output, drained at shutdown.
+    pub output_waits: Detached,
+}
+
+/// Work a loop hands off (a launch attempt, a wait for a job's output): owned by the supervisor,
+/// drained at shutdown, and a panic is logged and counted instead of vanishing.
+#[derive(Clone)]
+pub struct Detached {
+    name: &'static str,
+    tasks: TaskTracker,
+}
+
+impl Detached {
+    pub fn new(name: &'static str) -> Self {
+        Detached {
+            name,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    pub fn spawn<F>(&self, work: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let name = self.name;
+        let inner = tokio::spawn(work);
+        self.tasks.spawn(async move {
+            if let Err(e) = inner.await {
+                if e.is_panic() {
+                    let p = e.into_panic();
+                    let message = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(task = name, panic = %message, "detached work panicked");
+                    metrics::counter!("aap_bridge_task_panics_total", "task" => name).increment(1);
+                }
+            }
+        });
+    }
+
+    /// Work still running.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Takes no more work and waits for what runs (the caller bounds the wait).
+    pub async fn drain(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// The loop, then the work it handed off: at shutdown that work finishes (within the shutdown
+/// grace, which aborts what is left) instead of being dropped half-done.
+pub fn then_drain<D>((name, handle): Task, drain: D) -> Task
+where
+    D: Future<Output = ()> + Send + 'static,
+{
+    let handle = tokio::spawn(async move {
+        if let Err(e) = handle.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+        drain.await;
+    });
+    (name, handle)
+}
+
+/// Runs `step` until cancelled: again at once while it finds work, else after a wake-up or `every`.
+/// It ends only when cancelled; a panic in `step` ends it too, and startup's supervision then
+/// stops the process so that it is restarted.
+pub fn spawn_loop<F, Fut>(
+    name: &'static str,
+    cancel: CancellationToken,
+    wake: Arc<Notify>,
+    every: Duration,
+    mut step: F,
+) -> Task
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<bool>> + Send,
+{
+    let handle = tokio::spawn(async move {
+        let mut failures = 0u32;
+        while !cancel.is_cancelled() {
+            let pause = match step().await {
+                Ok(true) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(false) => {
+                    failures = 0;
+                    every
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(worker = name, error = %e, "worker step failed");
+                    every * failures.min(10)
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        tracing::debug!(worker = name, "stopped");
+    });
+    (name, handle)
+}
