@@ -2,6 +2,7 @@
 
 use super::query::EventQuery;
 use super::{Admin, Error, Result};
+use crate::launch::wait;
 use crate::store::admin::{self as store, EventDetail, EventSummary, Replayed};
 use uuid::Uuid;
 
@@ -22,10 +23,19 @@ impl Admin {
     }
 
     /// One event with its headers, payload, decision, launches and callbacks.
+    /// Each open launch says why it waits.
     pub async fn event(&self, id: Uuid) -> Result<EventDetail> {
-        store::event_detail(&self.pool, id)
+        let mut e = store::event_detail(&self.pool, id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("no event {id}")))
+            .ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
+        if e.launches.iter().any(|l| l.state.is_open()) {
+            let controller = self.health.as_ref().map(|h| h.get_since());
+            let mut waits = wait::of_event(&self.pool, id, &controller).await?;
+            for l in &mut e.launches {
+                l.waiting = waits.remove(&l.id);
+            }
+        }
+        Ok(e)
     }
 
     /// Stores a copy of the event as a new pending event; the dispatcher treats it like a

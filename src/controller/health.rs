@@ -2,6 +2,7 @@
 //! unreachable (a cheap probe decides when it is back) and while its configuration is wrong;
 //! neither is ever posted to tickets. `/readyz` and `/metrics` show it.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -40,6 +41,8 @@ impl Health {
 
 pub struct ControllerHealth {
     state: Mutex<(Health, Option<Instant>)>,
+    /// When the state last changed (for "unreachable since 03:12").
+    since: Mutex<DateTime<Utc>>,
     probe_every: Duration,
 }
 
@@ -48,12 +51,19 @@ impl ControllerHealth {
         publish(&Health::Ok);
         ControllerHealth {
             state: Mutex::new((Health::Ok, None)),
+            since: Mutex::new(Utc::now()),
             probe_every,
         }
     }
 
     pub fn get(&self) -> Health {
         self.lock().0.clone()
+    }
+
+    /// The state and when it began.
+    pub fn get_since(&self) -> (Health, DateTime<Utc>) {
+        let h = self.get();
+        (h, *self.since.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn set(&self, h: Health) {
@@ -70,6 +80,9 @@ impl ControllerHealth {
                 ),
             }
             publish(&h);
+        }
+        if st.0.label() != h.label() {
+            *self.since.lock().unwrap_or_else(|e| e.into_inner()) = Utc::now();
         }
         st.0 = h;
     }

@@ -18,6 +18,16 @@ text_enum! {
     }
 }
 
+impl LaunchState {
+    /// Not settled yet: it waits for something (`launch::wait` says what).
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            LaunchState::Planned | LaunchState::Launching | LaunchState::Held
+        )
+    }
+}
+
 text_enum! {
     /// `pending` until the dispatcher decides; `ignored` at ingest (pings, own notes).
     pub enum EventState {

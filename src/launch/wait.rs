@@ -1,1 +1,239 @@
-//! Why an open launch waits, as data.
+//! Why an open launch (`planned`, `launching`, `held`) waits, as data: the same words the API,
+//! the CLI and the console show. Decided from the row, its rule's pause and storm cap, and this
+//! replica's view of the controller, in the order the claim decides them.
+
+use super::sql::rows;
+use crate::controller::Health;
+use crate::domain::LaunchState;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Why a launch waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    /// The controller does not answer (or its gateway cannot reach it); probed every second.
+    ControllerUnreachable,
+    /// The controller answered something an operator must fix (no API at the URL, say).
+    ControllerMisconfigured,
+    /// Its rule is paused: the next claim holds it.
+    RulePaused,
+    /// Held while its rule is paused; released or dropped on resume.
+    Held,
+    /// Its rule runs `max_concurrent` jobs already.
+    Capped,
+    /// Not sent; tried again after a backoff.
+    Backoff,
+    /// Due now, waiting for a free launch slot.
+    Queued,
+    /// Claimed: discovering, looking up the template, or confirming ownership.
+    Preparing,
+    /// The POST is on its way.
+    Sending,
+    /// The controller's answer was unclear: read again until the settle window decides.
+    SettlingUnclearAnswer,
+}
+
+/// Why a launch waits, since when, until when (when known), and what the bridge last saw.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Waiting {
+    pub reason: WaitReason,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub detail: String,
+}
+
+/// The facts about one open launch that decide why it waits.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenLaunch {
+    pub id: Uuid,
+    pub state: LaunchState,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub launching_at: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub held_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub max_concurrent: Option<i32>,
+    /// Launches of the same rule `launching` or `launched`.
+    pub running: i64,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub pause_reason: Option<String>,
+    pub db_now: DateTime<Utc>,
+}
+
+/// The controller as this replica sees it, and since when (None: dry-run).
+pub type ControllerView = Option<(Health, DateTime<Utc>)>;
+
+/// Why each open launch of the event waits, by launch id.
+pub async fn of_event(
+    pool: &PgPool,
+    event_id: Uuid,
+    controller: &ControllerView,
+) -> Result<HashMap<Uuid, Waiting>, sqlx::Error> {
+    let open = rows::open_of_event(pool, event_id).await?;
+    Ok(open
+        .iter()
+        .filter_map(|l| why(l, controller).map(|w| (l.id, w)))
+        .collect())
+}
+
+/// Why `l` waits; None when it does not (it is not open).
+pub fn why(l: &OpenLaunch, controller: &ControllerView) -> Option<Waiting> {
+    let wait = |reason, since, until, detail: String| {
+        Some(Waiting {
+            reason,
+            since,
+            until,
+            detail,
+        })
+    };
+    let error = || l.last_error.clone().unwrap_or_default();
+    let pause = || match l.pause_reason.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => format!("rule paused: {r}"),
+        None => "rule paused".to_string(),
+    };
+    match l.state {
+        LaunchState::Held => wait(
+            WaitReason::Held,
+            l.held_at,
+            None,
+            format!("{}; resume the rule to release or drop it", pause()),
+        ),
+        LaunchState::Planned => {
+            if l.paused_at.is_some() {
+                let detail = format!("{}; the next claim holds it", pause());
+                return wait(WaitReason::RulePaused, l.paused_at, None, detail);
+            }
+            match controller {
+                Some((Health::Unreachable { error }, since)) => {
+                    return wait(
+                        WaitReason::ControllerUnreachable,
+                        Some(*since),
+                        None,
+                        error.clone(),
+                    )
+                }
+                Some((Health::ConfigError { error }, since)) => {
+                    return wait(
+                        WaitReason::ControllerMisconfigured,
+                        Some(*since),
+                        None,
+                        error.clone(),
+                    )
+                }
+                _ => {}
+            }
+            if l.next_attempt_at > l.db_now {
+                return wait(WaitReason::Backoff, None, Some(l.next_attempt_at), error());
+            }
+            if let Some(max) = l.max_concurrent.filter(|m| l.running >= i64::from(*m)) {
+                let detail = format!("{} of {max} running for its rule", l.running);
+                return wait(WaitReason::Capped, Some(l.next_attempt_at), None, detail);
+            }
+            let detail = "due now; waiting for a free launch slot".to_string();
+            wait(WaitReason::Queued, Some(l.next_attempt_at), None, detail)
+        }
+        LaunchState::Launching => match (l.sent_at, &l.owner) {
+            (None, _) => wait(
+                WaitReason::Preparing,
+                l.launching_at,
+                l.lease_until,
+                format!("claimed by {}", l.owner.as_deref().unwrap_or("a replica")),
+            ),
+            (Some(sent), Some(owner)) => wait(
+                WaitReason::Sending,
+                Some(sent),
+                l.lease_until,
+                format!("POST sent by {owner}"),
+            ),
+            (Some(sent), None) => wait(
+                WaitReason::SettlingUnclearAnswer,
+                Some(sent),
+                l.lease_until.map(|u| u.max(l.db_now)),
+                format!(
+                    "{}; the controller is read again then, and the launch is sent again only \
+                     after the settle window if two reads find no job with its marker",
+                    error()
+                ),
+            ),
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn open(state: LaunchState) -> OpenLaunch {
+        let now = Utc::now();
+        OpenLaunch {
+            id: Uuid::nil(),
+            state,
+            created_at: now,
+            next_attempt_at: now,
+            launching_at: None,
+            sent_at: None,
+            owner: None,
+            lease_until: None,
+            held_at: None,
+            last_error: None,
+            max_concurrent: None,
+            running: 0,
+            paused_at: None,
+            pause_reason: None,
+            db_now: now,
+        }
+    }
+
+    fn reason(l: &OpenLaunch, c: &ControllerView) -> Option<WaitReason> {
+        why(l, c).map(|w| w.reason)
+    }
+
+    #[test]
+    fn the_claims_order_decides() {
+        let ok: ControllerView = Some((Health::Ok, Utc::now()));
+        let down: ControllerView = Some((
+            Health::Unreachable {
+                error: "503".into(),
+            },
+            Utc::now(),
+        ));
+        let mut l = open(LaunchState::Planned);
+        assert_eq!(reason(&l, &ok), Some(WaitReason::Queued));
+        assert_eq!(reason(&l, &down), Some(WaitReason::ControllerUnreachable));
+        l.max_concurrent = Some(2);
+        l.running = 2;
+        assert_eq!(reason(&l, &ok), Some(WaitReason::Capped));
+        l.next_attempt_at = l.db_now + Duration::seconds(5);
+        assert_eq!(reason(&l, &ok), Some(WaitReason::Backoff));
+        l.paused_at = Some(l.db_now);
+        assert_eq!(
+            reason(&l, &down),
+            Some(WaitReason::RulePaused),
+            "a pause wins"
+        );
+        assert_eq!(
+            reason(&open(LaunchState::Held), &ok),
+            Some(WaitReason::Held)
+        );
+        let mut s = open(LaunchState::Launching);
+        assert_eq!(reason(&s, &ok), Some(WaitReason::Preparing));
+        s.sent_at = Some(s.db_now);
+        s.owner = Some("r1".into());
+        assert_eq!(reason(&s, &ok), Some(WaitReason::Sending));
+        s.owner = None;
+        s.lease_until = Some(s.db_now + Duration::seconds(10));
+        let w = why(&s, &ok).unwrap();
+        assert_eq!(w.reason, WaitReason::SettlingUnclearAnswer);
+        assert!(w.until.is_some());
+        assert_eq!(reason(&open(LaunchState::Launched), &ok), None);
+    }
+}

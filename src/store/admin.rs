@@ -85,6 +85,9 @@ pub struct LaunchView {
     pub coalesced_into: Option<Uuid>,
     /// When it was held because its rule was paused (kept after a release).
     pub held_at: Option<DateTime<Utc>>,
+    /// Why an open launch (`planned`, `launching`, `held`) waits; null for the others.
+    #[sqlx(skip)]
+    pub waiting: Option<crate::launch::wait::Waiting>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]

@@ -23,6 +23,7 @@ mod ingest_fuzz;
 mod ingest_kinds;
 mod ingest_replay;
 mod launch_protocol;
+mod launch_waits;
 mod metrics;
 mod outage;
 mod pipeline;

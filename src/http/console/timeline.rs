@@ -2,6 +2,7 @@
 //! post-back.
 
 use crate::domain::LaunchState;
+use crate::launch::wait::Waiting;
 use crate::store::admin::{CallbackView, EventDetail, LaunchView};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -143,6 +144,26 @@ fn launch_template(l: &LaunchView) -> String {
     }
 }
 
+/// "waiting: controller unreachable since 2026-12-07 03:12:00 UTC — could not connect …"
+fn waiting_line(w: &Waiting) -> String {
+    let reason = serde_json::to_value(w.reason)
+        .ok()
+        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+        .unwrap_or_default();
+    let at = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let mut line = format!("waiting: {reason}");
+    if let Some(t) = w.since {
+        line.push_str(&format!(" since {}", at(t)));
+    }
+    if let Some(t) = w.until {
+        line.push_str(&format!(" until {}", at(t)));
+    }
+    if !w.detail.is_empty() {
+        line.push_str(&format!(" — {}", w.detail));
+    }
+    line
+}
+
 fn launch_steps(l: &LaunchView) -> Vec<Step> {
     let tone = match l.state {
         LaunchState::Rejected | LaunchState::Unknown | LaunchState::Dropped => "bad",
@@ -153,6 +174,9 @@ fn launch_steps(l: &LaunchView) -> Vec<Step> {
         format!("{} — now {}", launch_template(l), l.state),
         format!("attempts: {}", l.attempts),
     ];
+    if let Some(w) = &l.waiting {
+        lines.push(waiting_line(w));
+    }
     if let Some(e) = &l.last_error {
         lines.push(format!("error: {e}"));
     }

@@ -275,3 +275,22 @@ pub async fn set_missing(pool: &PgPool, id: Uuid, missing: bool) -> Result<i32, 
     .fetch_one(pool)
     .await
 }
+
+/// The open launches of an event with what decides why each waits (`wait::why`).
+pub async fn open_of_event(
+    pool: &PgPool,
+    event_id: Uuid,
+) -> Result<Vec<crate::launch::wait::OpenLaunch>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT l.id, l.state, l.created_at, l.next_attempt_at, l.launching_at, l.sent_at,
+                l.owner, l.lease_until, l.held_at, l.last_error, l.max_concurrent,
+                (SELECT count(*) FROM launches r WHERE r.rule = l.rule
+                   AND r.state IN ('launching', 'launched')) AS running,
+                p.paused_at, p.reason AS pause_reason, now() AS db_now
+         FROM launches l LEFT JOIN rule_pauses p ON p.rule = l.rule AND p.paused_at IS NOT NULL
+         WHERE l.event_id = $1 AND l.state IN ('planned', 'launching', 'held')",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await
+}
