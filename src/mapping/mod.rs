@@ -28,9 +28,10 @@ mod tests_reload;
 
 pub use decision::Decision;
 pub use guard::DEFAULT_MAX_VALUE_CHARS;
+pub use reload::SharedMappings;
 pub use reload::{reload, ReloadStatus};
 pub use rule::RuleInfo;
-pub use watch::{watch, SharedMappings};
+pub use watch::watch;
 
 use crate::config::SourceKind;
 pub use crate::domain::Reply;

@@ -2,13 +2,51 @@
 //! outcome. A refused or broken reload keeps the rules in force, so events are never settled
 //! `unmapped` for good because an editor had truncated a file.
 
-use super::watch::SharedMappings;
 use super::Mappings;
 use crate::config::SourceKind;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+/// The rules in force, shared by every reader; `reload` swaps them.
+#[derive(Debug, Clone)]
+pub struct SharedMappings {
+    inner: Arc<RwLock<Arc<Mappings>>>,
+    last_reload: Arc<RwLock<Option<ReloadStatus>>>,
+}
+
+impl SharedMappings {
+    pub fn new(m: Mappings) -> Self {
+        SharedMappings {
+            inner: Arc::new(RwLock::new(Arc::new(m))),
+            last_reload: Arc::new(RwLock::new(None)),
+        }
+    }
+
+    /// The rules in force now; holding the snapshot does not block a reload.
+    pub fn current(&self) -> Arc<Mappings> {
+        // A poisoned lock still holds a whole Arc: the swap below cannot panic half-way.
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace(&self, m: Mappings) {
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m);
+    }
+
+    /// The outcome of the last reload since start; None before the first one.
+    pub fn last_reload(&self) -> Option<ReloadStatus> {
+        self.last_reload
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn record(&self, status: ReloadStatus) {
+        *self.last_reload.write().unwrap_or_else(|e| e.into_inner()) = Some(status);
+    }
+}
 
 /// The outcome of the last reload, for operators (`SharedMappings::last_reload`).
 #[derive(Debug, Clone, PartialEq, Serialize)]

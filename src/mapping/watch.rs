@@ -2,54 +2,16 @@
 //! rules (see `reload`). File changes are acted on only once they have settled.
 
 use super::load::mapping_files;
-use super::reload::{reload, ReloadStatus};
-use super::Mappings;
+use super::reload::{reload, SharedMappings};
 use crate::config::SourceKind;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 /// How long a changed fingerprint must stay the same before a reload (capped by the interval).
 const SETTLE: Duration = Duration::from_millis(500);
-
-#[derive(Debug, Clone)]
-pub struct SharedMappings {
-    inner: Arc<RwLock<Arc<Mappings>>>,
-    last_reload: Arc<RwLock<Option<ReloadStatus>>>,
-}
-
-impl SharedMappings {
-    pub fn new(m: Mappings) -> Self {
-        SharedMappings {
-            inner: Arc::new(RwLock::new(Arc::new(m))),
-            last_reload: Arc::new(RwLock::new(None)),
-        }
-    }
-
-    /// The rules in force now; holding the snapshot does not block a reload.
-    pub fn current(&self) -> Arc<Mappings> {
-        // A poisoned lock still holds a whole Arc: the swap below cannot panic half-way.
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn replace(&self, m: Mappings) {
-        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m);
-    }
-
-    /// The outcome of the last reload since start; None before the first one.
-    pub fn last_reload(&self) -> Option<ReloadStatus> {
-        self.last_reload
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn record(&self, status: ReloadStatus) {
-        *self.last_reload.write().unwrap_or_else(|e| e.into_inner()) = Some(status);
-    }
-}
 
 /// Name, modification time and size of each file `load` would read.
 pub(crate) type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
