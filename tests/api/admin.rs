@@ -1,6 +1,6 @@
 //! The admin API (`/api/v1/…`) and the `simulate` / `events` / `replay` commands.
 
-use crate::support::pipeline::{wait_for, Options, Pipeline};
+use crate::support::pipeline::{wait_for, wait_quiescent, Options, Pipeline};
 use crate::support::{error_of, Sender, TestApp};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -289,7 +289,7 @@ async fn every_admin_route_needs_the_token(pool: PgPool) {
 
 #[sqlx::test]
 async fn simulate_renders_the_request_and_stores_nothing(pool: PgPool) {
-    let p = Pipeline::start(pool, Options::default()).await;
+    let p = Pipeline::start(pool.clone(), Options::default()).await;
     let before = p.app.event_count().await;
     let body: Value = serde_json::from_slice(&Sender::ServiceNow.body("sim-1")).unwrap();
     let (status, sim) = p
@@ -412,7 +412,7 @@ async fn simulate_renders_the_request_and_stores_nothing(pool: PgPool) {
     assert_eq!(resp.status().as_u16(), 400);
     assert!(resp.json::<Value>().await.unwrap()["error"].is_string());
 
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    wait_quiescent(&pool, &p.controller, 10).await;
     assert_eq!(p.app.event_count().await, before, "simulate stores nothing");
     assert_eq!(p.controller.jobs_launched(), 0, "simulate launches nothing");
 }

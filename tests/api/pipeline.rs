@@ -1,7 +1,7 @@
 //! The whole line: signed delivery -> exactly one launch with rendered extra_vars -> a
 //! "launched" post-back with the job link -> a "finished" post-back with the outcome.
 
-use crate::support::pipeline::{launch_states, wait_for, Options, Pipeline};
+use crate::support::pipeline::{launch_states, wait_for, wait_quiescent, Options, Pipeline};
 use crate::support::Sender;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -116,8 +116,7 @@ async fn unmapped_category_is_recorded_and_launches_nothing(pool: PgPool) {
     .await;
     assert_eq!(state, "unmapped");
     assert!(reason.contains("printer_jam"), "{reason}");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(p.controller.jobs_launched(), 0);
+    assert_eq!(wait_quiescent(&pool, &p.controller, 10).await, 0);
     assert!(launch_states(&pool).await.is_empty());
 }
 
@@ -199,6 +198,6 @@ async fn a_refused_launch_is_told_to_the_ticket_once(pool: PgPool) {
         .unwrap();
     assert_eq!(state, "rejected");
     assert!(error.contains("variables"), "{error}");
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_quiescent(&pool, &p.controller, 10).await;
     assert_eq!(p.tickets.servicenow_notes(SYS_ID).len(), 1, "told once");
 }

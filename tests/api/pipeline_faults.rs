@@ -1,6 +1,6 @@
 //! Crashes, outages and bursts: still exactly one job per event, post-backs delivered once.
 
-use crate::support::pipeline::{launch_states, wait_for, Options, Pipeline};
+use crate::support::pipeline::{launch_states, wait_for, wait_quiescent, Options, Pipeline};
 use crate::support::Sender;
 use aap_bridge::workers::Hooks;
 use sqlx::PgPool;
@@ -52,8 +52,11 @@ async fn crash_between_launch_post_and_commit_does_not_launch_twice(pool: PgPool
         (p.tickets.servicenow_notes(SYS_ID).len() >= 2).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(p.controller.jobs_launched(), 1, "no second job");
+    assert_eq!(
+        wait_quiescent(&pool, &p.controller, 20).await,
+        1,
+        "no second job"
+    );
     drop(restarted);
 }
 
@@ -61,8 +64,15 @@ async fn crash_between_launch_post_and_commit_does_not_launch_twice(pool: PgPool
 async fn controller_down_then_up_launches_once(pool: PgPool) {
     let p = Pipeline::start(pool.clone(), Options::default()).await;
     p.controller.set_down(true);
-    p.deliver(Sender::ServiceNow, "down-1").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let event = p.deliver(Sender::ServiceNow, "down-1").await;
+    let event = event["event_id"].as_str().unwrap().to_string();
+    // The launcher met the outage: the launch waits on it (or on its unclear answer).
+    wait_for("the launch to wait on the controller", 20, || async {
+        let (_, e) = p.app.admin("GET", &format!("/events/{event}"), None).await;
+        let reason = e["launches"][0]["waiting"]["reason"].clone();
+        (reason == "controller_unreachable" || reason == "settling_unclear_answer").then_some(())
+    })
+    .await;
     assert_eq!(p.controller.jobs_launched(), 0);
     let waiting = launch_states(&pool).await;
     assert!(
@@ -79,8 +89,7 @@ async fn controller_down_then_up_launches_once(pool: PgPool) {
         (p.tickets.servicenow_notes(SYS_ID).len() >= 2).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(p.controller.jobs_launched(), 1);
+    assert_eq!(wait_quiescent(&pool, &p.controller, 20).await, 1);
 }
 
 #[sqlx::test]
@@ -104,7 +113,7 @@ async fn ticket_system_503_and_429_delay_but_deliver_once(pool: PgPool) {
         (p.tickets.pagerduty_notes("PABC123").len() >= 2).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_quiescent(&pool, &p.controller, 20).await;
     assert_eq!(
         p.tickets.github_comments("acme/ops", 42).len(),
         2,
@@ -161,8 +170,11 @@ async fn two_bridges_500_events_500_launches(pool: PgPool) {
         (p.controller.jobs_launched() >= 500).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(p.controller.jobs_launched(), 500, "no duplicates");
+    assert_eq!(
+        wait_quiescent(&pool, &p.controller, 60).await,
+        500,
+        "no duplicates"
+    );
     let markers: std::collections::HashSet<String> = p
         .controller
         .launches()

@@ -1,7 +1,7 @@
 //! Storm control: a cap on a rule's running jobs (the rest wait, none dropped) and a coalescing
 //! window (same rule + same ticket -> one launch).
 
-use crate::support::pipeline::{wait_for, Options, Pipeline};
+use crate::support::pipeline::{wait_for, wait_quiescent, Options, Pipeline};
 use crate::support::Sender;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -49,7 +49,21 @@ async fn max_concurrent_holds_the_rest_until_jobs_finish(pool: PgPool) {
         (p.controller.jobs_launched() == 2).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The launcher has decided about each waiting launch: capped, not merely not reached yet.
+    wait_for("the others to wait on the cap", 10, || async {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT event_id::text FROM launches WHERE state = 'planned'")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let mut capped = 0;
+        for id in &ids {
+            let (_, e) = p.app.admin("GET", &format!("/events/{id}"), None).await;
+            capped += usize::from(e["launches"][0]["waiting"]["reason"] == "capped");
+        }
+        (ids.len() == 3 && capped == 3).then_some(())
+    })
+    .await;
     assert_eq!(p.controller.jobs_launched(), 2, "the cap holds");
     assert_eq!(count(&pool, "planned").await, 3, "the others wait");
 
@@ -104,8 +118,7 @@ async fn coalescing_window_turns_a_burst_into_one_launch(pool: PgPool) {
         (decided == 4).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(p.controller.jobs_launched(), 1);
+    assert_eq!(wait_quiescent(&pool, &p.controller, 10).await, 1);
     assert_eq!(count(&pool, "coalesced").await, 3);
     let attached: i64 = sqlx::query_scalar(
         "SELECT count(DISTINCT coalesced_into) FROM launches WHERE state = 'coalesced'",
