@@ -2,7 +2,7 @@
 //! the CLI and the console show. Decided from the row, its rule's pause and storm cap, and this
 //! replica's view of the controller, in the order the claim decides them.
 
-use super::sql::rows;
+use super::sql::rows::{self, OpenLaunch};
 use crate::controller::Health;
 use crate::domain::LaunchState;
 use chrono::{DateTime, Utc};
@@ -44,27 +44,6 @@ pub struct Waiting {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub detail: String,
-}
-
-/// The facts about one open launch that decide why it waits.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OpenLaunch {
-    pub id: Uuid,
-    pub state: LaunchState,
-    pub created_at: DateTime<Utc>,
-    pub next_attempt_at: DateTime<Utc>,
-    pub launching_at: Option<DateTime<Utc>>,
-    pub sent_at: Option<DateTime<Utc>>,
-    pub owner: Option<String>,
-    pub lease_until: Option<DateTime<Utc>>,
-    pub held_at: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    pub max_concurrent: Option<i32>,
-    /// Launches of the same rule `launching` or `launched`.
-    pub running: i64,
-    pub paused_at: Option<DateTime<Utc>>,
-    pub pause_reason: Option<String>,
-    pub db_now: DateTime<Utc>,
 }
 
 /// The controller as this replica sees it, and since when (None: dry-run).

@@ -276,11 +276,32 @@ pub async fn set_missing(pool: &PgPool, id: Uuid, missing: bool) -> Result<i32, 
     .await
 }
 
-/// The open launches of an event with what decides why each waits (`wait::why`).
+/// The facts about one open launch that decide why it waits (`wait::why`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenLaunch {
+    pub id: Uuid,
+    pub state: LaunchState,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub launching_at: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub held_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub max_concurrent: Option<i32>,
+    /// Launches of the same rule `launching` or `launched`.
+    pub running: i64,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub pause_reason: Option<String>,
+    pub db_now: DateTime<Utc>,
+}
+
+/// The open launches of an event with what decides why each waits.
 pub async fn open_of_event(
     pool: &PgPool,
     event_id: Uuid,
-) -> Result<Vec<crate::launch::wait::OpenLaunch>, sqlx::Error> {
+) -> Result<Vec<OpenLaunch>, sqlx::Error> {
     sqlx::query_as(
         "SELECT l.id, l.state, l.created_at, l.next_attempt_at, l.launching_at, l.sent_at,
                 l.owner, l.lease_until, l.held_at, l.last_error, l.max_concurrent,
