@@ -162,7 +162,7 @@ async fn after_post_error(
         }
         // A name resolved to an id the controller no longer knows (template re-created).
         ControllerError::NotFound(_)
-            if row.template_name.is_some() && row.attempts < ctx.settings.launch_max_attempts =>
+            if row.template_name.is_some() && row.sends < ctx.settings.launch_max_attempts =>
         {
             let name = row.template_name.as_deref().unwrap_or_default();
             c.forget_template_name(row.template_kind, name, row.template_org.as_deref());

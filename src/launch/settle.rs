@@ -85,8 +85,8 @@ async fn relaunch_or_unknown(
         let why = "no job carries the marker and the template does not prompt for variables; cannot tell whether it launched";
         return give_up(ctx, row, f, LaunchState::Unknown, why).await;
     }
-    if row.attempts >= ctx.settings.launch_max_attempts {
-        let why = format!("no job carries the marker after {} attempts", row.attempts);
+    if row.sends >= ctx.settings.launch_max_attempts {
+        let why = format!("no job carries the marker after {} sends", row.sends);
         return give_up(ctx, row, f, LaunchState::Unknown, &why).await;
     }
     let why = "reconciled: settle window passed and two reads found no job; not launched";

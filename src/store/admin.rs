@@ -75,7 +75,10 @@ pub struct LaunchView {
     pub job_url: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub ignored_fields: Option<Json<Value>>,
+    /// Claims so far (the fencing token; the reconciler's reads count too).
     pub attempts: i32,
+    /// POSTs confirmed for sending.
+    pub sends: i32,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub launched_at: Option<DateTime<Utc>>,
@@ -191,7 +194,7 @@ pub async fn event_detail(pool: &PgPool, id: Uuid) -> Result<Option<EventDetail>
     };
     let launches: Vec<LaunchView> = sqlx::query_as(
         "SELECT id, rule, state, template_kind, template_id, template_name, template_org, request,
-                job_id, job_status, job_url, ignored_fields, attempts, last_error, created_at,
+                job_id, job_status, job_url, ignored_fields, attempts, sends, last_error, created_at,
                 launched_at, started_at, finished_at, elapsed_secs, coalesced_into, held_at
          FROM launches WHERE event_id = $1 ORDER BY created_at, id",
     )

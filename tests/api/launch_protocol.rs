@@ -34,9 +34,9 @@ fn slow_controller() -> Options {
     }
 }
 
-/// (state, job id, attempts, last_error) of the only launch.
+/// (state, job id, sends (POSTs confirmed), last_error) of the only launch.
 async fn the_launch(pool: &PgPool) -> (String, Option<i64>, i32, Option<String>) {
-    sqlx::query_as("SELECT state, job_id, attempts, last_error FROM launches")
+    sqlx::query_as("SELECT state, job_id, sends, last_error FROM launches")
         .fetch_one(pool)
         .await
         .unwrap()
@@ -107,7 +107,7 @@ async fn a_504_for_nothing_is_relaunched_only_after_the_settle_window(pool: PgPo
     let jobs = wait_quiescent(&pool, &p.controller, 60).await;
     assert_eq!(jobs, 1, "relaunched once");
     let (state, job_id, attempts, _) = the_launch(&pool).await;
-    assert_eq!(attempts, 2, "one unclear attempt, one that launched");
+    assert_eq!(attempts, 2, "one unclear send, one that launched");
     assert!(matches!(state.as_str(), "launched" | "finished"));
     assert!(job_id.is_some());
     let launched_after: f64 = sqlx::query_scalar(

@@ -172,7 +172,7 @@ fn launch_steps(l: &LaunchView) -> Vec<Step> {
     };
     let mut lines = vec![
         format!("{} — now {}", launch_template(l), l.state),
-        format!("attempts: {}", l.attempts),
+        format!("sent {} time(s), {} claim(s)", l.sends, l.attempts),
     ];
     if let Some(w) = &l.waiting {
         lines.push(waiting_line(w));

@@ -58,6 +58,7 @@ pub const CLAIM_PLANNED: &str = "WITH due AS (
          UPDATE launches SET state = 'launching', attempts = attempts + 1, owner = $2,
              launching_at = now(),
              sent_at = CASE WHEN $3 AND template_id IS NOT NULL THEN now() END,
+             sends = sends + CASE WHEN $3 AND template_id IS NOT NULL THEN 1 ELSE 0 END,
              first_empty_read_at = NULL,
              reconcile_errors = 0, lease_until = now() + make_interval(secs => $4),
              updated_at = now()
@@ -91,6 +92,7 @@ pub async fn claim_planned(
 
 /// `launching` rows whose lease ran out (owner dead or stalled) or whose unclear launch is due
 /// for its next check. The caller reconciles them; it never POSTs for a row with `sent_at`.
+/// Like every claim it bumps `attempts`, so a stalled owner that wakes up changes nothing.
 pub async fn claim_stale(
     pool: &PgPool,
     limit: i64,
@@ -101,8 +103,8 @@ pub async fn claim_stale(
         return Ok(Vec::new());
     }
     sqlx::query_as(&format!(
-        "UPDATE launches SET owner = $3, lease_until = now() + make_interval(secs => $2),
-             updated_at = now()
+        "UPDATE launches SET owner = $3, attempts = attempts + 1,
+             lease_until = now() + make_interval(secs => $2), updated_at = now()
          WHERE id IN (SELECT id FROM launches WHERE state = 'launching' AND lease_until < now()
                       ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED)
          RETURNING {COLUMNS}"
@@ -133,7 +135,8 @@ pub async fn heartbeat(pool: &PgPool, f: &Fence, lease_secs: u64) -> Result<bool
 /// rule not paused. Stamps `sent_at`. False: do not POST.
 pub async fn confirm_send(pool: &PgPool, f: &Fence, lease_secs: u64) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE launches SET sent_at = now(), lease_until = now() + make_interval(secs => $4),
+        "UPDATE launches SET sent_at = now(), sends = sends + 1,
+             lease_until = now() + make_interval(secs => $4),
              updated_at = now()
          WHERE id = $1 AND attempts = $2 AND owner = $3 AND state = 'launching'
            AND sent_at IS NULL AND lease_until > now()

@@ -29,8 +29,11 @@ pub struct LaunchRow {
     pub reply: crate::domain::Reply,
     pub report_outcome: bool,
     pub state: LaunchState,
-    /// The fencing token: bumped by every claim, named by every transition out of `launching`.
+    /// The fencing token: bumped by every claim (the reconciler's too), named by every
+    /// transition out of `launching`.
     pub attempts: i32,
+    /// POSTs confirmed for sending; `workers.launch_max_attempts` caps relaunches by it.
+    pub sends: i32,
     pub launching_at: Option<DateTime<Utc>>,
     /// Set by the owner check right before the POST; None: this attempt never sent anything.
     pub sent_at: Option<DateTime<Utc>>,
@@ -67,7 +70,7 @@ impl LaunchRow {
 
 pub(in crate::launch) const COLUMNS: &str =
     "id, event_id, rule, source, kind, ticket, template_kind, \
-    template_id, template_name, template_org, request, reply, report_outcome, state, attempts, \
+    template_id, template_name, template_org, request, reply, report_outcome, state, attempts, sends, \
     launching_at, sent_at, first_empty_read_at, reconcile_errors, now() AS db_now, \
     job_id, job_status, job_url, ignored_fields, \
     (SELECT e.received_at FROM events e WHERE e.id = launches.event_id) AS received_at";
@@ -298,10 +301,7 @@ pub struct OpenLaunch {
 }
 
 /// The open launches of an event with what decides why each waits.
-pub async fn open_of_event(
-    pool: &PgPool,
-    event_id: Uuid,
-) -> Result<Vec<OpenLaunch>, sqlx::Error> {
+pub async fn open_of_event(pool: &PgPool, event_id: Uuid) -> Result<Vec<OpenLaunch>, sqlx::Error> {
     sqlx::query_as(
         "SELECT l.id, l.state, l.created_at, l.next_attempt_at, l.launching_at, l.sent_at,
                 l.owner, l.lease_until, l.held_at, l.last_error, l.max_concurrent,
