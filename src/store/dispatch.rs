@@ -10,7 +10,8 @@ use uuid::Uuid;
 pub struct PendingEvent {
     pub id: Uuid,
     pub source: String,
-    pub kind: String,
+    /// The column's CHECK lists the same words.
+    pub kind: crate::domain::SourceKind,
     pub delivery_id: String,
     pub event_type: String,
     pub category: Option<String>,

@@ -3,12 +3,11 @@
 //! launch per matching rule through `launch::plan`, all in one transaction.
 
 use crate::decide::outcome;
-use crate::domain::{EventState, SourceKind};
+use crate::domain::EventState;
 use crate::launch::{self, coalesce_key};
 use crate::mapping::EventView;
 use crate::runtime::Context;
 use crate::store::dispatch;
-use serde_json::Value;
 use std::sync::Arc;
 
 pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
@@ -26,22 +25,10 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     let claimed = events.len() as i64;
     let mut decided = Vec::with_capacity(events.len());
     for e in events {
-        let Ok(kind) = serde_json::from_value::<SourceKind>(Value::String(e.kind.clone())) else {
-            dispatch::settle(
-                &mut tx,
-                e.id,
-                EventState::Failed,
-                Some("unknown source kind"),
-                &Value::Null,
-                version,
-            )
-            .await?;
-            continue;
-        };
         let view = EventView {
             id: e.id,
             source: e.source,
-            kind,
+            kind: e.kind,
             delivery_id: e.delivery_id,
             event_type: e.event_type,
             category: e.category,
