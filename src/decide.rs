@@ -5,7 +5,8 @@
 //! whose planning needs the database (a coalescing rule, a refused value that tells the ticket,
 //! `on_ignored_fields: fail`) are stored `pending`, and the dispatcher plans them as before.
 
-use crate::domain::{EventState, LaunchState};
+use crate::domain::ticket::ReplyTarget;
+use crate::domain::{EventState, LaunchState, Reply};
 use crate::event::Event;
 use crate::launch::planned_row;
 use crate::mapping::{Decision, EventView, Mappings, OnIgnored, Planned};
@@ -46,7 +47,7 @@ impl Decider {
                 std::sync::Arc::try_unwrap(view.payload).unwrap_or_else(|p| (*p).clone());
             return None;
         }
-        let (state, reason) = outcome(&decision);
+        let (state, reason) = outcome(&view, &decision);
         let planned = if self.dry_run {
             LaunchState::DryRun
         } else {
@@ -69,11 +70,27 @@ impl Decider {
 }
 
 /// The state an event settles in after `d`, and its reason: `dispatched` when anything was
-/// planned (the reason then names refused or failed rules), else `failed` or `unmapped`.
+/// planned (the reason then names refused or failed rules, and launches whose ticket cannot
+/// take their reply: they run, and nothing will be posted back), else `failed` or `unmapped`.
 /// `simulate` shows the same.
-pub fn outcome(d: &Decision) -> (EventState, Option<String>) {
+pub fn outcome(e: &EventView, d: &Decision) -> (EventState, Option<String>) {
     match (d.planned.is_empty(), d.problems()) {
-        (false, problems) => (EventState::Dispatched, problems),
+        (false, problems) => {
+            let unusable = d
+                .planned
+                .iter()
+                .filter(|p| p.reply != Reply::None)
+                .filter_map(|p| {
+                    ReplyTarget::parse(e.kind, p.reply, &e.ticket)
+                        .err()
+                        .map(|why| format!("rule {}: nothing can be posted back: {why}", p.rule))
+                });
+            let all: Vec<String> = problems.into_iter().chain(unusable).collect();
+            (
+                EventState::Dispatched,
+                (!all.is_empty()).then(|| all.join("; ")),
+            )
+        }
         (true, Some(problems)) => (EventState::Failed, Some(problems)),
         (true, None) => (EventState::Unmapped, Some(d.reason())),
     }

@@ -117,7 +117,7 @@ pub fn simulate(
     }
     let decision = mappings.evaluate(&view);
     // The same function the dispatcher settles events with.
-    let (state, reason) = crate::decide::outcome(&decision);
+    let (state, reason) = crate::decide::outcome(&view, &decision);
     let launches = decision
         .planned
         .iter()

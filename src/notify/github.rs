@@ -1,6 +1,6 @@
 //! GitHub: an issue or pull-request comment, or a commit status.
 
-use super::{all_hex, checked_field, first_chars, Message, Phase, Prepared, Quote};
+use super::{first_chars, Message, Phase, Prepared, Quote};
 use crate::event::POSTBACK_MARKER;
 use serde_json::{json, Map, Value};
 
@@ -9,13 +9,7 @@ const DESCRIPTION_MAX_CHARS: usize = 140;
 
 /// `POST /repos/{owner}/{repo}/issues/{number}/comments` with `{"body": text}`.
 /// Pull requests take comments through the same issue endpoint.
-pub(super) fn prepare_comment(ticket: &Value, msg: &Message) -> Result<Prepared, String> {
-    let repo = repo(ticket)?;
-    let number = checked_field(ticket, "number", "an issue or pull request number", |n| {
-        (1..=12).contains(&n.len())
-            && n.bytes().all(|b| b.is_ascii_digit())
-            && n.parse::<u64>().is_ok_and(|n| n > 0)
-    })?;
+pub(super) fn prepare_comment(repo: &str, number: u64, msg: &Message) -> Result<Prepared, String> {
     Ok(Prepared {
         method: "POST".into(),
         path: format!("/repos/{repo}/issues/{number}/comments"),
@@ -27,14 +21,11 @@ pub(super) fn prepare_comment(ticket: &Value, msg: &Message) -> Result<Prepared,
 /// error. A dry run reports success with a "would launch" description, since no job will
 /// ever move the status on from pending.
 pub(super) fn prepare_status(
-    ticket: &Value,
+    repo: &str,
+    sha: &str,
     msg: &Message,
     context: &str,
 ) -> Result<Prepared, String> {
-    let repo = repo(ticket)?;
-    let sha = checked_field(ticket, "sha", "a commit sha (40 hex digits)", |s| {
-        all_hex(s, 40)
-    })?;
     let (state, description) = if msg.phase == Phase::Held {
         (
             "pending",
@@ -109,22 +100,7 @@ pub(super) fn prepare_status(
     body.insert("context".into(), context.into());
     Ok(Prepared {
         method: "POST".into(),
-        path: format!("/repos/{repo}/statuses/{}", sha.to_ascii_lowercase()),
+        path: format!("/repos/{repo}/statuses/{sha}"),
         body: Value::Object(body),
-    })
-}
-
-/// `owner/name`, each part `[A-Za-z0-9_.-]+` and not `.` or `..`.
-fn repo(ticket: &Value) -> Result<String, String> {
-    checked_field(ticket, "repo", "`owner/name`", |r| {
-        let parts: Vec<&str> = r.split('/').collect();
-        r.len() <= 200
-            && parts.len() == 2
-            && parts.iter().all(|p| {
-                !p.is_empty()
-                    && p.bytes().any(|b| b != b'.')
-                    && p.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-            })
     })
 }

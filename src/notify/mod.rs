@@ -20,6 +20,7 @@ pub use down::DownSources;
 pub use send::Notifier;
 
 use crate::config::SourceKind;
+use crate::domain::ticket::ReplyTarget;
 use crate::domain::Reply;
 use crate::event::POSTBACK_MARKER;
 use serde::{Deserialize, Serialize};
@@ -70,19 +71,15 @@ pub fn prepare(
     msg: &Message,
     status_context: &str,
 ) -> Result<Prepared, String> {
-    match (kind, reply) {
-        (_, Reply::None) => Err("reply is `none`".into()),
-        (SourceKind::Servicenow, Reply::WorkNotes | Reply::Comments) => {
-            servicenow::prepare(reply, ticket, msg)
+    match ReplyTarget::parse(kind, reply, ticket)? {
+        ReplyTarget::ServiceNow { table, sys_id } => {
+            servicenow::prepare(reply, &table, &sys_id, msg)
         }
-        (SourceKind::Github, Reply::Comment) => github::prepare_comment(ticket, msg),
-        (SourceKind::Github, Reply::Status) => github::prepare_status(ticket, msg, status_context),
-        (SourceKind::Pagerduty, Reply::Note) => pagerduty::prepare(ticket, msg),
-        (kind, reply) => Err(format!(
-            "reply `{}` is not possible for a {} source",
-            reply.as_str(),
-            kind.as_str()
-        )),
+        ReplyTarget::GitHubIssue { repo, number } => github::prepare_comment(&repo, number, msg),
+        ReplyTarget::GitHubCommit { repo, sha } => {
+            github::prepare_status(&repo, &sha, msg, status_context)
+        }
+        ReplyTarget::PagerDuty { incident_id } => pagerduty::prepare(&incident_id, msg),
     }
 }
 
@@ -252,34 +249,6 @@ pub(crate) fn first_chars(s: &str, max: usize) -> String {
 
 fn longest_backtick_run(s: &str) -> usize {
     s.split(|c| c != '`').map(str::len).max().unwrap_or(0)
-}
-
-/// A ticket field as text: a string, or a number written as digits.
-pub(crate) fn ticket_field(ticket: &Value, name: &str) -> Option<String> {
-    match ticket.get(name)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// A required ticket field that must pass `valid`; the error names the field and the rule.
-pub(crate) fn checked_field(
-    ticket: &Value,
-    name: &str,
-    rule: &str,
-    valid: impl Fn(&str) -> bool,
-) -> Result<String, String> {
-    let v = ticket_field(ticket, name).ok_or_else(|| format!("ticket has no `{name}`"))?;
-    if valid(&v) {
-        Ok(v)
-    } else {
-        Err(format!("ticket `{name}` is not {rule}"))
-    }
-}
-
-pub(crate) fn all_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
             launch::plan_refused(&mut tx, &ctx, view, r).await?;
             told = true;
         }
-        let (state, reason) = outcome(decision);
+        let (state, reason) = outcome(view, decision);
         if state != EventState::Dispatched {
             let reason = reason.unwrap_or_default();
             tracing::info!(event_id = %view.id, %state, %reason, "event not launched");

@@ -3,7 +3,7 @@
 //! And `controller check` reports the controller's ALLOW_JINJA_IN_EXTRA_VARS.
 
 use crate::support::fake_controller::{FakeController, Flavour};
-use crate::support::pipeline::{wait_for, Options, Pipeline};
+use crate::support::pipeline::{wait_for, wait_quiescent, Options, Pipeline};
 use crate::support::Sender;
 use serde_json::json;
 use sqlx::PgPool;
@@ -212,4 +212,47 @@ async fn serve_refuses_a_weak_secret() {
         ),
         "{err}"
     );
+}
+
+/// A sys_id that could steer the post-back's URL (`../../sys_user`): the job runs (nothing in it
+/// reaches the controller), the event records at once that nothing can be posted back, and the
+/// post-back is a dead letter with the same reason, never a request to another table.
+#[sqlx::test]
+async fn a_ticket_that_cannot_take_the_reply_is_recorded_at_ingest(pool: PgPool) {
+    let p = Pipeline::start(pool.clone(), Options::default()).await;
+    let body = serde_json::to_vec(&json!({
+        "table": "incident", "sys_id": "../../sys_user", "number": "INC0010009",
+        "sys_updated_on": "2026-11-22 10:00:00", "category": "disk_full",
+        "cmdb_ci": "web01", "priority": "2", "operation": "insert"
+    }))
+    .unwrap();
+    let s = Sender::ServiceNow;
+    let headers = s.signed_headers(s.new_secret(), "steer-1", &body);
+    let (status, answer) = p.app.post("snow", &headers, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["event_id"].as_str().unwrap();
+    let (state, reason): (String, Option<String>) =
+        sqlx::query_as("SELECT state, state_reason FROM events WHERE id = $1::uuid")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(state, "dispatched", "{reason:?}");
+    assert_eq!(
+        reason.as_deref(),
+        Some(
+            "rule snow-remediation: nothing can be posted back: ticket `sys_id` is not a sys_id \
+             (32 hex digits)"
+        ),
+        "recorded in the event's own commit"
+    );
+    let jobs = wait_quiescent(&pool, &p.controller, 20).await;
+    assert_eq!(jobs, 1, "the job runs");
+    let dead: Vec<String> =
+        sqlx::query_scalar("SELECT last_error FROM callbacks WHERE state = 'dead'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(!dead.is_empty() && dead.iter().all(|e| e.contains("`sys_id` is not a sys_id")));
+    assert_eq!(p.tickets.servicenow_notes(SYS_ID).len(), 0);
 }
