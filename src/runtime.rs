@@ -176,3 +176,28 @@ where
     });
     (name, handle)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn detached_work_is_drained_and_a_panic_ends_only_its_own_task() {
+        let set = Detached::new("test work");
+        let done = Arc::new(AtomicUsize::new(0));
+        for i in 0..3 {
+            let done = done.clone();
+            set.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50 * i)).await;
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        set.spawn(async { panic!("a bug in one attempt") });
+        tokio::time::timeout(Duration::from_secs(5), set.drain())
+            .await
+            .expect("drained");
+        assert_eq!(done.load(Ordering::SeqCst), 3, "every task finished first");
+        assert!(set.is_empty());
+    }
+}

@@ -71,13 +71,12 @@ pub struct JobState {
 }
 
 impl JobState {
+    /// The status is one of the controller's four ends (`JobStatus::is_terminal`).
     pub fn is_terminal(&self) -> bool {
-        is_terminal(&self.status)
+        self.status
+            .parse::<crate::domain::JobStatus>()
+            .is_ok_and(crate::domain::JobStatus::is_terminal)
     }
-}
-
-pub fn is_terminal(status: &str) -> bool {
-    matches!(status, "successful" | "failed" | "error" | "canceled")
 }
 
 /// What a cancel request found.

@@ -7,7 +7,7 @@ use super::ignored;
 use super::sql::fence::{self as attempts, Fence, Started};
 use super::sql::rows::LaunchRow;
 use crate::controller::{Controller, ControllerError, Health, LaunchOutcome};
-use crate::domain::LaunchState;
+use crate::domain::{JobStatus, LaunchState};
 use crate::postback::{self, field_names, PostbackNews};
 use crate::retry::Backoff;
 use crate::runtime::Context;
@@ -102,7 +102,16 @@ async fn post(
                 LaunchOutcome::Launched(_) => None,
             };
             let l = outcome.launched();
-            record_launched(ctx, c, row, f, l.job_id, &l.status, ignored.as_ref()).await
+            record_launched(
+                ctx,
+                c,
+                row,
+                f,
+                l.job_id,
+                job_status(&l.status),
+                ignored.as_ref(),
+            )
+            .await
         }
         Err(e) => after_post_error(ctx, c, row, f, e).await,
     }
@@ -202,7 +211,7 @@ pub(super) async fn record_launched(
     row: &LaunchRow,
     f: &Fence,
     job_id: i64,
-    status: &str,
+    status: JobStatus,
     ignored: Option<&Value>,
 ) -> anyhow::Result<()> {
     let api = c.api().await?;
@@ -273,6 +282,12 @@ fn lost(row: &LaunchRow, transition: &str) {
     counted("lost");
     tracing::info!(launch_id = %row.id, attempt = row.attempts, transition,
         "transition lost: the row belongs to another attempt now; nothing changed");
+}
+
+/// A new job's status as the launch answer (or a reconcile read) gave it; a word this bridge
+/// does not know is taken as `pending`, and the tracker reads the real one.
+pub(super) fn job_status(s: &str) -> JobStatus {
+    s.parse().unwrap_or(JobStatus::Pending)
 }
 
 pub(super) fn counted(result: &'static str) {

@@ -7,6 +7,7 @@ use super::sql::fence::{self as attempts, Fence};
 use super::sql::held;
 use super::sql::pauses::{self, Pause};
 use super::sql::rows::LaunchRow;
+use crate::domain::JobStatus;
 use crate::notify::Notifier;
 use crate::postback::{self, PostbackNews};
 use crate::runtime::Context;
@@ -18,7 +19,7 @@ pub async fn job_ended(
     conn: &mut PgConnection,
     ctx: &Context,
     row: &LaunchRow,
-    status: &str,
+    status: JobStatus,
     job_id: i64,
 ) -> anyhow::Result<()> {
     let threshold = ctx.mappings.current().pause_after_failures(&row.rule);

@@ -3,7 +3,7 @@
 //! time apart, that both find no job carrying the marker. Errors are retried a bounded number
 //! of times; then the launch is `unknown` (ticket told, storm slot freed).
 
-use super::attempt::{counted, give_up, note_failure, record_launched};
+use super::attempt::{counted, give_up, job_status, note_failure, record_launched};
 use super::sql::fence::{self as attempts, Fence};
 use super::sql::rows::LaunchRow;
 use crate::controller::{Controller, ControllerError};
@@ -43,7 +43,7 @@ pub async fn reconcile(
     }) {
         counted("reconciled");
         tracing::info!(launch_id = %row.id, job_id = job.id, "reconciled: the job exists");
-        return record_launched(ctx, c, row, f, job.id, &job.status, None).await;
+        return record_launched(ctx, c, row, f, job.id, job_status(&job.status), None).await;
     }
     let interval = ctx.settings.reconcile_interval_secs;
     let settled_at = sent_at + Duration::seconds(ctx.settle_secs as i64);

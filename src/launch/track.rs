@@ -70,7 +70,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     let unread: HashSet<i64> = read.unread.into_iter().collect();
     let states: HashMap<i64, JobState> = read.found.into_iter().map(|s| (s.id, s)).collect();
     // Status changes short of the end are written together, in one statement per round.
-    let mut moved: Vec<(Uuid, String, Option<DateTime<Utc>>)> = Vec::new();
+    let mut moved: Vec<(Uuid, JobStatus, Option<DateTime<Utc>>)> = Vec::new();
     for t in &tracked {
         if unread.contains(&t.job_id) {
             continue;
@@ -82,21 +82,26 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         if t.missing_polls > 0 {
             launches::set_missing(&ctx.pool, t.id, false).await?;
         }
-        let terminal = status_of(s).is_some_and(JobStatus::is_terminal);
+        let Ok(status) = s.status.parse::<JobStatus>() else {
+            tracing::warn!(launch_id = %t.id, job_id = t.job_id, status = %s.status,
+                "the controller reports a job status this bridge does not know; still tracking");
+            continue;
+        };
+        let terminal = status.is_terminal();
         // A row still `launched` with a terminal status (e.g. found by reconciliation) must finish.
-        if t.job_status.as_deref() == Some(s.status.as_str()) && !terminal {
+        if t.job_status == Some(status) && !terminal {
             continue;
         }
         if !terminal {
-            moved.push((t.id, s.status.clone(), parse_time(s.started.as_deref())));
+            moved.push((t.id, status, parse_time(s.started.as_deref())));
             continue;
         }
-        if s.status != "successful" && s.job_type == "job" {
+        if status != JobStatus::Successful && s.job_type == "job" {
             if let Some(claim) = Waiting::claim(t.id) {
                 let (ctx, c, t, s) = (ctx.clone(), controller.clone(), t.clone(), s.clone());
                 let waits = ctx.output_waits.clone();
                 waits.spawn(async move {
-                    if let Err(e) = finish_with_output(&ctx, &c, &t, &s).await {
+                    if let Err(e) = finish_with_output(&ctx, &c, &t, &s, status).await {
                         tracing::warn!(launch_id = %t.id, error = %e, "recording the job's end failed; next round retries");
                     }
                     drop(claim);
@@ -104,7 +109,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
             }
             continue;
         }
-        record(&ctx, t, s, None).await?;
+        record(&ctx, t, s, status, None).await?;
     }
     launches::progress_many(&ctx.pool, &moved).await?;
     lock.commit().await?;
@@ -117,6 +122,7 @@ async fn finish_with_output(
     c: &Controller,
     t: &Tracked,
     s: &JobState,
+    status: JobStatus,
 ) -> anyhow::Result<()> {
     let _permit = PERMITS.clone().acquire_owned().await?;
     let wait = Duration::from_secs(ctx.settings.stdout_wait_secs);
@@ -132,20 +138,22 @@ async fn finish_with_output(
         .await
         .map_err(|e| tracing::debug!(job_id = t.job_id, error = %e, "no stdout tail"))
         .ok();
-    record(ctx, t, s, tail).await
+    record(ctx, t, s, status, tail).await
 }
 
-/// Records the status; a terminal one finishes the launch and enqueues the outcome post-back.
+/// Records the job's end: finishes the launch, enqueues the outcome post-back and counts the
+/// end toward the rule's breaker, in one transaction.
 async fn record(
     ctx: &Context,
     t: &Tracked,
     s: &JobState,
+    status: JobStatus,
     tail: Option<String>,
 ) -> anyhow::Result<()> {
-    let terminal = status_of(s).is_some_and(JobStatus::is_terminal);
+    let terminal = status.is_terminal();
     let mut tx = ctx.pool.begin().await?;
     let p = Progress {
-        status: &s.status,
+        status,
         started: parse_time(s.started.as_deref()),
         finished: parse_time(s.finished.as_deref()),
         elapsed: terminal.then_some(s.elapsed),
@@ -157,24 +165,18 @@ async fn record(
         let news = PostbackNews::Finished {
             job_id: t.job_id,
             url: &url,
-            status: status_of(s).unwrap_or(JobStatus::Error),
+            status,
             elapsed: Some(s.elapsed),
             stdout_tail: tail,
             problem: None,
         };
         postback::enqueue(&mut tx, ctx, &row.target(), news).await?;
         // Same transaction as the end itself, so each job counts once toward its rule's breaker.
-        super::breaker::job_ended(&mut tx, ctx, &row, &s.status, t.job_id).await?;
-        tracing::info!(launch_id = %t.id, job_id = t.job_id, status = %s.status, "job finished");
+        super::breaker::job_ended(&mut tx, ctx, &row, status, t.job_id).await?;
+        tracing::info!(launch_id = %t.id, job_id = t.job_id, %status, "job finished");
     }
     tx.commit().await?;
     Ok(())
-}
-
-/// The controller's word for the job's status; None for one this bridge does not know (it is
-/// stored as said and tracked on).
-fn status_of(s: &JobState) -> Option<JobStatus> {
-    s.status.parse().ok()
 }
 
 fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
@@ -195,7 +197,7 @@ async fn missing(ctx: &Context, t: &launches::Tracked) -> anyhow::Result<()> {
     }
     let mut tx = ctx.pool.begin().await?;
     let p = Progress {
-        status: "missing",
+        status: JobStatus::Missing,
         started: None,
         finished: None,
         elapsed: None,

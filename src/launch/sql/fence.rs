@@ -167,7 +167,7 @@ pub async fn set_template_id(
 
 pub struct Started<'a> {
     pub job_id: i64,
-    pub status: &'a str,
+    pub status: crate::domain::JobStatus,
     pub url: &'a str,
     pub ignored_fields: Option<&'a Value>,
 }

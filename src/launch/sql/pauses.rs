@@ -8,6 +8,7 @@
 //! too: no held launch is left behind by a resume.
 
 use super::fence as attempts;
+use crate::domain::JobStatus;
 pub use crate::domain::PausedBy;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -109,12 +110,12 @@ pub async fn pause(
 pub async fn count_job_end(
     conn: &mut PgConnection,
     rule: &str,
-    status: &str,
+    status: JobStatus,
     threshold: Option<u32>,
     job_id: i64,
 ) -> Result<Option<Pause>, sqlx::Error> {
     match status {
-        "successful" => {
+        JobStatus::Successful => {
             sqlx::query(
                 "UPDATE rule_pauses SET failures = 0, updated_at = now()
                  WHERE rule = $1 AND failures <> 0",
@@ -124,7 +125,7 @@ pub async fn count_job_end(
             .await?;
             return Ok(None);
         }
-        "failed" | "error" => {}
+        JobStatus::Failed | JobStatus::Error => {}
         _ => return Ok(None),
     }
     let (failures, paused): (i32, bool) = sqlx::query_as(

@@ -2,7 +2,7 @@
 //! settle) lives in `fence`. Every transition is a guarded UPDATE, so a row moves only from the
 //! state the caller saw.
 
-use crate::domain::{Reply, TemplateKind};
+use crate::domain::{JobStatus, Reply, TemplateKind};
 use crate::mapping::{EventView, OnIgnored};
 use crate::postback::Target;
 use chrono::{DateTime, Utc};
@@ -42,7 +42,7 @@ pub struct LaunchRow {
     /// The database's clock when the row was read (all lease and settle maths use it).
     pub db_now: DateTime<Utc>,
     pub job_id: Option<i64>,
-    pub job_status: Option<String>,
+    pub job_status: Option<JobStatus>,
     pub job_url: Option<String>,
     pub ignored_fields: Option<Json<Value>>,
     /// When the event arrived (for the dispatch latency metric).
@@ -188,7 +188,7 @@ pub async fn coalesce_target(
 pub struct Tracked {
     pub id: Uuid,
     pub job_id: i64,
-    pub job_status: Option<String>,
+    pub job_status: Option<JobStatus>,
     pub missing_polls: i32,
 }
 
@@ -209,8 +209,8 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<LaunchRow, sqlx::E
         .await
 }
 
-pub struct Progress<'a> {
-    pub status: &'a str,
+pub struct Progress {
+    pub status: JobStatus,
     pub started: Option<DateTime<Utc>>,
     pub finished: Option<DateTime<Utc>>,
     pub elapsed: Option<f64>,
@@ -221,7 +221,7 @@ pub struct Progress<'a> {
 pub async fn progress(
     conn: &mut PgConnection,
     id: Uuid,
-    p: &Progress<'_>,
+    p: &Progress,
 ) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE launches SET job_status = $2, started_at = COALESCE(started_at, $3),
@@ -244,7 +244,7 @@ pub async fn progress(
 /// statement: (launch id, status, started).
 pub async fn progress_many(
     pool: &PgPool,
-    rows: &[(Uuid, String, Option<DateTime<Utc>>)],
+    rows: &[(Uuid, JobStatus, Option<DateTime<Utc>>)],
 ) -> Result<u64, sqlx::Error> {
     if rows.is_empty() {
         return Ok(0);
