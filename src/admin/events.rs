@@ -30,9 +30,9 @@ impl Admin {
             .ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
         if e.launches.iter().any(|l| l.state.is_open()) {
             let controller = self.health.as_ref().map(|h| h.get_since());
-            let mut waits = wait::of_event(&self.pool, id, &controller).await?;
+            let mut waits = wait::of_event(&self.pool, id.into(), &controller).await?;
             for l in &mut e.launches {
-                l.waiting = waits.remove(&l.id);
+                l.waiting = waits.remove(&l.id.into());
             }
         }
         Ok(e)

@@ -147,7 +147,7 @@ pub fn simulate(
 }
 
 fn simulated_request(request: &Value) -> Value {
-    let mut req = crate::launch::with_marker(request, Uuid::nil(), Uuid::nil());
+    let mut req = crate::launch::with_marker(request, Uuid::nil().into(), Uuid::nil().into());
     if let Some(vars) = req.get_mut("extra_vars").and_then(Value::as_object_mut) {
         for key in ["aap_bridge_event_id", "aap_bridge_launch_id"] {
             if vars.contains_key(key) {

@@ -78,11 +78,13 @@ macro_rules! text_enum {
     };
 }
 
+mod ids;
 mod kinds;
 pub mod snow_query;
 mod states;
 pub mod ticket;
 pub mod time;
 
+pub use ids::{CallbackId, EventId, LaunchId};
 pub use kinds::{Reply, SourceKind, TemplateKind};
 pub use states::{Arrival, CallbackState, EventState, JobStatus, LaunchState, PausedBy, Phase};

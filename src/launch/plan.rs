@@ -4,18 +4,17 @@
 //! fail`). Both build it with `planned_row`.
 
 use super::sql::rows::{self, NewLaunch};
-use crate::domain::LaunchState;
+use crate::domain::{EventId, LaunchId, LaunchState};
 use crate::mapping::{EventView, Planned, Refused};
 use crate::postback::{self, PostbackNews};
 use crate::runtime::Context;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 /// The launch row for rule `p`'s match of `e`, in `state` (`planned`, `dry_run`, `coalesced`
 /// or `rejected`), with the markers that find its job after a crash.
 pub fn planned_row(e: &EventView, p: &Planned, state: LaunchState) -> NewLaunch {
-    let id = Uuid::now_v7();
+    let id = LaunchId::new();
     let (template_id, name, org) = p.template.columns();
     NewLaunch {
         id,
@@ -24,7 +23,7 @@ pub fn planned_row(e: &EventView, p: &Planned, state: LaunchState) -> NewLaunch 
         template_id,
         template_name: name.map(str::to_string),
         template_org: org.map(str::to_string),
-        request: with_marker(&p.request, e.id, id),
+        request: with_marker(&p.request, EventId(e.id), id),
         reply: p.reply,
         report_outcome: p.report_outcome,
         max_concurrent: p.max_concurrent.map(|n| n as i32),
@@ -36,7 +35,7 @@ pub fn planned_row(e: &EventView, p: &Planned, state: LaunchState) -> NewLaunch 
 }
 
 /// Adds the markers that let a launch be found on the controller after a crash.
-pub fn with_marker(request: &Value, event_id: Uuid, launch_id: Uuid) -> Value {
+pub fn with_marker(request: &Value, event_id: EventId, launch_id: LaunchId) -> Value {
     let mut req = match request {
         Value::Object(_) => request.clone(),
         _ => json!({}),

@@ -8,7 +8,7 @@
 
 use super::sql::rows::{self as launches, Progress, Tracked};
 use crate::controller::{Controller, JobState};
-use crate::domain::JobStatus;
+use crate::domain::{JobStatus, LaunchId};
 use crate::postback::{self, PostbackNews};
 use crate::runtime::Context;
 use chrono::{DateTime, Utc};
@@ -16,21 +16,20 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use uuid::Uuid;
 
 /// Failure post-backs waiting for their job's output at once, per process.
 const OUTPUT_WAITS: usize = 16;
 
 /// Launches whose failure post-back is being prepared in this process, so a later round does
 /// not start a second wait. (Another replica may: the guarded UPDATE lets only one finish it.)
-static WAITING: LazyLock<Mutex<HashSet<Uuid>>> = LazyLock::new(Default::default);
+static WAITING: LazyLock<Mutex<HashSet<LaunchId>>> = LazyLock::new(Default::default);
 static PERMITS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(OUTPUT_WAITS)));
 
 /// Removes the launch from `WAITING` however its task ends.
-struct Waiting(Uuid);
+struct Waiting(LaunchId);
 
 impl Waiting {
-    fn claim(id: Uuid) -> Option<Waiting> {
+    fn claim(id: LaunchId) -> Option<Waiting> {
         let fresh = WAITING.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
         // Built only when claimed: a dropped `Waiting` releases the claim.
         fresh.then(|| Waiting(id))
@@ -70,7 +69,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     let unread: HashSet<i64> = read.unread.into_iter().collect();
     let states: HashMap<i64, JobState> = read.found.into_iter().map(|s| (s.id, s)).collect();
     // Status changes short of the end are written together, in one statement per round.
-    let mut moved: Vec<(Uuid, JobStatus, Option<DateTime<Utc>>)> = Vec::new();
+    let mut moved: Vec<(LaunchId, JobStatus, Option<DateTime<Utc>>)> = Vec::new();
     for t in &tracked {
         if unread.contains(&t.job_id) {
             continue;
@@ -231,7 +230,7 @@ mod tests {
 
     #[test]
     fn a_launch_is_waited_for_once_at_a_time() {
-        let id = Uuid::now_v7();
+        let id = LaunchId::new();
         let first = Waiting::claim(id).expect("free");
         assert!(Waiting::claim(id).is_none(), "already waiting");
         assert!(

@@ -4,12 +4,11 @@
 
 use super::sql::rows::{self, OpenLaunch};
 use crate::controller::Health;
-use crate::domain::LaunchState;
+use crate::domain::{EventId, LaunchId, LaunchState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 use std::collections::HashMap;
-use uuid::Uuid;
 
 /// Why a launch waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -52,9 +51,9 @@ pub type ControllerView = Option<(Health, DateTime<Utc>)>;
 /// Why each open launch of the event waits, by launch id.
 pub async fn of_event(
     pool: &PgPool,
-    event_id: Uuid,
+    event_id: EventId,
     controller: &ControllerView,
-) -> Result<HashMap<Uuid, Waiting>, sqlx::Error> {
+) -> Result<HashMap<LaunchId, Waiting>, sqlx::Error> {
     let open = rows::open_of_event(pool, event_id).await?;
     Ok(open
         .iter()
@@ -154,7 +153,7 @@ mod tests {
     fn open(state: LaunchState) -> OpenLaunch {
         let now = Utc::now();
         OpenLaunch {
-            id: Uuid::nil(),
+            id: LaunchId::new(),
             state,
             created_at: now,
             next_attempt_at: now,

@@ -1,16 +1,15 @@
 //! Builds post-backs into the outbox, in the caller's transaction.
 
 use super::sql::{self, NewCallback};
-use crate::domain::{JobStatus, LaunchState, Reply, SourceKind, TemplateKind};
+use crate::domain::{EventId, JobStatus, LaunchId, LaunchState, Reply, SourceKind, TemplateKind};
 use crate::notify::{self, Message, Notifier, Phase};
 use crate::runtime::Context;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 /// The launch a post-back is about: where it replies and what it names.
 pub struct Target<'a> {
-    pub launch_id: Uuid,
-    pub event_id: Uuid,
+    pub launch_id: LaunchId,
+    pub event_id: EventId,
     pub rule: &'a str,
     pub source: &'a str,
     pub kind: SourceKind,

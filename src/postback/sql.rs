@@ -1,14 +1,14 @@
 //! `callbacks`: the post-back outbox. At-least-once delivery; one row per launch and phase.
 
 pub use crate::domain::CallbackState;
+use crate::domain::{CallbackId, EventId, LaunchId};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 pub struct NewCallback<'a> {
-    pub launch_id: Uuid,
-    pub event_id: Uuid,
+    pub launch_id: LaunchId,
+    pub event_id: EventId,
     pub source: &'a str,
     pub phase: crate::domain::Phase,
     pub request: &'a Value,
@@ -22,7 +22,7 @@ pub async fn enqueue(conn: &mut PgConnection, c: &NewCallback<'_>) -> Result<(),
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (launch_id, phase) DO NOTHING",
     )
-    .bind(Uuid::now_v7())
+    .bind(CallbackId::new())
     .bind(c.launch_id)
     .bind(c.event_id)
     .bind(c.source)
@@ -41,7 +41,7 @@ pub async fn enqueue(conn: &mut PgConnection, c: &NewCallback<'_>) -> Result<(),
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Due {
-    pub id: Uuid,
+    pub id: CallbackId,
     pub source: String,
     pub phase: crate::domain::Phase,
     pub request: Json<Value>,
@@ -112,7 +112,7 @@ pub async fn release_source(pool: &PgPool, source: &str) -> Result<u64, sqlx::Er
     .map(|r| r.rows_affected())
 }
 
-pub async fn sent(pool: &PgPool, id: Uuid, status: u16) -> Result<(), sqlx::Error> {
+pub async fn sent(pool: &PgPool, id: CallbackId, status: u16) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE callbacks SET state = 'sent', sent_at = now(), last_status = $2, lease_until = NULL,
              last_error = NULL WHERE id = $1 AND state = 'pending'",
@@ -126,7 +126,7 @@ pub async fn sent(pool: &PgPool, id: Uuid, status: u16) -> Result<(), sqlx::Erro
 
 pub async fn retry_at(
     pool: &PgPool,
-    id: Uuid,
+    id: CallbackId,
     delay_ms: u64,
     error: &str,
 ) -> Result<(), sqlx::Error> {
@@ -142,7 +142,7 @@ pub async fn retry_at(
     .map(|_| ())
 }
 
-pub async fn dead(pool: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
+pub async fn dead(pool: &PgPool, id: CallbackId, error: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE callbacks SET state = 'dead', lease_until = NULL, last_error = $2
          WHERE id = $1 AND state = 'pending'",

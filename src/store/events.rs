@@ -246,7 +246,7 @@ impl<'a> LaunchColumns<'a> {
         let mut c = LaunchColumns::default();
         for item in items {
             for l in item.decided.iter().flat_map(|d| &d.launches) {
-                c.id.push(l.id);
+                c.id.push(l.id.0);
                 c.event_id.push(item.id);
                 c.rule.push(&l.rule);
                 c.template_kind.push(l.template_kind.as_str());

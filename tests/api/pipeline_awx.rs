@@ -223,7 +223,7 @@ async fn launching_row(pool: &PgPool, rule: &str, policy: &str) -> launches::Lau
     .await
     .unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    launches::get(&mut conn, id).await.unwrap()
+    launches::get(&mut conn, id.into()).await.unwrap()
 }
 
 #[sqlx::test]

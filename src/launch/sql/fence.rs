@@ -4,15 +4,15 @@
 //! `confirm_send` (owner still holds a live lease) succeeds, and it stamps `sent_at`.
 
 use super::rows::{LaunchRow, LaunchState, COLUMNS};
+use crate::domain::LaunchId;
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 /// One attempt at one launch, as the replica that claimed it knows it.
 #[derive(Debug, Clone)]
 pub struct Fence {
-    pub id: Uuid,
+    pub id: LaunchId,
     pub attempt: i32,
     pub owner: String,
 }

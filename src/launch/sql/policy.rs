@@ -1,15 +1,15 @@
 //! The rule's `on_ignored_fields` as stored on the launch, and the `rejected` transition for a
 //! job whose template dropped fields.
 
+use crate::domain::LaunchId;
 use crate::mapping::OnIgnored;
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 pub async fn on_ignored_fields<'e, E: sqlx::PgExecutor<'e>>(
     ex: E,
-    id: Uuid,
+    id: LaunchId,
 ) -> Result<OnIgnored, sqlx::Error> {
     let s: Option<String> =
         sqlx::query_scalar("SELECT on_ignored_fields FROM launches WHERE id = $1")
@@ -22,7 +22,7 @@ pub async fn on_ignored_fields<'e, E: sqlx::PgExecutor<'e>>(
 /// The fields the controller ignored at launch, as recorded on the row.
 pub async fn ignored_fields<'e, E: sqlx::PgExecutor<'e>>(
     ex: E,
-    id: Uuid,
+    id: LaunchId,
 ) -> Result<Option<Value>, sqlx::Error> {
     let v: Option<Option<Json<Value>>> =
         sqlx::query_scalar("SELECT ignored_fields FROM launches WHERE id = $1")

@@ -2,7 +2,7 @@
 //! settle) lives in `fence`. Every transition is a guarded UPDATE, so a row moves only from the
 //! state the caller saw.
 
-use crate::domain::{JobStatus, Reply, TemplateKind};
+use crate::domain::{EventId, JobStatus, LaunchId, Reply, TemplateKind};
 use crate::mapping::{EventView, OnIgnored};
 use crate::postback::Target;
 use chrono::{DateTime, Utc};
@@ -15,8 +15,8 @@ pub use crate::domain::LaunchState;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LaunchRow {
-    pub id: Uuid,
-    pub event_id: Uuid,
+    pub id: LaunchId,
+    pub event_id: EventId,
     pub rule: String,
     pub source: String,
     pub kind: crate::domain::SourceKind,
@@ -79,7 +79,7 @@ pub(in crate::launch) const COLUMNS: &str =
 /// ingest batch and the dispatcher write. Source, kind and ticket are its event's.
 #[derive(Debug, Clone)]
 pub struct NewLaunch {
-    pub id: Uuid,
+    pub id: LaunchId,
     pub rule: String,
     pub template_kind: TemplateKind,
     pub template_id: Option<i64>,
@@ -91,7 +91,7 @@ pub struct NewLaunch {
     pub max_concurrent: Option<i32>,
     pub on_ignored_fields: OnIgnored,
     pub coalesce_key: Option<String>,
-    pub coalesced_into: Option<Uuid>,
+    pub coalesced_into: Option<LaunchId>,
     /// `planned`, `coalesced`, `dry_run` or `rejected`.
     pub state: LaunchState,
 }
@@ -111,7 +111,7 @@ pub async fn insert(
          ON CONFLICT (event_id, rule) DO NOTHING",
     )
     .bind(l.id)
-    .bind(e.id)
+    .bind(EventId(e.id))
     .bind(&l.rule)
     .bind(&e.source)
     .bind(e.kind)
@@ -134,7 +134,11 @@ pub async fn insert(
 }
 
 /// Records why the bridge refused a launch it just planned `rejected`.
-pub async fn refused(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<bool, sqlx::Error> {
+pub async fn refused(
+    conn: &mut PgConnection,
+    id: LaunchId,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
     let set =
         sqlx::query("UPDATE launches SET last_error = $2 WHERE id = $1 AND state = 'rejected'")
             .bind(id)
@@ -170,7 +174,7 @@ pub async fn coalesce_target(
     conn: &mut PgConnection,
     key: &str,
     window_secs: i64,
-) -> Result<Option<Uuid>, sqlx::Error> {
+) -> Result<Option<LaunchId>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT id FROM launches
          WHERE coalesce_key = $1 AND coalesced_into IS NULL
@@ -186,7 +190,7 @@ pub async fn coalesce_target(
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Tracked {
-    pub id: Uuid,
+    pub id: LaunchId,
     pub job_id: i64,
     pub job_status: Option<JobStatus>,
     pub missing_polls: i32,
@@ -202,7 +206,7 @@ pub async fn launched(pool: &PgPool, limit: i64) -> Result<Vec<Tracked>, sqlx::E
     .await
 }
 
-pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<LaunchRow, sqlx::Error> {
+pub async fn get(conn: &mut PgConnection, id: LaunchId) -> Result<LaunchRow, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM launches WHERE id = $1"))
         .bind(id)
         .fetch_one(conn)
@@ -220,7 +224,7 @@ pub struct Progress {
 /// Records a status change; a terminal status moves the row to `finished`. False if not `launched`.
 pub async fn progress(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: LaunchId,
     p: &Progress,
 ) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
@@ -244,12 +248,12 @@ pub async fn progress(
 /// statement: (launch id, status, started).
 pub async fn progress_many(
     pool: &PgPool,
-    rows: &[(Uuid, JobStatus, Option<DateTime<Utc>>)],
+    rows: &[(LaunchId, JobStatus, Option<DateTime<Utc>>)],
 ) -> Result<u64, sqlx::Error> {
     if rows.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.0 .0).collect();
     let statuses: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
     let started: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| r.2).collect();
     sqlx::query(
@@ -268,7 +272,7 @@ pub async fn progress_many(
 }
 
 /// Counts one more poll without the job (or resets the count); returns the new count.
-pub async fn set_missing(pool: &PgPool, id: Uuid, missing: bool) -> Result<i32, sqlx::Error> {
+pub async fn set_missing(pool: &PgPool, id: LaunchId, missing: bool) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE launches SET missing_polls = CASE WHEN $2 THEN missing_polls + 1 ELSE 0 END
          WHERE id = $1 RETURNING missing_polls",
@@ -282,7 +286,7 @@ pub async fn set_missing(pool: &PgPool, id: Uuid, missing: bool) -> Result<i32, 
 /// The facts about one open launch that decide why it waits (`wait::why`).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OpenLaunch {
-    pub id: Uuid,
+    pub id: LaunchId,
     pub state: LaunchState,
     pub created_at: DateTime<Utc>,
     pub next_attempt_at: DateTime<Utc>,
@@ -301,7 +305,10 @@ pub struct OpenLaunch {
 }
 
 /// The open launches of an event with what decides why each waits.
-pub async fn open_of_event(pool: &PgPool, event_id: Uuid) -> Result<Vec<OpenLaunch>, sqlx::Error> {
+pub async fn open_of_event(
+    pool: &PgPool,
+    event_id: EventId,
+) -> Result<Vec<OpenLaunch>, sqlx::Error> {
     sqlx::query_as(
         "SELECT l.id, l.state, l.created_at, l.next_attempt_at, l.launching_at, l.sent_at,
                 l.owner, l.lease_until, l.held_at, l.last_error, l.max_concurrent,
