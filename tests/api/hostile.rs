@@ -177,7 +177,9 @@ async fn serve_warns_when_the_controller_templates_extra_vars(pool: PgPool) {
         asked.then_some(())
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    served
+        .wait_for_log("ALLOW_JINJA_IN_EXTRA_VARS is `always`", 10)
+        .await;
     let (_, logs) = served.stop().await;
     assert!(
         logs.contains("SECURITY: the controller's ALLOW_JINJA_IN_EXTRA_VARS is `always`"),
