@@ -144,3 +144,20 @@ impl Reply {
 text_column!(SourceKind);
 text_column!(TemplateKind);
 text_column!(Reply);
+
+impl std::fmt::Display for TemplateKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// A string schema listing the words, for the OpenAPI document.
+impl utoipa::PartialSchema for TemplateKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(["job", "workflow"]))
+            .into()
+    }
+}
+impl utoipa::ToSchema for TemplateKind {}
