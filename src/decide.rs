@@ -81,7 +81,7 @@ pub fn outcome(e: &EventView, d: &Decision) -> (EventState, Option<String>) {
                 .iter()
                 .filter(|p| p.reply != Reply::None)
                 .filter_map(|p| {
-                    ReplyTarget::parse(e.kind, p.reply, &e.ticket)
+                    ReplyTarget::check(e.kind, p.reply, &e.ticket)
                         .err()
                         .map(|why| format!("rule {}: nothing can be posted back: {why}", p.rule))
                 });

@@ -5,6 +5,7 @@
 
 use super::{Reply, SourceKind};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// A checked reply target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,47 +23,76 @@ pub enum ReplyTarget {
 impl ReplyTarget {
     /// The target for replying `reply` to a `kind` ticket, or why there is none.
     pub fn parse(kind: SourceKind, reply: Reply, ticket: &Value) -> Result<ReplyTarget, String> {
-        match (kind, reply) {
-            (_, Reply::None) => Err("reply is `none`".into()),
-            (SourceKind::Servicenow, Reply::WorkNotes | Reply::Comments) => {
-                Ok(ReplyTarget::ServiceNow {
-                    table: checked(ticket, "table", "a table name ([a-z0-9_]+)", valid_table)?,
-                    sys_id: checked(ticket, "sys_id", "a sys_id (32 hex digits)", valid_sys_id)?,
-                })
-            }
-            (SourceKind::Github, Reply::Comment) => {
-                let number = checked(
-                    ticket,
-                    "number",
-                    "an issue or pull request number",
-                    valid_number,
-                )?;
-                Ok(ReplyTarget::GitHubIssue {
-                    repo: repo(ticket)?,
-                    number: number.parse().map_err(|_| "ticket `number` is too large")?,
-                })
-            }
-            (SourceKind::Github, Reply::Status) => Ok(ReplyTarget::GitHubCommit {
-                repo: repo(ticket)?,
-                sha: checked(ticket, "sha", "a commit sha (40 hex digits)", |s| {
-                    all_hex(s, 40)
-                })?
-                .to_ascii_lowercase(),
-            }),
-            (SourceKind::Pagerduty, Reply::Note) => Ok(ReplyTarget::PagerDuty {
-                incident_id: checked(
-                    ticket,
-                    "incident_id",
-                    "a PagerDuty incident id ([A-Z0-9]+)",
-                    valid_incident_id,
-                )?,
-            }),
-            (kind, reply) => Err(format!(
-                "reply `{}` is not possible for a {} source",
-                reply.as_str(),
-                kind.as_str()
-            )),
+        Ok(match parts(kind, reply, ticket)? {
+            Parts::ServiceNow(table, sys_id) => ReplyTarget::ServiceNow {
+                table: table.into_owned(),
+                sys_id: sys_id.into_owned(),
+            },
+            Parts::GitHubIssue(repo, number) => ReplyTarget::GitHubIssue {
+                repo: repo.into_owned(),
+                number,
+            },
+            Parts::GitHubCommit(repo, sha) => ReplyTarget::GitHubCommit {
+                repo: repo.into_owned(),
+                sha: sha.to_ascii_lowercase(),
+            },
+            Parts::PagerDuty(id) => ReplyTarget::PagerDuty {
+                incident_id: id.into_owned(),
+            },
+        })
+    }
+
+    /// Why `ticket` cannot take `reply`, if it cannot: `parse` without building the target
+    /// (it runs for every planned launch at ingest).
+    pub fn check(kind: SourceKind, reply: Reply, ticket: &Value) -> Result<(), String> {
+        parts(kind, reply, ticket).map(|_| ())
+    }
+}
+
+/// A target's checked parts, borrowed from the ticket where they are strings.
+enum Parts<'a> {
+    ServiceNow(Cow<'a, str>, Cow<'a, str>),
+    GitHubIssue(Cow<'a, str>, u64),
+    GitHubCommit(Cow<'a, str>, Cow<'a, str>),
+    PagerDuty(Cow<'a, str>),
+}
+
+fn parts(kind: SourceKind, reply: Reply, ticket: &Value) -> Result<Parts<'_>, String> {
+    match (kind, reply) {
+        (_, Reply::None) => Err("reply is `none`".into()),
+        (SourceKind::Servicenow, Reply::WorkNotes | Reply::Comments) => Ok(Parts::ServiceNow(
+            checked(ticket, "table", "a table name ([a-z0-9_]+)", valid_table)?,
+            checked(ticket, "sys_id", "a sys_id (32 hex digits)", valid_sys_id)?,
+        )),
+        (SourceKind::Github, Reply::Comment) => {
+            let number = checked(
+                ticket,
+                "number",
+                "an issue or pull request number",
+                valid_number,
+            )?;
+            let number = number
+                .parse()
+                .map_err(|_| "ticket `number` is too large".to_string())?;
+            Ok(Parts::GitHubIssue(repo(ticket)?, number))
         }
+        (SourceKind::Github, Reply::Status) => Ok(Parts::GitHubCommit(
+            repo(ticket)?,
+            checked(ticket, "sha", "a commit sha (40 hex digits)", |s| {
+                all_hex(s, 40)
+            })?,
+        )),
+        (SourceKind::Pagerduty, Reply::Note) => Ok(Parts::PagerDuty(checked(
+            ticket,
+            "incident_id",
+            "a PagerDuty incident id ([A-Z0-9]+)",
+            valid_incident_id,
+        )?)),
+        (kind, reply) => Err(format!(
+            "reply `{}` is not possible for a {} source",
+            reply.as_str(),
+            kind.as_str()
+        )),
     }
 }
 
@@ -97,7 +127,7 @@ pub fn all_hex(s: &str, len: usize) -> bool {
 }
 
 /// `owner/name`, each part `[A-Za-z0-9_.-]+` and not `.` or `..`.
-fn repo(ticket: &Value) -> Result<String, String> {
+fn repo(ticket: &Value) -> Result<Cow<'_, str>, String> {
     checked(ticket, "repo", "`owner/name`", |r| {
         let parts: Vec<&str> = r.split('/').collect();
         r.len() <= 200
@@ -112,21 +142,21 @@ fn repo(ticket: &Value) -> Result<String, String> {
 }
 
 /// A ticket field as text: a non-empty string, or a number.
-pub fn field(ticket: &Value, name: &str) -> Option<String> {
+pub fn field<'a>(ticket: &'a Value, name: &str) -> Option<Cow<'a, str>> {
     match ticket.get(name)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
         _ => None,
     }
 }
 
 /// A required ticket field that must pass `valid`; the error names the field and the rule.
-fn checked(
-    ticket: &Value,
+fn checked<'a>(
+    ticket: &'a Value,
     name: &str,
     rule: &str,
     valid: impl Fn(&str) -> bool,
-) -> Result<String, String> {
+) -> Result<Cow<'a, str>, String> {
     let v = field(ticket, name).ok_or_else(|| format!("ticket has no `{name}`"))?;
     if valid(&v) {
         Ok(v)
