@@ -2,8 +2,10 @@
 
 use super::query::EventQuery;
 use super::{Admin, Error, Result};
+use crate::domain::EventId;
 use crate::launch::wait;
-use crate::store::admin::{self as store, EventDetail, EventSummary, Replayed};
+use crate::store::admin::{self as store, EventDetail, EventSummary, LaunchBrief, Replayed};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A page of events, newest first, and the cursor of the next page (None on the last).
@@ -14,8 +16,26 @@ pub struct EventPage {
 }
 
 impl Admin {
+    /// A page of events, each with its launches: their state, why an open one waits, their job.
     pub async fn events(&self, query: &EventQuery) -> Result<EventPage> {
-        let (events, next_before) = store::list_events(&self.pool, &query.filter()).await?;
+        let (mut events, next_before) = store::list_events(&self.pool, &query.filter()).await?;
+        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+        let mut launches = store::launches_of(&self.pool, &ids).await?;
+        if launches.iter().any(|l| l.state.is_open()) {
+            let controller = self.health.as_ref().map(|h| h.get_since());
+            let event_ids: Vec<EventId> = ids.iter().map(|id| EventId(*id)).collect();
+            let mut waits = wait::of_events(&self.pool, &event_ids, &controller).await?;
+            for l in &mut launches {
+                l.waiting = waits.remove(&l.id.into());
+            }
+        }
+        let mut by_event: HashMap<Uuid, Vec<LaunchBrief>> = HashMap::new();
+        for l in launches {
+            by_event.entry(l.event_id).or_default().push(l);
+        }
+        for e in &mut events {
+            e.launches = Some(by_event.remove(&e.id).unwrap_or_default());
+        }
         Ok(EventPage {
             events,
             next_before,

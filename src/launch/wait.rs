@@ -48,6 +48,19 @@ pub struct Waiting {
 /// The controller as this replica sees it, and since when (None: dry-run).
 pub type ControllerView = Option<(Health, DateTime<Utc>)>;
 
+/// Why each open launch of these events waits, by launch id.
+pub async fn of_events(
+    pool: &PgPool,
+    events: &[EventId],
+    controller: &ControllerView,
+) -> Result<HashMap<LaunchId, Waiting>, sqlx::Error> {
+    let open = rows::open_of_events(pool, events).await?;
+    Ok(open
+        .iter()
+        .filter_map(|l| why(l, controller).map(|w| (l.id, w)))
+        .collect())
+}
+
 /// Why each open launch of the event waits, by launch id.
 pub async fn of_event(
     pool: &PgPool,

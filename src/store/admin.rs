@@ -31,6 +31,41 @@ pub struct EventSummary {
     /// `delivered` by the sender, `redelivered` (a GitHub redelivery a catch-up pass asked
     /// for) or `caught_up` (read from the ServiceNow Table API by a catch-up pass).
     pub arrival: Arrival,
+    /// Did it run? Each launch's state, why an open one waits, and its job (list only; the
+    /// event's own page has the full launches).
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launches: Option<Vec<LaunchBrief>>,
+}
+
+/// A launch as the events list shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct LaunchBrief {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub event_id: Uuid,
+    pub rule: String,
+    pub state: LaunchState,
+    pub job_id: Option<i64>,
+    pub job_status: Option<String>,
+    pub job_url: Option<String>,
+    /// Why an open launch waits; null for the others.
+    #[sqlx(skip)]
+    pub waiting: Option<crate::launch::wait::Waiting>,
+}
+
+/// The launches of these events, oldest first.
+pub async fn launches_of(pool: &PgPool, events: &[Uuid]) -> Result<Vec<LaunchBrief>, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "SELECT id, event_id, rule, state, job_id, job_status, job_url FROM launches
+         WHERE event_id = ANY($1) ORDER BY created_at, id",
+    )
+    .bind(events)
+    .fetch_all(pool)
+    .await
 }
 
 pub(super) const SUMMARY: &str =

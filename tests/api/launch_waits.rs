@@ -67,6 +67,31 @@ async fn a_launch_the_gateway_could_not_deliver_goes_out_within_seconds_of_recov
         "{w}"
     );
     assert!(w["since"].is_string(), "{w}");
+    // The list answers "did it run?": the API, and the console never green while it waits.
+    let (_, page) = p.app.admin("GET", "/events", None).await;
+    let listed = page["events"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["id"] == first.as_str()))
+        .cloned()
+        .unwrap_or_else(|| panic!("{page}"));
+    assert_eq!(
+        listed["launches"][0]["waiting"]["reason"], "controller_unreachable",
+        "{listed}"
+    );
+    let c = Console::logged_in(&p.app.base).await;
+    let list = c.get("/ui/events").await.body;
+    let row = list
+        .split("<tr>")
+        .find(|r| r.contains(&format!("/ui/events/{first}")))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        row.contains("waiting: controller unreachable since"),
+        "{row}"
+    );
+    assert!(
+        row.contains("s-waiting") && !row.contains("s-dispatched"),
+        "{row}"
+    );
     let mut n = 1;
     let outage = tokio::time::Instant::now();
     while outage.elapsed() < Duration::from_secs(40) {

@@ -309,6 +309,14 @@ pub async fn open_of_event(
     pool: &PgPool,
     event_id: EventId,
 ) -> Result<Vec<OpenLaunch>, sqlx::Error> {
+    open_of_events(pool, &[event_id]).await
+}
+
+/// The open launches of several events (a page of the events list).
+pub async fn open_of_events(
+    pool: &PgPool,
+    events: &[EventId],
+) -> Result<Vec<OpenLaunch>, sqlx::Error> {
     sqlx::query_as(
         "SELECT l.id, l.state, l.created_at, l.next_attempt_at, l.launching_at, l.sent_at,
                 l.owner, l.lease_until, l.held_at, l.last_error, l.max_concurrent,
@@ -316,9 +324,9 @@ pub async fn open_of_event(
                    AND r.state IN ('launching', 'launched')) AS running,
                 p.paused_at, p.reason AS pause_reason, now() AS db_now
          FROM launches l LEFT JOIN rule_pauses p ON p.rule = l.rule AND p.paused_at IS NOT NULL
-         WHERE l.event_id = $1 AND l.state IN ('planned', 'launching', 'held')",
+         WHERE l.event_id = ANY($1) AND l.state IN ('planned', 'launching', 'held')",
     )
-    .bind(event_id)
+    .bind(events)
     .fetch_all(pool)
     .await
 }
