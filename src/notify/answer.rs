@@ -30,6 +30,14 @@ impl SendError {
             SendError::Retry { reason, .. } | SendError::Permanent { reason } => reason,
         }
     }
+
+    /// The ticket API's HTTP status, when it answered (the reason starts `HTTP 404: …`); None
+    /// when it did not (no connection, a timeout) or the request was never built.
+    pub fn status(&self) -> Option<u16> {
+        let rest = self.reason().strip_prefix("HTTP ")?;
+        let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+        digits.parse().ok().filter(|s| (100..600).contains(s))
+    }
 }
 
 impl std::fmt::Display for SendError {
@@ -158,6 +166,17 @@ fn short_reason(status: u16, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_answer_status_is_kept_when_there_was_one() {
+        let e = |reason: &str| SendError::Permanent {
+            reason: reason.into(),
+        };
+        assert_eq!(e("HTTP 404: No Record found").status(), Some(404));
+        assert_eq!(e("HTTP 502").status(), Some(502));
+        assert_eq!(e("connection refused").status(), None);
+        assert_eq!(e("HTTP x: odd").status(), None);
+    }
 
     use reqwest::header::HeaderValue;
 

@@ -64,7 +64,8 @@ async fn deliver(ctx: &Context, cb: callbacks::Due) -> anyhow::Result<()> {
         Ok(p) => p,
         Err(e) => {
             return Ok(
-                callbacks::dead(&ctx.pool, cb.id, &format!("unreadable request: {e}")).await?,
+                callbacks::dead(&ctx.pool, cb.id, &format!("unreadable request: {e}"), None)
+                    .await?,
             )
         }
     };
@@ -78,33 +79,51 @@ async fn deliver(ctx: &Context, cb: callbacks::Due) -> anyhow::Result<()> {
             tracing::info!(callback_id = %cb.id, phase = %cb.phase, status, "post-back delivered");
             callbacks::sent(&ctx.pool, cb.id, status).await?;
         }
-        Err(SendError::Permanent { reason }) => {
-            count(&cb.source, "dead");
-            tracing::warn!(callback_id = %cb.id, %reason, "post-back dead-lettered");
-            callbacks::dead(&ctx.pool, cb.id, &reason).await?;
-        }
-        Err(SendError::Retry { after, reason }) => {
-            if after.is_none() {
-                // Down, not throttling us (a throttle names its own delay).
-                ctx.down_sources.down(&cb.source);
+        Err(e) => {
+            // What the ticket API answered, kept on the row for operators.
+            let status = e.status();
+            match e {
+                SendError::Permanent { reason } => {
+                    count(&cb.source, "dead");
+                    tracing::warn!(callback_id = %cb.id, %reason, "post-back dead-lettered");
+                    callbacks::dead(&ctx.pool, cb.id, &reason, status).await?;
+                }
+                SendError::Retry { after, reason } => {
+                    retry(ctx, &cb, after, &reason, status).await?;
+                }
             }
-            if cb.attempts >= ctx.settings.callback_max_attempts {
-                count(&cb.source, "dead");
-                let why = format!("{reason} (gave up after {} attempts)", cb.attempts);
-                tracing::warn!(callback_id = %cb.id, reason = %why, "post-back dead-lettered");
-                return Ok(callbacks::dead(&ctx.pool, cb.id, &why).await?);
-            }
-            count(&cb.source, "retry");
-            let backoff = Backoff::new(
-                ctx.settings.callback_retry_base_ms,
-                ctx.settings.callback_retry_max_ms,
-            );
-            // The server's own Retry-After / rate-limit reset wins over our schedule.
-            let delay = after.unwrap_or_else(|| backoff.delay(cb.attempts as u32));
-            tracing::info!(callback_id = %cb.id, %reason, ?delay, "post-back will be retried");
-            callbacks::retry_at(&ctx.pool, cb.id, delay.as_millis() as u64, &reason).await?;
         }
     }
+    Ok(())
+}
+
+/// A failed delivery worth trying again, unless it has had its attempts.
+async fn retry(
+    ctx: &Context,
+    cb: &callbacks::Due,
+    after: Option<std::time::Duration>,
+    reason: &str,
+    status: Option<u16>,
+) -> anyhow::Result<()> {
+    if after.is_none() {
+        // Down, not throttling us (a throttle names its own delay).
+        ctx.down_sources.down(&cb.source);
+    }
+    if cb.attempts >= ctx.settings.callback_max_attempts {
+        count(&cb.source, "dead");
+        let why = format!("{reason} (gave up after {} attempts)", cb.attempts);
+        tracing::warn!(callback_id = %cb.id, reason = %why, "post-back dead-lettered");
+        return Ok(callbacks::dead(&ctx.pool, cb.id, &why, status).await?);
+    }
+    count(&cb.source, "retry");
+    let backoff = Backoff::new(
+        ctx.settings.callback_retry_base_ms,
+        ctx.settings.callback_retry_max_ms,
+    );
+    // The server's own Retry-After / rate-limit reset wins over our schedule.
+    let delay = after.unwrap_or_else(|| backoff.delay(cb.attempts as u32));
+    tracing::info!(callback_id = %cb.id, %reason, ?delay, "post-back will be retried");
+    callbacks::retry_at(&ctx.pool, cb.id, delay.as_millis() as u64, reason, status).await?;
     Ok(())
 }
 

@@ -124,31 +124,44 @@ pub async fn sent(pool: &PgPool, id: CallbackId, status: u16) -> Result<(), sqlx
     .map(|_| ())
 }
 
+/// Tried again after `delay_ms`; `status` is the ticket API's answer, when it gave one.
 pub async fn retry_at(
     pool: &PgPool,
     id: CallbackId,
     delay_ms: u64,
     error: &str,
+    status: Option<u16>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE callbacks SET next_attempt_at = now() + make_interval(secs => $2),
-             lease_until = NULL, last_error = $3 WHERE id = $1 AND state = 'pending'",
+             lease_until = NULL, last_error = $3, last_status = COALESCE($4, last_status)
+         WHERE id = $1 AND state = 'pending'",
     )
     .bind(id)
     .bind(delay_ms as f64 / 1000.0)
     .bind(error)
+    .bind(status.map(i32::from))
     .execute(pool)
     .await
     .map(|_| ())
 }
 
-pub async fn dead(pool: &PgPool, id: CallbackId, error: &str) -> Result<(), sqlx::Error> {
+/// A dead letter, with the reason and the ticket API's last answer (when it gave one), so an
+/// operator sees what the ticket system said.
+pub async fn dead(
+    pool: &PgPool,
+    id: CallbackId,
+    error: &str,
+    status: Option<u16>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE callbacks SET state = 'dead', lease_until = NULL, last_error = $2
+        "UPDATE callbacks SET state = 'dead', lease_until = NULL, last_error = $2,
+             last_status = COALESCE($3, last_status)
          WHERE id = $1 AND state = 'pending'",
     )
     .bind(id)
     .bind(error)
+    .bind(status.map(i32::from))
     .execute(pool)
     .await
     .map(|_| ())

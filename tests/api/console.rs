@@ -222,6 +222,11 @@ async fn pages_show_an_event_and_its_forms_replay_and_retry(pool: PgPool) {
     // Dead letters: listed, refused without CSRF, retried with it.
     let dead = c.get("/ui/dead").await;
     dead.assert_has(&format!("/ui/callbacks/{dead_id}/retry"));
+    // The ticket API's answer is kept: the 404 that made it a dead letter.
+    dead.assert_has("<td>404</td>");
+    let (status, cb) = p.app.admin("GET", "/callbacks?state=dead", None).await;
+    assert_eq!(status, 200, "{cb}");
+    assert!(cb.to_string().contains("\"last_status\":404"), "{cb}");
     let retry = format!("/ui/callbacks/{dead_id}/retry");
     assert_eq!(c.post(&retry, &[("csrf", "nope")]).await.status, 403);
     let done = c.submit("/ui/dead", &retry, &[]).await;
