@@ -117,8 +117,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(p) => anyhow::anyhow!("{}: {e}", p.display()),
         None => e.into(),
     })?;
-    crate::telemetry::init(&settings.log);
     let command = cli.command.unwrap_or(Command::Serve);
+    crate::telemetry::init(&settings.log, !matches!(command, Command::Serve));
     // `serve` logs it; the other commands keep stdout for their answer.
     match command {
         Command::Serve => tracing::info!(config = ?path, "{said}"),

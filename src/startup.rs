@@ -219,14 +219,23 @@ impl Application {
         });
         let listener = TcpListener::bind(&settings.server.listen)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.server.listen))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {}: {e}{}; the address is server.listen \
+                     (AAP_BRIDGE__SERVER__LISTEN)",
+                    settings.server.listen,
+                    in_use(&e)
+                )
+            })?;
         let port = listener.local_addr()?.port();
         let admin_listener = match &settings.server.admin_listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (admin): {e}"))?,
-            ),
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {addr} (admin): {e}{}; the address is \
+                             server.admin_listen (AAP_BRIDGE__SERVER__ADMIN_LISTEN)",
+                    in_use(&e)
+                )
+            })?),
             None => None,
         };
         let admin_port = match &admin_listener {
@@ -357,6 +366,15 @@ pub fn cancel_on_signal(token: CancellationToken) {
         tracing::info!("shutdown requested");
         token.cancel();
     });
+}
+
+/// A hint when another process holds the port.
+fn in_use(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        " (another process listens there: stop it, or choose another port)"
+    } else {
+        ""
+    }
 }
 
 /// Host name and a random suffix: unique per process, readable in `launches.owner`.

@@ -43,10 +43,37 @@ pub fn admin_pool(db: &DatabaseSettings, ingest: &PgPool) -> PgPool {
         .connect_lazy_with((*ingest.connect_options()).clone())
 }
 
+/// A connection error that names where the bridge looked and which setting says so, instead of
+/// sqlx's bare "error communicating with database: Connection refused".
+pub fn unreachable(e: sqlx::Error, options: &PgConnectOptions) -> anyhow::Error {
+    let reached = !matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
+    );
+    if reached {
+        return e.into();
+    }
+    let host = options.get_host();
+    let at = if host.starts_with('/') {
+        format!("the socket in {host}")
+    } else {
+        format!("{host}:{}", options.get_port())
+    };
+    anyhow::anyhow!(
+        "cannot reach PostgreSQL at {at} ({e}). The address comes from database.url (or \
+         AAP_BRIDGE__DATABASE__URL). Start PostgreSQL there (e.g. `pg_ctlcluster <version> main \
+         start` or `systemctl start postgresql`), or point database.url at a server that runs"
+    )
+}
+
 /// Creates the database named in the URL if asked to and it is missing.
 pub async fn ensure_database(db: &DatabaseSettings) -> anyhow::Result<()> {
     let url = db.url.expose_secret();
-    if db.create_if_missing && !Postgres::database_exists(url).await? {
+    let exists = match Postgres::database_exists(url).await {
+        Ok(exists) => exists,
+        Err(e) => return Err(unreachable(e, &connect_options(db)?)),
+    };
+    if db.create_if_missing && !exists {
         tracing::info!("creating the database named in database.url");
         if let Err(e) = Postgres::create_database(url).await {
             // Another replica may have won the race.
@@ -59,10 +86,12 @@ pub async fn ensure_database(db: &DatabaseSettings) -> anyhow::Result<()> {
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(e) => {
+            unreachable(e, &pool.connect_options()).context("applying migrations")
+        }
+        e => anyhow::anyhow!("applying migrations: {e}"),
+    })
 }
 
 /// Readiness: the database answers within a second.

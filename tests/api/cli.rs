@@ -12,6 +12,7 @@ async fn run(args: &[&str], config: &str) -> Output {
         .arg(&path)
         .args(args)
         .env_remove("AAP_BRIDGE_CONFIG")
+        .kill_on_drop(true)
         .output()
         .await
         .unwrap()
@@ -176,5 +177,69 @@ async fn secrets_and_signatures_never_reach_the_logs(pool: sqlx::PgPool) {
         &signatures[1],
     ] {
         assert!(!logs.contains(secret), "`{secret}` leaked into the logs");
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn an_unreachable_database_names_the_address_and_the_setting() {
+    let port = closed_port();
+    let config = format!("database: {{url: \"postgres://postgres@127.0.0.1:{port}/x\"}}\n");
+    for args in [&["events"][..], &["migrate"][..]] {
+        let out = run(args, &config).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{port}"))
+                && err.contains("database.url")
+                && err.contains("AAP_BRIDGE__DATABASE__URL")
+                && err.contains("Start PostgreSQL"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_busy_port_names_the_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = format!("server: {{listen: \"{addr}\"}}\n");
+    // Bounded: a serve that did start would never return by itself.
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), run(&["serve"], &config))
+        .await
+        .expect("serve stops at once on a busy port");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("cannot listen on {addr}"))
+            && err.contains("another process listens there")
+            && err.contains("server.listen"),
+        "{err}"
+    );
+    drop(taken);
+}
+
+/// A data command's stdout is its answer only: the migrations' notices and every log line go to
+/// stderr, so `aap-bridge events | jq` works on a database already migrated.
+#[sqlx::test]
+async fn a_data_command_prints_only_data_on_stdout(pool: sqlx::PgPool) {
+    let url = crate::admin::database_url(&pool);
+    let config = format!("database: {{url: \"{url}\"}}\nlog: {{level: debug}}\n");
+    for _ in 0..2 {
+        let out = run(&["events", "--limit", "5"], &config).await;
+        let text = crate::admin::stdout(&out);
+        assert!(
+            !text.contains("_sqlx_migrations") && !text.contains("INFO") && !text.contains("DEBUG"),
+            "{text}"
+        );
+        assert!(text.contains("(no events)"), "{text}");
     }
 }
