@@ -61,10 +61,28 @@ impl Admin {
     /// Stores a copy of the event as a new pending event; the dispatcher treats it like a
     /// delivery, under the rules in force now.
     pub async fn replay(&self, id: Uuid) -> Result<Replayed> {
-        let r = store::replay(&self.pool, id)
+        self.replay_once(id, None).await
+    }
+
+    /// A replay that a second submission of the same form (the same `once` key, 1 to 64
+    /// letters, digits and `-`) cannot repeat: it answers with the first copy.
+    pub async fn replay_once(&self, id: Uuid, once: Option<&str>) -> Result<Replayed> {
+        let valid = |k: &str| {
+            (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if once.is_some_and(|k| !valid(k)) {
+            return Err(Error::Invalid(
+                "`once` must be 1 to 64 letters, digits and `-`".into(),
+            ));
+        }
+        let r = store::replay(&self.pool, id, once)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
-        tracing::info!(event_id = %r.event_id, replay_of = %id, delivery_id = %r.delivery_id, "event replayed");
+        if r.again {
+            tracing::info!(event_id = %r.event_id, replay_of = %id, "replay form submitted again; nothing new stored");
+        } else {
+            tracing::info!(event_id = %r.event_id, replay_of = %id, delivery_id = %r.delivery_id, "event replayed");
+        }
         Ok(r)
     }
 }

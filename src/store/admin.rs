@@ -260,11 +260,20 @@ pub struct Replayed {
     pub event_id: Uuid,
     pub replay_of: Uuid,
     pub delivery_id: String,
+    /// The form was submitted before: this is the copy it made then, and nothing new was stored.
+    #[serde(skip)]
+    pub again: bool,
 }
 
 /// Copies an event into a new pending row (`<delivery_id>#replay-<n>`); the dispatcher then
-/// treats it like any delivery. None if there is no such event.
-pub async fn replay(pool: &PgPool, id: Uuid) -> Result<Option<Replayed>, sqlx::Error> {
+/// treats it like any delivery. None if there is no such event. `once` (the console form's
+/// single-use key) makes a second submission of the same form find the first copy instead of
+/// storing another: it is the copy's dedupe key, under the same unique index as deliveries.
+pub async fn replay(
+    pool: &PgPool,
+    id: Uuid,
+    once: Option<&str>,
+) -> Result<Option<Replayed>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // Locking the original serializes concurrent replays of it, so each gets its own number.
     let original: Option<String> =
@@ -282,23 +291,46 @@ pub async fn replay(pool: &PgPool, id: Uuid) -> Result<Option<Replayed>, sqlx::E
     // Deliberate copies skip the dedupe table; the delivery id is information only.
     let new_id = Uuid::now_v7();
     let delivery_id = format!("{delivery}#replay-{}", earlier + 1);
-    sqlx::query(
+    let key = once.map(|k| format!("replay:{k}"));
+    let stored = sqlx::query(
         "INSERT INTO events (id, source, kind, delivery_id, event_type, category, ticket,
-                             headers, payload, state, replay_of)
+                             headers, payload, state, replay_of, dedupe_key)
          SELECT $1, source, kind, $2, event_type, category, ticket, headers, payload,
-                'pending', id
-         FROM events WHERE id = $3",
+                'pending', id, $4
+         FROM events WHERE id = $3
+         ON CONFLICT (source, dedupe_key) DO NOTHING",
     )
     .bind(new_id)
     .bind(&delivery_id)
     .bind(id)
+    .bind(&key)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if stored == 0 {
+        // The same form again: the copy it made the first time.
+        let first: Option<(Uuid, String)> = sqlx::query_as(
+            "SELECT c.id, c.delivery_id FROM events c JOIN events o ON o.source = c.source
+             WHERE o.id = $1 AND c.dedupe_key = $2",
+        )
+        .bind(id)
+        .bind(&key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(first.map(|(event_id, delivery_id)| Replayed {
+            event_id,
+            replay_of: id,
+            delivery_id,
+            again: true,
+        }));
+    }
     tx.commit().await?;
     Ok(Some(Replayed {
         event_id: new_id,
         replay_of: id,
         delivery_id,
+        again: false,
     }))
 }
 

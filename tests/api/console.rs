@@ -211,8 +211,16 @@ async fn pages_show_an_event_and_its_forms_replay_and_retry(pool: PgPool) {
         page.assert_has("CSRF");
     }
     assert_eq!(p.app.event_count().await, 1, "nothing replayed");
-    let replayed = c.submit(&format!("/ui/events/{id}"), &replay, &[]).await;
+    // A double click sends the same form twice: one copy, and both answers lead to it.
+    let form = c.get(&format!("/ui/events/{id}")).await;
+    let (csrf, once) = (form.csrf(), form.hidden("once"));
+    let fields = [("csrf", csrf.as_str()), ("once", once.as_str())];
+    let replayed = c.post(&replay, &fields).await;
     assert_eq!(replayed.status, 303);
+    let twice = c.post(&replay, &fields).await;
+    assert_eq!(twice.status, 303);
+    assert_eq!(twice.location, replayed.location, "the same copy");
+    assert_eq!(p.app.event_count().await, 2, "one copy for two submissions");
     let to = replayed.location.unwrap();
     let new_id = to.strip_prefix("/ui/events/").unwrap().to_string();
     assert_ne!(new_id, id);

@@ -16,11 +16,16 @@ pub struct Page {
 impl Page {
     /// The hidden CSRF field's value in this page.
     pub fn csrf(&self) -> String {
-        let marker = "name=\"csrf\" value=\"";
+        self.hidden("csrf")
+    }
+
+    /// The value of the first hidden field `name` in this page.
+    pub fn hidden(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
         let start = self
             .body
-            .find(marker)
-            .unwrap_or_else(|| panic!("no csrf field in {}", self.body))
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} field in {}", self.body))
             + marker.len();
         let end = self.body[start..].find('"').unwrap() + start;
         self.body[start..end].to_string()

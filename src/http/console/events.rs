@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
+use axum::Form;
 use chrono::{DateTime, Utc};
 use minijinja::context;
 use serde::Serialize;
@@ -131,19 +132,28 @@ pub async fn detail(
             e => event,
             steps => steps,
             decision => decision,
+            once => uuid::Uuid::new_v4().to_string(),
         },
     ))
+}
+
+/// The replay form: `once` is a key made when the page was rendered, so a double click stores
+/// one copy.
+#[derive(serde::Deserialize)]
+pub struct ReplayForm {
+    once: Option<String>,
 }
 
 pub async fn replay(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
+    Form(f): Form<ReplayForm>,
 ) -> Result<Response, PageError> {
     let id = uuid_param("id", &id).map_err(|e| PageError::new(e, &session))?;
     let r = app
         .admin
-        .replay(id)
+        .replay_once(id, f.once.as_deref().filter(|k| !k.is_empty()))
         .await
         .map_err(|e| PageError::new(e, &session))?;
     Ok(redirect(&format!("/ui/events/{}", r.event_id)))
