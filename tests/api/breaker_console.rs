@@ -70,3 +70,43 @@ async fn the_rules_page_shows_the_pause_and_its_forms_need_the_csrf_token(pool: 
     .await;
     assert_eq!(rule_state(&p, name).await["paused"], false);
 }
+
+#[sqlx::test]
+async fn dropping_held_launches_asks_first(pool: PgPool) {
+    let name = "console-drop";
+    let p = start(&pool, name, "").await;
+    let c = Console::logged_in(&p.app.base).await;
+    let paused = c
+        .submit("/ui/rules", "/ui/rules/pause", &[("rule", name)])
+        .await;
+    assert_eq!(paused.status, 303, "{}", paused.body);
+    let event = deliver(&p, "drop-1").await;
+    wait_for("the held launch", 15, || async {
+        let state = launch_of(&pool, &event).await.map(|l| l.0);
+        (state.as_deref() == Some("held")).then_some(())
+    })
+    .await;
+    c.get("/ui/rules").await.assert_has("class=\"danger\"");
+
+    // One click on "Resume, drop held" only asks.
+    let form = [("rule", name), ("held", "drop")];
+    let ask = c.submit("/ui/rules", "/ui/rules/resume", &form).await;
+    assert_eq!(ask.status, 200, "{}", ask.body);
+    ask.assert_has("drop its 1 held launch(es)? They will never run");
+    ask.assert_has("name=\"confirm\" value=\"yes\"");
+    assert_eq!(
+        rule_state(&p, name).await["paused"],
+        true,
+        "nothing changed yet"
+    );
+    assert_eq!(launch_of(&pool, &event).await.unwrap().0, "held");
+
+    // The confirmation drops.
+    let confirmed = [("rule", name), ("held", "drop"), ("confirm", "yes")];
+    let done = c.submit("/ui/rules", "/ui/rules/resume", &confirmed).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    c.get(&done.location.unwrap())
+        .await
+        .assert_has("0 held launch(es) released, 1 dropped");
+    assert_eq!(launch_of(&pool, &event).await.unwrap().0, "dropped");
+}

@@ -72,6 +72,9 @@ pub struct ResumeForm {
     /// `release` or `drop`: the button pressed.
     #[serde(default)]
     held: String,
+    /// `yes` from the confirmation page: dropping cannot be undone, so it asks first.
+    #[serde(default)]
+    confirm: String,
 }
 
 pub async fn resume(
@@ -88,6 +91,31 @@ pub async fn resume(
             return Err(PageError::new(e, &session));
         }
     };
+    if held == Held::Drop && f.confirm != "yes" {
+        let state = app
+            .admin
+            .rule_state(&f.rule)
+            .await
+            .map_err(|e| PageError::new(e, &session))?;
+        let question = format!(
+            "Resume rule {} and drop its {} held launch(es)? They will never run, and each \
+             ticket is told so. This cannot be undone.",
+            state.rule, state.held
+        );
+        return Ok(view::page(
+            "confirm.html",
+            context! {
+                nav => "rules",
+                csrf => session.csrf,
+                title => "Drop held launches",
+                question => question,
+                action => "/ui/rules/resume",
+                fields => vec![("rule", f.rule.as_str()), ("held", "drop"), ("confirm", "yes")],
+                button => "Resume and drop",
+                back => "/ui/rules",
+            },
+        ));
+    }
     let r = app
         .admin
         .resume_rule(&f.rule, held)

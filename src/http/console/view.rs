@@ -16,6 +16,7 @@ static TEMPLATES: &[(&str, &str)] = &[
     ("rules.html", include_str!("templates/rules.html")),
     ("dead.html", include_str!("templates/dead.html")),
     ("simulate.html", include_str!("templates/simulate.html")),
+    ("confirm.html", include_str!("templates/confirm.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
