@@ -70,18 +70,41 @@ fn pretty(v: Value) -> String {
     serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
 }
 
-/// An RFC 3339 time as `2026-11-22 10:00:05`, UTC; `–` for none.
+/// An RFC 3339 time as `2026-11-22 10:00:05 UTC (4 min ago)`; `–` for none. The zone is
+/// always said, and how long ago saves the reader at 3 a.m. the sum.
 fn when(v: Value) -> String {
+    when_at(v, chrono::Utc::now())
+}
+
+fn when_at(v: Value, now: chrono::DateTime<chrono::Utc>) -> String {
     let Some(text) = v.as_str() else {
         return "–".into();
     };
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| {
-            t.with_timezone(&chrono::Utc)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|_| text.to_string())
+    match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(t) => {
+            let t = t.with_timezone(&chrono::Utc);
+            format!("{} UTC ({})", t.format("%Y-%m-%d %H:%M:%S"), ago(now - t))
+        }
+        Err(_) => text.to_string(),
+    }
+}
+
+/// `just now`, `40 s ago`, `4 min ago`, `3 h ago`, `2 d ago`, or `in 5 s` for a time ahead.
+fn ago(d: chrono::TimeDelta) -> String {
+    let secs = d.num_seconds();
+    let (n, ahead) = (secs.unsigned_abs(), secs < 0);
+    let span = match n {
+        0..=1 => return "just now".into(),
+        2..=59 => format!("{n} s"),
+        60..=3599 => format!("{} min", n / 60),
+        3600..=86399 => format!("{} h", n / 3600),
+        _ => format!("{} d", n / 86400),
+    };
+    if ahead {
+        format!("in {span}")
+    } else {
+        format!("{span} ago")
+    }
 }
 
 /// The URL when it is http(s), else empty: ticket links come from payloads, and a
@@ -132,9 +155,17 @@ mod tests {
         assert_eq!(link(Value::from(" JavaScript:x")), "");
         assert_eq!(link(Value::from("https://x.test/a")), "https://x.test/a");
         assert_eq!(age(Value::from(90_000.0)), "1 d 1 h");
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:04:30Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
         assert_eq!(
-            when(Value::from("2026-11-22T10:00:05.123Z")),
-            "2026-11-22 10:00:05"
+            when_at(Value::from("2026-11-22T10:00:05.123Z"), now),
+            "2026-11-22 10:00:05 UTC (4 min ago)"
         );
+        assert_eq!(
+            when_at(Value::from("2026-11-22T10:04:35Z"), now),
+            "2026-11-22 10:04:35 UTC (in 5 s)"
+        );
+        assert_eq!(when(Value::from(())), "–");
     }
 }
