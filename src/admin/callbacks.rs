@@ -12,6 +12,17 @@ impl Admin {
         Ok(store::list_callbacks(&self.pool, query.state, limit).await?)
     }
 
+    /// Every dead letter goes back to the outbox, due now, attempts reset: after a ticket
+    /// system's outage or a fixed credential. Returns how many.
+    pub async fn retry_dead(&self) -> Result<u64> {
+        let n = store::retry_dead(&self.pool).await?;
+        tracing::warn!(retried = n, "every dead callback queued again");
+        if let Some(w) = &self.wake {
+            w.notify.notify_one();
+        }
+        Ok(n)
+    }
+
     /// A dead post-back goes back to the outbox, due now, attempts reset.
     pub async fn retry_callback(&self, id: Uuid) -> Result<CallbackView> {
         match store::retry_callback(&self.pool, id).await? {

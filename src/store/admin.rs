@@ -145,11 +145,26 @@ pub struct CallbackView {
     /// What is posted to the ticket system.
     #[schema(value_type = Object)]
     pub request: Json<Value>,
+    /// The ticket's number (ServiceNow `INC…`, GitHub issue, PagerDuty incident), for the list.
+    pub ticket: Option<String>,
 }
 
 pub(super) const CALLBACK: &str =
     "id, launch_id, event_id, source, phase, state, attempts, next_attempt_at, \
-    last_status, last_error, created_at, sent_at, request";
+    last_status, last_error, created_at, sent_at, request, \
+    (SELECT e.ticket ->> 'number' FROM events e WHERE e.id = callbacks.event_id) AS ticket";
+
+/// Every dead letter back to the outbox, due now, attempts reset; how many.
+pub async fn retry_dead(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE callbacks SET state = 'pending', attempts = 0, next_attempt_at = now(),
+             lease_until = NULL
+         WHERE state = 'dead'",
+    )
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected())
+}
 
 /// Filters for listing events; `None` means "any".
 #[derive(Debug, Clone, Default)]

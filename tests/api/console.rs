@@ -449,3 +449,50 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Dead letters name their ticket; "Retry all" asks first, then sends every one again.
+#[sqlx::test]
+async fn dead_letters_show_their_ticket_and_retry_all_asks_first(pool: PgPool) {
+    let p = Pipeline::start(pool.clone(), Options::default()).await;
+    p.tickets.fail_next(2, 404, None);
+    p.deliver(Sender::ServiceNow, "dead-a").await;
+    p.deliver(Sender::ServiceNow, "dead-b").await;
+    let dead = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM callbacks WHERE state = 'dead'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    wait_for("two dead letters", 30, || async {
+        (dead().await == 2).then_some(())
+    })
+    .await;
+    let c = Console::logged_in(&p.app.base).await;
+    let page = c.get("/ui/dead").await;
+    page.assert_has("<td>INC0010001</td>");
+    page.assert_has("action=\"/ui/dead/retry-all\"");
+
+    let ask = c.submit("/ui/dead", "/ui/dead/retry-all", &[]).await;
+    assert_eq!(ask.status, 200, "{}", ask.body);
+    ask.assert_has("Send every dead letter again (2 of them)?");
+    assert_eq!(dead().await, 2, "nothing changed yet");
+
+    let done = c
+        .submit("/ui/dead", "/ui/dead/retry-all", &[("confirm", "yes")])
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    c.get(done.location.as_deref().unwrap())
+        .await
+        .assert_has("2 dead letter(s) queued again");
+    wait_for("both sent", 30, || async {
+        let sent: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM callbacks WHERE state = 'sent' AND attempts = 1
+               AND last_status IS NOT NULL AND phase = 'launched'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (dead().await == 0 && sent >= 2).then_some(())
+    })
+    .await;
+}

@@ -47,6 +47,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/ui/rules/resume", post(rules::resume))
         .route("/ui/dead", get(pages::dead))
         .route("/ui/callbacks/{id}/retry", post(pages::retry))
+        .route("/ui/dead/retry-all", post(pages::retry_all))
         .route("/ui/simulate", get(simulate::form).post(simulate::run))
         .route("/ui/logout", post(login::logout))
         .route_layer(middleware::from_fn_with_state(

@@ -8,7 +8,7 @@ use crate::domain::CallbackState;
 use crate::http::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use axum::Extension;
+use axum::{Extension, Form};
 use minijinja::context;
 use serde::Deserialize;
 
@@ -34,6 +34,8 @@ pub async fn overview(
 pub struct DeadQuery {
     /// Set after a retry, to say so.
     retried: Option<String>,
+    /// Set after "Retry all": how many went back.
+    retried_all: Option<u64>,
 }
 
 pub async fn dead(
@@ -53,8 +55,69 @@ pub async fn dead(
     let retried = q.retried.and_then(|id| uuid_param("retried", &id).ok());
     Ok(view::page(
         "dead.html",
-        context! { nav => "dead", csrf => session.csrf, dead => dead, retried => retried },
+        context! {
+            nav => "dead",
+            csrf => session.csrf,
+            dead => dead,
+            retried => retried,
+            retried_all => q.retried_all,
+        },
     ))
+}
+
+#[derive(Deserialize)]
+pub struct RetryAllForm {
+    /// `yes` from the confirmation page: a bulk action asks first.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// "Retry all": every dead letter back to the outbox, after a confirmation page.
+pub async fn retry_all(
+    State(app): State<AppState>,
+    Extension(session): Extension<Session>,
+    Form(f): Form<RetryAllForm>,
+) -> Result<Response, PageError> {
+    if f.confirm != "yes" {
+        let query = CallbackQuery {
+            state: Some(CallbackState::Dead),
+            limit: Some(crate::admin::query::MAX_LIMIT),
+        };
+        let n = app
+            .admin
+            .callbacks(&query)
+            .await
+            .map_err(|e| PageError::new(e, &session))?
+            .len();
+        let question = format!(
+            "Send every dead letter again ({n}{} of them)? Each ticket may get a note it was \
+             refused before.",
+            if n as i64 >= crate::admin::query::MAX_LIMIT {
+                " or more"
+            } else {
+                ""
+            }
+        );
+        return Ok(view::page(
+            "confirm.html",
+            context! {
+                nav => "dead",
+                csrf => session.csrf,
+                title => "Retry every dead letter",
+                question => question,
+                action => "/ui/dead/retry-all",
+                fields => vec![("confirm", "yes")],
+                button => "Retry all",
+                back => "/ui/dead",
+            },
+        ));
+    }
+    let n = app
+        .admin
+        .retry_dead()
+        .await
+        .map_err(|e| PageError::new(e, &session))?;
+    Ok(redirect(&format!("/ui/dead?retried_all={n}")))
 }
 
 pub async fn retry(
