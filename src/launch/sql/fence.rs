@@ -27,7 +27,7 @@ impl Fence {
     }
 }
 
-/// Serializes claims across replicas, and orders pauses (`store::pauses`) against them: one
+/// Serializes claims across replicas, and orders pauses (`sql::pauses`) against them: one
 /// lock per transaction, so lock order cannot deadlock. Held until the caller's transaction ends.
 pub async fn lock_claims(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('aap-bridge:claim', 0))")

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 /// Rules paused now, as a subquery.
 const PAUSED: &str = "SELECT rule FROM rule_pauses WHERE paused_at IS NOT NULL";
 
-/// Planned launches of paused rules become `held`. Run under `attempts::lock_claims`, before
+/// Planned launches of paused rules become `held`. Run under `fence::lock_claims`, before
 /// the claim: a pause committed before that lock holds every launch not claimed yet.
 pub async fn hold_planned(conn: &mut PgConnection) -> Result<Vec<LaunchRow>, sqlx::Error> {
     sqlx::query_as(&format!(

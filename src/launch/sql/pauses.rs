@@ -2,10 +2,10 @@
 //! row failed, and whether the rule is paused, since when, by whom and why. Every replica reads
 //! it, so a pause takes effect everywhere.
 //!
-//! Lock order: a pause or a resume locks the rule's row, then takes `attempts::lock_claims`, so a
-//! claim runs wholly before or wholly after it. The dispatcher reads a paused rule's row `FOR
-//! SHARE` while it holds that rule's launches, so a resume waits for them and then releases them
-//! too: no held launch is left behind by a resume.
+//! Lock order: a pause or a resume locks the rule's row, then takes `fence::lock_claims`, so a
+//! claim (which holds paused rules' planned launches first, `claim::step`) runs wholly before or
+//! wholly after it: no planned launch slips past a pause, and no held launch is left behind by a
+//! resume.
 
 use super::fence as attempts;
 use crate::domain::JobStatus;
