@@ -101,11 +101,6 @@ impl Detached {
         });
     }
 
-    /// Work still running.
-    pub fn len(&self) -> usize {
-        self.tasks.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }

@@ -50,7 +50,7 @@ impl Admin {
             .ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
         if e.launches.iter().any(|l| l.state.is_open()) {
             let controller = self.health.as_ref().map(|h| h.get_since());
-            let mut waits = wait::of_event(&self.pool, id.into(), &controller).await?;
+            let mut waits = wait::of_events(&self.pool, &[id.into()], &controller).await?;
             for l in &mut e.launches {
                 l.waiting = waits.remove(&l.id.into());
             }

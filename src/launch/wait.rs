@@ -61,19 +61,6 @@ pub async fn of_events(
         .collect())
 }
 
-/// Why each open launch of the event waits, by launch id.
-pub async fn of_event(
-    pool: &PgPool,
-    event_id: EventId,
-    controller: &ControllerView,
-) -> Result<HashMap<LaunchId, Waiting>, sqlx::Error> {
-    let open = rows::open_of_event(pool, event_id).await?;
-    Ok(open
-        .iter()
-        .filter_map(|l| why(l, controller).map(|w| (l.id, w)))
-        .collect())
-}
-
 /// Why `l` waits; None when it does not (it is not open).
 pub fn why(l: &OpenLaunch, controller: &ControllerView) -> Option<Waiting> {
     let wait = |reason, since, until, detail: String| {

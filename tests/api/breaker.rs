@@ -4,7 +4,9 @@
 //! resets the count. The console's side is in `breaker_console.rs`.
 
 use crate::admin::{database_url, run_cli, stdout};
-use crate::support::pipeline::{jobs_per_launch, wait_for, wait_quiescent, Options, Pipeline};
+use crate::support::pipeline::{
+    jobs_per_launch, launches_in, wait_for, wait_quiescent, Options, Pipeline,
+};
 use crate::support::Sender;
 use aap_bridge::workers::Hooks;
 use serde_json::{json, Value};
@@ -43,14 +45,6 @@ pub(crate) async fn launch_of(pool: &PgPool, event: &str) -> Option<(String, Opt
     sqlx::query_as("SELECT state, job_id FROM launches WHERE event_id = $1::uuid")
         .bind(event)
         .fetch_optional(pool)
-        .await
-        .unwrap()
-}
-
-async fn count(pool: &PgPool, state: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM launches WHERE state = $1")
-        .bind(state)
-        .fetch_one(pool)
         .await
         .unwrap()
 }
@@ -152,7 +146,7 @@ async fn two_failed_jobs_pause_the_rule_then_held_events_are_released_once_each(
     let e3 = deliver(&p, "f-3").await;
     let e4 = deliver(&p, "f-4").await;
     wait_for("two held launches", 15, || async {
-        (count(&pool, "held").await == 2).then_some(())
+        (launches_in(&pool, "held").await == 2).then_some(())
     })
     .await;
     assert_eq!(wait_quiescent(&pool, &p.controller, 30).await, 2, "no POST");
@@ -232,7 +226,7 @@ async fn a_pause_after_planning_holds_at_the_claim_and_a_drop_tells_each_ticket(
         deliver(&p, &format!("d-{n}")).await;
     }
     wait_for("one launch, two planned behind the cap", 15, || async {
-        let ready = p.controller.jobs_launched() == 1 && count(&pool, "planned").await == 2;
+        let ready = p.controller.jobs_launched() == 1 && launches_in(&pool, "planned").await == 2;
         ready.then_some(())
     })
     .await;
@@ -249,7 +243,7 @@ async fn a_pause_after_planning_holds_at_the_claim_and_a_drop_tells_each_ticket(
         (json!(true), json!("operator"))
     );
     wait_for("the claim to hold the planned launches", 15, || async {
-        (count(&pool, "held").await == 2).then_some(())
+        (launches_in(&pool, "held").await == 2).then_some(())
     })
     .await;
     // The running job ends: its slot frees, but nothing else is sent.
@@ -259,7 +253,7 @@ async fn a_pause_after_planning_holds_at_the_claim_and_a_drop_tells_each_ticket(
         .unwrap();
     p.controller.set_job_status(job, "successful");
     wait_for("the job's end", 15, || async {
-        (count(&pool, "finished").await == 1).then_some(())
+        (launches_in(&pool, "finished").await == 1).then_some(())
     })
     .await;
     assert_eq!(wait_quiescent(&pool, &p.controller, 30).await, 1, "no POST");
@@ -275,7 +269,7 @@ async fn a_pause_after_planning_holds_at_the_claim_and_a_drop_tells_each_ticket(
         (body["released"].clone(), body["dropped"].clone()),
         (json!(0), json!(2))
     );
-    assert_eq!(count(&pool, "dropped").await, 2);
+    assert_eq!(launches_in(&pool, "dropped").await, 2);
     assert_eq!(wait_quiescent(&pool, &p.controller, 30).await, 1);
     assert_eq!(notes_with(&p, "an operator dropped it on resume"), 2);
     let errors: Vec<String> =
@@ -315,7 +309,7 @@ async fn a_pause_by_hand_holds_deliveries_on_every_replica(pool: PgPool) {
         assert_eq!(status, 202, "{body}");
     }
     wait_for("six held launches", 15, || async {
-        (count(&pool, "held").await == 6).then_some(())
+        (launches_in(&pool, "held").await == 6).then_some(())
     })
     .await;
     assert_eq!(
@@ -348,5 +342,5 @@ async fn a_successful_job_resets_the_count(pool: PgPool) {
         (state.as_deref() == Some("launched")).then_some(())
     })
     .await;
-    assert_eq!(count(&pool, "held").await, 0);
+    assert_eq!(launches_in(&pool, "held").await, 0);
 }

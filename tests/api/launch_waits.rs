@@ -5,7 +5,7 @@
 
 use crate::support::console::Console;
 use crate::support::pipeline::{
-    jobs_per_launch, wait_for, wait_quiescent, Options, Pipeline, Tuning,
+    jobs_per_launch, launches_in, wait_for, wait_quiescent, Options, Pipeline, Tuning,
 };
 use crate::support::Sender;
 use serde_json::{json, Value};
@@ -27,14 +27,6 @@ fn options() -> Options {
         },
         ..Options::default()
     }
-}
-
-async fn count(pool: &PgPool, state: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM launches WHERE state = $1")
-        .bind(state)
-        .fetch_one(pool)
-        .await
-        .unwrap()
 }
 
 /// The `waiting` of the event's only launch, through the admin API.
@@ -99,7 +91,11 @@ async fn a_launch_the_gateway_could_not_deliver_goes_out_within_seconds_of_recov
         n += 1;
         tokio::time::sleep(Duration::from_secs(4)).await;
     }
-    assert_eq!(count(&pool, "launching").await, 0, "no launch left unclear");
+    assert_eq!(
+        launches_in(&pool, "launching").await,
+        0,
+        "no launch left unclear"
+    );
     assert_eq!(
         p.controller.jobs_launched(),
         1,
@@ -141,7 +137,7 @@ async fn a_pause_during_an_outage_holds_the_backlog_and_drop_drops_it(pool: PgPo
     }
     wait_for("the backlog to wait on the controller", 20, || async {
         let w = waiting(&p, &events[4]).await;
-        (w["reason"] == "controller_unreachable" && count(&pool, "planned").await == 5)
+        (w["reason"] == "controller_unreachable" && launches_in(&pool, "planned").await == 5)
             .then_some(())
     })
     .await;
@@ -158,7 +154,7 @@ async fn a_pause_during_an_outage_holds_the_backlog_and_drop_drops_it(pool: PgPo
     wait_for(
         "every planned launch of the paused rule to be held",
         10,
-        || async { (count(&pool, "held").await == 5).then_some(()) },
+        || async { (launches_in(&pool, "held").await == 5).then_some(()) },
     )
     .await;
     let w = waiting(&p, &events[0]).await;
@@ -190,7 +186,7 @@ async fn a_pause_during_an_outage_holds_the_backlog_and_drop_drops_it(pool: PgPo
         jobs, 1,
         "nothing of the dropped backlog launched at recovery"
     );
-    assert_eq!(count(&pool, "dropped").await, 5);
+    assert_eq!(launches_in(&pool, "dropped").await, 5);
 }
 
 #[sqlx::test]
@@ -205,7 +201,7 @@ async fn every_open_launch_says_why_it_waits(pool: PgPool) {
     let running = p.deliver(Sender::ServiceNow, "first").await;
     let running = running["event_id"].as_str().unwrap().to_string();
     wait_for("the first job", 20, || async {
-        (count(&pool, "launched").await == 1).then_some(())
+        (launches_in(&pool, "launched").await == 1).then_some(())
     })
     .await;
     let (_, body) = p

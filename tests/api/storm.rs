@@ -1,7 +1,7 @@
 //! Storm control: a cap on a rule's running jobs (the rest wait, none dropped) and a coalescing
 //! window (same rule + same ticket -> one launch).
 
-use crate::support::pipeline::{wait_for, wait_quiescent, Options, Pipeline};
+use crate::support::pipeline::{launches_in, wait_for, wait_quiescent, Options, Pipeline};
 use crate::support::Sender;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -25,14 +25,6 @@ rules:
     coalesce_secs: 300
     reply: none
 "#;
-
-async fn count(pool: &PgPool, state: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM launches WHERE state = $1")
-        .bind(state)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
 
 #[sqlx::test]
 async fn max_concurrent_holds_the_rest_until_jobs_finish(pool: PgPool) {
@@ -65,7 +57,7 @@ async fn max_concurrent_holds_the_rest_until_jobs_finish(pool: PgPool) {
     })
     .await;
     assert_eq!(p.controller.jobs_launched(), 2, "the cap holds");
-    assert_eq!(count(&pool, "planned").await, 3, "the others wait");
+    assert_eq!(launches_in(&pool, "planned").await, 3, "the others wait");
 
     // Finish the running jobs; the tracker notices and the waiting launches go out, two at a time.
     let mut finished = 0;
@@ -81,13 +73,13 @@ async fn max_concurrent_holds_the_rest_until_jobs_finish(pool: PgPool) {
         }
         let target = finished + ids.len() as i64;
         wait_for("jobs to finish", 10, || async {
-            (count(&pool, "finished").await >= target).then_some(())
+            (launches_in(&pool, "finished").await >= target).then_some(())
         })
         .await;
         finished = target;
         if finished < 5 {
             wait_for("the next launches", 10, || async {
-                (count(&pool, "launched").await > 0).then_some(())
+                (launches_in(&pool, "launched").await > 0).then_some(())
             })
             .await;
         }
@@ -119,7 +111,7 @@ async fn coalescing_window_turns_a_burst_into_one_launch(pool: PgPool) {
     })
     .await;
     assert_eq!(wait_quiescent(&pool, &p.controller, 10).await, 1);
-    assert_eq!(count(&pool, "coalesced").await, 3);
+    assert_eq!(launches_in(&pool, "coalesced").await, 3);
     let attached: i64 = sqlx::query_scalar(
         "SELECT count(DISTINCT coalesced_into) FROM launches WHERE state = 'coalesced'",
     )

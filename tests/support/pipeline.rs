@@ -290,6 +290,15 @@ where
     }
 }
 
+/// Launches in `state`, across the test's database.
+pub async fn launches_in(pool: &PgPool, state: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM launches WHERE state = $1")
+        .bind(state)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 pub async fn launch_states(pool: &PgPool) -> Vec<(String, Option<i64>)> {
     sqlx::query_as("SELECT state, job_id FROM launches ORDER BY created_at")
         .fetch_all(pool)

@@ -304,15 +304,8 @@ pub struct OpenLaunch {
     pub db_now: DateTime<Utc>,
 }
 
-/// The open launches of an event with what decides why each waits.
-pub async fn open_of_event(
-    pool: &PgPool,
-    event_id: EventId,
-) -> Result<Vec<OpenLaunch>, sqlx::Error> {
-    open_of_events(pool, &[event_id]).await
-}
-
-/// The open launches of several events (a page of the events list).
+/// The open launches of some events (one event's page, a page of the events list), with what
+/// decides why each waits.
 pub async fn open_of_events(
     pool: &PgPool,
     events: &[EventId],
