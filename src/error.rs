@@ -55,6 +55,10 @@ impl ApiError {
     }
 }
 
+/// The message of an error answer, on the response for middleware (the deliveries log) to read.
+#[derive(Debug, Clone)]
+pub struct ErrorText(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (
@@ -62,6 +66,7 @@ impl IntoResponse for ApiError {
             Json(serde_json::json!({ "error": self.message })),
         )
             .into_response();
+        resp.extensions_mut().insert(ErrorText(self.message));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert("retry-after", axum::http::HeaderValue::from_static("5"));

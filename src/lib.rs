@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod decide;
+pub mod deliveries;
 pub mod domain;
 pub mod error;
 pub mod event;

@@ -189,6 +189,18 @@ impl Application {
         }
         // Scrapes, probes and admin calls get their own connections, never the ingest pool's.
         let admin_pool = store::admin_pool(&settings.database, &pool);
+        // Its own connection too: a flood of refused requests must not take ingest's.
+        let (deliveries, log_writer) = crate::deliveries::DeliveryLog::start(
+            admin_pool.clone(),
+            crate::deliveries::Keep::from_settings(&settings.retention),
+        );
+        tasks.add("deliveries log writer", log_writer);
+        let client_header = match &settings.server.client_address_header {
+            Some(h) => Some(axum::http::HeaderName::try_from(h.as_str()).map_err(|_| {
+                anyhow::anyhow!("server.client_address_header `{h}` is not a header name")
+            })?),
+            None => None,
+        };
         let refresher = tokio::spawn(crate::metrics::refresh_loop(
             admin_pool.clone(),
             admin_mappings.clone(),
@@ -215,6 +227,8 @@ impl Application {
             mappings: admin_mappings,
             admin_token: settings.admin.token.clone(),
             controller_health: settings.controller.is_some().then_some(health),
+            deliveries,
+            client_header,
             stopping: shutdown.clone(),
         });
         let listener = TcpListener::bind(&settings.server.listen)

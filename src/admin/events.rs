@@ -12,13 +12,19 @@ use uuid::Uuid;
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct EventPage {
     pub events: Vec<EventSummary>,
+    /// `before=` for the older page; null on the oldest.
     pub next_before: Option<Uuid>,
+    /// `after=` for the newer page; null on the newest.
+    pub prev_after: Option<Uuid>,
 }
 
 impl Admin {
     /// A page of events, each with its launches: their state, why an open one waits, their job.
     pub async fn events(&self, query: &EventQuery) -> Result<EventPage> {
-        let (mut events, next_before) = store::list_events(&self.pool, &query.filter()).await?;
+        let (mut events, older, newer) =
+            crate::store::event_list::list_events(&self.pool, &query.filter()).await?;
+        let next_before = older.then(|| events.last().map(|e| e.id)).flatten();
+        let prev_after = newer.then(|| events.first().map(|e| e.id)).flatten();
         let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
         let mut launches = store::launches_of(&self.pool, &ids).await?;
         if launches.iter().any(|l| l.state.is_open()) {
@@ -39,6 +45,7 @@ impl Admin {
         Ok(EventPage {
             events,
             next_before,
+            prev_after,
         })
     }
 

@@ -2,9 +2,11 @@
 //! `simulate` / `events` / `replay` commands do. Queries live in `store::admin`; each front end
 //! only turns its input into these calls and the answers into its own format.
 
+mod attention;
 mod breaker;
 mod callbacks;
 mod catch_up;
+mod deliveries;
 mod events;
 mod overview;
 pub mod query;
@@ -12,6 +14,7 @@ mod rules;
 pub mod simulate;
 
 pub use breaker::{Held, Resumed, RuleState};
+pub use deliveries::DeliveryPage;
 pub use events::EventPage;
 pub use overview::{ControllerView, Overview, Queue};
 pub use rules::{RuleRow, RulesPage};

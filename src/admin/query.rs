@@ -3,8 +3,8 @@
 //! parameters are refused, so a typo is not silently ignored. Empty values count as absent.
 
 use crate::domain::time::{parse_since, time};
-use crate::domain::{CallbackState, EventState};
-use crate::store::admin::EventFilter;
+use crate::domain::{CallbackState, DeliveryOutcome, EventState};
+use crate::store::event_list::EventFilter;
 use chrono::{DateTime, Utc};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -29,9 +29,13 @@ pub struct EventQuery {
     /// e.g. `incident.insert`.
     #[serde(default, deserialize_with = "text")]
     pub event_type: Option<String>,
-    /// The ticket number (`INC0010001`, an issue number, a PagerDuty incident number).
+    /// The ticket number exactly (`INC0010001`, an issue number, a PagerDuty incident number).
     #[serde(default, deserialize_with = "text")]
     pub ticket: Option<String>,
+    /// Search, case-insensitive, any part of: the ticket number, `sys_id`, PagerDuty incident
+    /// id, `owner/repo#number`, delivery id, or text in the payload of the newest 20,000 events.
+    #[serde(default, deserialize_with = "search")]
+    pub q: Option<String>,
     /// Received at or after: RFC 3339 (`2026-11-22T10:00:00Z`), or `2026-11-22T10:00` in UTC.
     #[serde(default, deserialize_with = "since")]
     pub since: Option<DateTime<Utc>>,
@@ -41,6 +45,9 @@ pub struct EventQuery {
     /// The page cursor: events older than this id (`next_before` of the previous page).
     #[serde(default, deserialize_with = "before")]
     pub before: Option<Uuid>,
+    /// The other cursor: events newer than this id (`prev_after`), the page above.
+    #[serde(default, deserialize_with = "after")]
+    pub after: Option<Uuid>,
     /// 1 to 500, default 50.
     #[serde(default, deserialize_with = "limit")]
     pub limit: Option<i64>,
@@ -54,9 +61,11 @@ impl EventQuery {
             category: self.category.clone(),
             event_type: self.event_type.clone(),
             ticket: self.ticket.clone(),
+            search: self.q.clone(),
             since: self.since,
             until: self.until,
             before: self.before,
+            after: self.after,
             limit: self.limit.unwrap_or(DEFAULT_LIMIT),
         }
     }
@@ -70,6 +79,63 @@ pub struct CallbackQuery {
     /// pending, sent or dead (the dead letters).
     #[serde(default, deserialize_with = "callback_state")]
     pub state: Option<CallbackState>,
+    /// 1 to 500, default 50.
+    #[serde(default, deserialize_with = "limit")]
+    pub limit: Option<i64>,
+}
+
+/// `GET /api/v1/deliveries` and the console's deliveries page.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryQuery {
+    /// Only requests to this source (as requested, configured or not).
+    #[serde(default, deserialize_with = "text")]
+    pub source: Option<String>,
+    /// accepted, duplicate, ignored, refused or unavailable.
+    #[serde(default, deserialize_with = "delivery_outcome")]
+    pub outcome: Option<DeliveryOutcome>,
+    /// The HTTP status answered, e.g. 401.
+    #[serde(default, deserialize_with = "status")]
+    pub status: Option<i16>,
+    /// Older than this id (`next_before` of the previous page).
+    #[serde(default, deserialize_with = "row_id_before")]
+    pub before: Option<i64>,
+    /// Newer than this id (`prev_after`): the page above.
+    #[serde(default, deserialize_with = "row_id_after")]
+    pub after: Option<i64>,
+    /// 1 to 500, default 50.
+    #[serde(default, deserialize_with = "limit")]
+    pub limit: Option<i64>,
+}
+
+impl DeliveryQuery {
+    pub fn filter(&self) -> crate::deliveries::sql::DeliveryFilter {
+        crate::deliveries::sql::DeliveryFilter {
+            source: self.source.clone(),
+            outcome: self.outcome,
+            status: self.status,
+            before: self.before,
+            after: self.after,
+            limit: self.limit.unwrap_or(DEFAULT_LIMIT),
+        }
+    }
+}
+
+/// `GET /api/v1/audit`.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only actions by this user (`admin-token`, `cli` or a controller user name).
+    #[serde(default, deserialize_with = "text")]
+    pub actor: Option<String>,
+    /// Only actions on this event, callback, rule or source.
+    #[serde(default, deserialize_with = "text")]
+    pub target: Option<String>,
+    /// Older than this id (`next_before` of the previous page).
+    #[serde(default, deserialize_with = "row_id_before")]
+    pub before: Option<i64>,
     /// 1 to 500, default 50.
     #[serde(default, deserialize_with = "limit")]
     pub limit: Option<i64>,
@@ -110,10 +176,16 @@ macro_rules! parameter {
 }
 
 parameter!(event_state("state"): EventState = word);
+parameter!(delivery_outcome("outcome"): DeliveryOutcome = word);
+parameter!(status("status"): i16 = http_status);
+parameter!(row_id_before("before"): i64 = row_id);
+parameter!(row_id_after("after"): i64 = row_id);
 parameter!(callback_state("state"): CallbackState = word);
 parameter!(since("since"): DateTime<Utc> = time);
 parameter!(until("until"): DateTime<Utc> = time);
 parameter!(before("before"): Uuid = uuid);
+parameter!(after("after"): Uuid = uuid);
+parameter!(search("q"): String = search_text);
 parameter!(limit("limit"): i64 = page_size);
 parameter!(ago_or_time("since"): DateTime<Utc> = ago);
 
@@ -130,6 +202,27 @@ fn page_size(name: &str, v: &str) -> Result<i64, String> {
         .ok()
         .filter(|n| (1..=MAX_LIMIT).contains(n))
         .ok_or_else(|| format!("`{name}` must be an integer from 1 to {MAX_LIMIT}, got `{v}`"))
+}
+
+fn search_text(name: &str, v: &str) -> Result<String, String> {
+    if v.chars().count() > 200 {
+        return Err(format!("`{name}` is longer than 200 characters"));
+    }
+    Ok(v.to_string())
+}
+
+fn http_status(name: &str, v: &str) -> Result<i16, String> {
+    v.parse::<i16>()
+        .ok()
+        .filter(|n| (100..=599).contains(n))
+        .ok_or_else(|| format!("`{name}` must be an HTTP status from 100 to 599, got `{v}`"))
+}
+
+fn row_id(name: &str, v: &str) -> Result<i64, String> {
+    v.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{name}` must be a positive row id, got `{v}`"))
 }
 
 fn uuid(name: &str, v: &str) -> Result<Uuid, String> {

@@ -82,6 +82,10 @@ pub struct ServerSettings {
     /// Serve the admin API and `/metrics` on this address instead of `listen`.
     #[serde(default)]
     pub admin_listen: Option<String>,
+    /// Behind a reverse proxy: the header it puts the client's address in (`X-Forwarded-For`);
+    /// its right-most entry, the one the proxy added, is the client. Unset: the peer address.
+    #[serde(default)]
+    pub client_address_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

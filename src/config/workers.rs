@@ -110,14 +110,31 @@ pub struct RetentionSettings {
     /// delivery replayed later is still a duplicate; 0 keeps them forever.
     #[serde(default = "default_dedupe_days")]
     pub dedupe_days: u32,
+    /// The deliveries log keeps at most this many rows (each replica trims after each write).
+    #[serde(default = "default_deliveries_rows")]
+    pub deliveries_max_rows: i64,
+    /// … and none older than this; 0 keeps them until the row cap removes them.
+    #[serde(default = "default_deliveries_days")]
+    pub deliveries_max_age_days: u32,
 }
 
 fn default_dedupe_days() -> u32 {
     90
 }
 
+fn default_deliveries_rows() -> i64 {
+    100_000
+}
+
+fn default_deliveries_days() -> u32 {
+    7
+}
+
 impl RetentionSettings {
     pub fn validate(&self) -> Result<(), String> {
+        if self.deliveries_max_rows < 1 {
+            return Err("retention.deliveries_max_rows must be at least 1".into());
+        }
         if self.dedupe_days != 0 && self.dedupe_days < self.max_age_days {
             return Err(format!(
                 "retention.dedupe_days ({}) must be at least retention.max_age_days ({}) or 0: \

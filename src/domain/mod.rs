@@ -87,4 +87,7 @@ pub mod time;
 
 pub use ids::{CallbackId, EventId, LaunchId};
 pub use kinds::{Reply, SourceKind, TemplateKind};
-pub use states::{Arrival, CallbackState, EventState, JobStatus, LaunchState, PausedBy, Phase};
+pub use states::{
+    Arrival, AuditAction, CallbackState, DeliveryOutcome, EventState, JobStatus, LaunchState,
+    PausedBy, Phase, Role,
+};

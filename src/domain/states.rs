@@ -109,3 +109,44 @@ impl JobStatus {
         )
     }
 }
+
+text_enum! {
+    /// What a request to `/hooks/{source}` was answered (`deliveries.outcome`).
+    pub enum DeliveryOutcome {
+        /// 202: stored, to be decided.
+        Accepted => "accepted",
+        /// 200: seen before (same signed body).
+        Duplicate => "duplicate",
+        /// 200: authentic but not for us.
+        Ignored => "ignored",
+        /// 4xx: bad signature, malformed, too large, unknown source.
+        Refused => "refused",
+        /// 5xx: shed or not committed in time; the sender retries.
+        Unavailable => "unavailable",
+    }
+}
+
+text_enum! {
+    /// What a console user may do (`console_sessions.role`, `audit.role`).
+    pub enum Role {
+        /// Sees everything and acts: pause, resume, replay, retry.
+        Operator => "operator",
+        /// Sees everything and changes nothing.
+        ReadOnly => "read_only",
+    }
+}
+
+text_enum! {
+    /// An operator action in the audit trail (`audit.action`).
+    pub enum AuditAction {
+        Login => "login",
+        LoginFailed => "login.failed",
+        Logout => "logout",
+        RulePause => "rule.pause",
+        RuleResume => "rule.resume",
+        EventReplay => "event.replay",
+        CallbackRetry => "callback.retry",
+        CallbacksRetryAll => "callbacks.retry_all",
+        CatchUp => "catch_up",
+    }
+}

@@ -1,13 +1,73 @@
 //! `POST /hooks/{source}`: read within the limit, verify, normalize, commit, then answer.
 
 use super::AppState;
-use crate::error::ApiError;
+use crate::deliveries::{clip, Delivery};
+use crate::error::{ApiError, ErrorText};
 use crate::ingest::Stored;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// What the handler learnt about a delivery, for the deliveries log (a response extension).
+#[derive(Debug, Clone, Default)]
+struct HookNote {
+    event_id: Option<Uuid>,
+    delivery_id: Option<String>,
+    word: Option<&'static str>,
+    reason: Option<String>,
+    size: Option<i64>,
+}
+
+/// Headers that carry a delivery id before the body is read (PagerDuty's is in the body).
+const DELIVERY_HEADERS: &[&str] = &["x-github-delivery", "x-delivery", "x-request-id"];
+
+/// Outermost on `/hooks`: logs every request in the deliveries log, the shed ones included.
+pub async fn record(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let at = chrono::Utc::now();
+    let source = req
+        .uri()
+        .path()
+        .strip_prefix("/hooks/")
+        .unwrap_or_default()
+        .to_string();
+    let client = super::client::address(app.client_header.as_ref(), req.headers(), req.extensions());
+    let header_id = DELIVERY_HEADERS
+        .iter()
+        .find_map(|h| req.headers().get(*h))
+        .and_then(|v| v.to_str().ok())
+        .map(clip);
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    let resp = next.run(req).await;
+    let note = resp.extensions().get::<HookNote>().cloned().unwrap_or_default();
+    let status = resp.status().as_u16();
+    let reason = note.reason.or_else(|| {
+        resp.extensions()
+            .get::<ErrorText>()
+            .map(|e| clip(&e.0))
+    });
+    app.deliveries.record(Delivery {
+        at,
+        known: app.sources.contains_key(&source),
+        source: clip(&source),
+        client,
+        delivery_id: note.delivery_id.or(header_id),
+        status,
+        outcome: Delivery::outcome_of(status, note.word),
+        reason,
+        size: note.size.or(declared),
+        event_id: note.event_id,
+    });
+    resp
+}
 
 /// A delivery from a sender, verified on its raw bytes and committed before the answer.
 #[utoipa::path(
@@ -36,8 +96,9 @@ pub async fn receive(
     Path(source): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let result = handle(&app, &source, &headers, body).await;
+) -> Response {
+    let mut note = HookNote::default();
+    let result = handle(&app, &source, &headers, body, &mut note).await;
     let label = crate::metrics::source_label(app.sources.contains_key(&source), &source);
     let outcome = match &result {
         Ok((status, body)) => {
@@ -64,7 +125,9 @@ pub async fn receive(
     };
     metrics::counter!("aap_bridge_events_received_total", "source" => label, "outcome" => outcome)
         .increment(1);
-    result
+    let mut resp = result.into_response();
+    resp.extensions_mut().insert(note);
+    resp
 }
 
 async fn handle(
@@ -72,15 +135,19 @@ async fn handle(
     source: &str,
     headers: &HeaderMap,
     body: Body,
+    note: &mut HookNote,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let src = app.sources.get(source).ok_or_else(|| {
         ApiError::not_found(format!("unknown source `{}`", source.escape_debug()))
     })?;
     let received = super::body::read(&app.hook_limits, headers, body, src.body_limit).await?;
+    note.size = Some(received.bytes.len() as i64);
     let event = src.accept(headers, &received.bytes)?;
     let delivery = tracing::field::display(event.delivery_id.escape_debug());
     tracing::Span::current().record("delivery_id", delivery);
+    note.delivery_id = Some(clip(&event.delivery_id));
     let ignored = event.ignored.clone();
+    note.reason = ignored.as_deref().map(clip);
     let answer = match (app.inbox.store(event).await?, ignored) {
         (Stored::Accepted(id), Some(reason)) => (
             StatusCode::OK,
@@ -94,6 +161,12 @@ async fn handle(
             StatusCode::OK,
             json!({"event_id": id, "status": "duplicate"}),
         ),
+    };
+    note.event_id = answer.1.get("event_id").and_then(|v| v.as_str()).and_then(|v| v.parse().ok());
+    note.word = match answer.1.get("status").and_then(Value::as_str) {
+        Some("duplicate") => Some("duplicate"),
+        Some("ignored") => Some("ignored"),
+        _ => None,
     };
     Ok((answer.0, Json(answer.1)))
 }

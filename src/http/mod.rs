@@ -2,6 +2,7 @@
 
 pub mod admin;
 mod body;
+pub mod client;
 pub mod console;
 mod health;
 pub(crate) mod hooks;
@@ -57,6 +58,10 @@ pub struct AppStateData {
     pub admin_token: Option<secrecy::SecretString>,
     /// None in dry-run (no controller configured).
     pub controller_health: Option<Arc<crate::controller::ControllerHealth>>,
+    /// Every `/hooks` request, refused ones included.
+    pub deliveries: crate::deliveries::DeliveryLog,
+    /// `server.client_address_header`.
+    pub client_header: Option<axum::http::HeaderName>,
     /// Cancelled on SIGTERM: `/readyz` turns 503 while the listener still serves (the drain).
     pub stopping: tokio_util::sync::CancellationToken,
 }
@@ -85,6 +90,10 @@ fn main_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let (schemas, paths, hooks) = routes!(hooks::receive);
     let hooks = hooks.layer(
         ServiceBuilder::new()
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                hooks::record,
+            ))
             .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                 metrics::counter!("aap_bridge_requests_shed_total", "reason" => "concurrency")
                     .increment(1);

@@ -41,7 +41,7 @@ pub(super) async fn serve(
         let stream = tokio::select! {
             _ = close.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: pause rather than spin.
                     tracing::warn!(error = %e, "accept failed");
@@ -50,9 +50,11 @@ pub(super) async fn serve(
                 }
             },
         };
+        let (stream, peer) = stream;
         conns.spawn(connection(
             builder.clone(),
             stream,
+            peer,
             router.clone(),
             limits,
             close.clone(),
@@ -95,6 +97,7 @@ impl Drop for Busy {
 async fn connection(
     builder: Arc<Builder<TokioExecutor>>,
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     limits: ConnLimits,
     close: CancellationToken,
@@ -105,7 +108,10 @@ async fn connection(
         last_ms: AtomicU64::new(0),
     });
     let seen = activity.clone();
-    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        // Handlers read the client's address from here (`http::client`).
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         seen.busy.fetch_add(1, Ordering::Relaxed);
         let busy = Busy(seen.clone());
         let router = router.clone();

@@ -166,59 +166,6 @@ pub async fn retry_dead(pool: &PgPool) -> Result<u64, sqlx::Error> {
     .map(|r| r.rows_affected())
 }
 
-/// Filters for listing events; `None` means "any".
-#[derive(Debug, Clone, Default)]
-pub struct EventFilter {
-    pub source: Option<String>,
-    pub state: Option<EventState>,
-    pub category: Option<String>,
-    pub event_type: Option<String>,
-    /// `ticket.number`, as the source gave it.
-    pub ticket: Option<String>,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    /// Only events older than this one (ids are UUIDv7, so time-ordered): the page cursor.
-    pub before: Option<Uuid>,
-    pub limit: i64,
-}
-
-/// A page of events, newest first, and the cursor for the next page (None on the last page).
-pub async fn list_events(
-    pool: &PgPool,
-    f: &EventFilter,
-) -> Result<(Vec<EventSummary>, Option<Uuid>), sqlx::Error> {
-    let mut rows: Vec<EventSummary> = sqlx::query_as(&format!(
-        "SELECT {SUMMARY} FROM events
-         WHERE ($1::text IS NULL OR source = $1)
-           AND ($2::text IS NULL OR state = $2)
-           AND ($3::text IS NULL OR category = $3)
-           AND ($4::text IS NULL OR event_type = $4)
-           AND ($5::timestamptz IS NULL OR received_at >= $5)
-           AND ($6::timestamptz IS NULL OR received_at < $6)
-           AND ($7::uuid IS NULL OR id < $7)
-           AND ($9::text IS NULL OR ticket ->> 'number' = $9)
-         ORDER BY id DESC LIMIT $8"
-    ))
-    .bind(&f.source)
-    .bind(f.state)
-    .bind(&f.category)
-    .bind(&f.event_type)
-    .bind(f.since)
-    .bind(f.until)
-    .bind(f.before)
-    .bind(f.limit + 1)
-    .bind(&f.ticket)
-    .fetch_all(pool)
-    .await?;
-    let next = if rows.len() as i64 > f.limit {
-        rows.truncate(f.limit as usize);
-        rows.last().map(|r| r.id)
-    } else {
-        None
-    };
-    Ok((rows, next))
-}
-
 #[derive(sqlx::FromRow)]
 struct DetailRow {
     #[sqlx(flatten)]

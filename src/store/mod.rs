@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod catch_up;
 pub mod dispatch;
+pub mod event_list;
 pub mod events;
 pub mod overview;
 

@@ -73,6 +73,8 @@ async fn fresh_headers_after_prune_are_duplicate(pool: PgPool, sender: Sender) {
         interval_secs: 3600,
         batch: 100,
         dedupe_days: 90,
+        deliveries_max_rows: 100_000,
+        deliveries_max_age_days: 7,
     };
     prune_old(&app.pool, &s).await;
     assert_eq!(app.event_count().await, 0);
@@ -196,6 +198,8 @@ async fn dedupe_keys_outlive_events_but_not_forever(pool: PgPool) {
         interval_secs: 3600,
         batch: 1,
         dedupe_days: 0,
+        deliveries_max_rows: 100_000,
+        deliveries_max_age_days: 7,
     };
     // The service's own retention pass (at start-up) may hold the lock: prune until it is gone.
     crate::support::pipeline::wait_for("the old event pruned", 10, || async {

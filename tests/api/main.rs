@@ -17,6 +17,7 @@ mod controller_token_at_rest;
 mod controller_tokens;
 mod crash;
 mod decide;
+mod deliveries;
 mod hostile;
 mod ingest;
 mod ingest_fuzz;

@@ -76,6 +76,8 @@ async fn old_settled_events_go_running_ones_stay(pool: PgPool) {
         interval_secs: 3600,
         batch: 2,
         dedupe_days: 90,
+        deliveries_max_rows: 100_000,
+        deliveries_max_age_days: 7,
     };
     let deleted = prune(&pool, &s).await.unwrap();
     assert_eq!(

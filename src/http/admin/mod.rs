@@ -7,6 +7,7 @@
 
 mod callbacks;
 mod catch_up;
+mod deliveries;
 mod events;
 mod rules;
 mod simulate;
@@ -26,6 +27,7 @@ use utoipa_axum::routes;
 pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
     let protected = OpenApiRouter::new()
         .routes(routes!(events::list))
+        .routes(routes!(deliveries::list))
         .routes(routes!(events::detail))
         .routes(routes!(events::replay))
         .routes(routes!(callbacks::list))

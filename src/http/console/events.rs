@@ -1,14 +1,12 @@
 //! The event list (filters, cursor pages), one event's timeline, and replay.
 
 use super::session::Session;
-use super::{redirect, timeline, view, PageError};
+use super::{listing, redirect, timeline, view, PageError};
 use crate::admin::query::EventQuery;
 use crate::admin::uuid_param;
 use crate::http::AppState;
 use crate::store::events::EventState;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use axum::Extension;
 use axum::Form;
@@ -24,6 +22,7 @@ struct FormValues {
     category: String,
     event_type: String,
     ticket: String,
+    q: String,
     since: String,
     until: String,
 }
@@ -41,14 +40,15 @@ impl FormValues {
             category: text(&q.category),
             event_type: text(&q.event_type),
             ticket: text(&q.ticket),
+            q: text(&q.q),
             since: time(q.since),
             until: time(q.until),
         }
     }
 }
 
-/// The query string of the page after this one.
-fn next_page(q: &EventQuery, before: uuid::Uuid) -> String {
+/// The query string of the filters, with `cursor` (`before` or `after`) when given.
+fn page_link(q: &EventQuery, cursor: Option<(&str, uuid::Uuid)>) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
     let f = FormValues::of(q);
     for (k, v) in [
@@ -57,6 +57,7 @@ fn next_page(q: &EventQuery, before: uuid::Uuid) -> String {
         ("category", f.category),
         ("event_type", f.event_type),
         ("ticket", f.ticket),
+        ("q", f.q),
     ] {
         if !v.is_empty() {
             s.append_pair(k, &v);
@@ -71,42 +72,43 @@ fn next_page(q: &EventQuery, before: uuid::Uuid) -> String {
     if let Some(limit) = q.limit {
         s.append_pair("limit", &limit.to_string());
     }
-    s.append_pair("before", &before.to_string());
+    if let Some((key, id)) = cursor {
+        s.append_pair(key, &id.to_string());
+    }
     s.finish()
 }
 
 pub async fn list(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
-    query: Result<Query<EventQuery>, QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let Query(q) = match query {
-        Ok(q) => q,
-        Err(rejection) => {
-            return Ok(view::error_page(
-                StatusCode::BAD_REQUEST,
-                &rejection.body_text(),
-                Some(&session.csrf),
-            ))
-        }
+    let (q, refresh): (EventQuery, _) = match listing::parse(raw.as_deref()) {
+        Ok(v) => v,
+        Err(message) => return Ok(listing::bad_query(&message, &session)),
     };
     let page = app
         .admin
         .events(&q)
         .await
         .map_err(|e| PageError::new(e, &session))?;
-    let next = page.next_before.map(|id| next_page(&q, id));
+    let older = page.next_before.map(|id| page_link(&q, Some(("before", id))));
+    let newer = page.prev_after.map(|id| page_link(&q, Some(("after", id))));
+    let toggle = listing::toggle("/ui/events", &page_link(&q, None), refresh);
     Ok(view::page(
         "events.html",
         context! {
             nav => "events",
             csrf => session.csrf,
             events => page.events,
-            next => next,
+            older => older,
+            newer => newer,
+            toggle => toggle,
+            search => q.q.clone(),
             form => FormValues::of(&q),
             sources => app.admin.source_names(),
             states => EventState::NAMES,
-            filtered => q.before.is_some(),
+            paged => q.before.is_some() || q.after.is_some(),
         },
     ))
 }

@@ -5,7 +5,9 @@
 //! page. Every POST must carry the session's CSRF token, checked here before any handler runs.
 //! No page has script, and the Content-Security-Policy forbids it.
 
+mod deliveries;
 mod events;
+mod listing;
 mod login;
 mod pages;
 mod rules;
@@ -41,6 +43,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/ui/", get(pages::overview))
         .route("/ui/events", get(events::list))
         .route("/ui/events/{id}", get(events::detail))
+        .route("/ui/deliveries", get(deliveries::list))
         .route("/ui/events/{id}/replay", post(events::replay))
         .route("/ui/rules", get(rules::page))
         .route("/ui/rules/pause", post(rules::pause))

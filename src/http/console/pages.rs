@@ -6,7 +6,7 @@ use crate::admin::query::CallbackQuery;
 use crate::admin::uuid_param;
 use crate::domain::CallbackState;
 use crate::http::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::Response;
 use axum::{Extension, Form};
 use minijinja::context;
@@ -18,7 +18,13 @@ const DEAD_PAGE: i64 = 200;
 pub async fn overview(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
+    let refresh = match super::listing::parse::<NoQuery>(raw.as_deref()) {
+        Ok((_, refresh)) => refresh,
+        Err(message) => return Ok(super::listing::bad_query(&message, &session)),
+    };
+    let toggle = super::listing::toggle("/ui/", "", refresh);
     let overview = app
         .admin
         .overview()
@@ -26,9 +32,14 @@ pub async fn overview(
         .map_err(|e| PageError::new(e, &session))?;
     Ok(view::page(
         "overview.html",
-        context! { nav => "overview", csrf => session.csrf, o => overview },
+        context! { nav => "overview", csrf => session.csrf, o => overview, toggle => toggle },
     ))
 }
+
+/// The overview takes no parameters but `refresh`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
 
 #[derive(Deserialize)]
 pub struct DeadQuery {

@@ -17,6 +17,7 @@ static TEMPLATES: &[(&str, &str)] = &[
     ("dead.html", include_str!("templates/dead.html")),
     ("simulate.html", include_str!("templates/simulate.html")),
     ("confirm.html", include_str!("templates/confirm.html")),
+    ("deliveries.html", include_str!("templates/deliveries.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -29,6 +30,9 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.add_filter("when", when);
     env.add_filter("link", link);
     env.add_filter("age", age);
+    env.add_filter("urlencode", |v: String| -> String {
+        form_urlencoded::byte_serialize(v.as_bytes()).collect()
+    });
     env
 });
 

@@ -1,0 +1,113 @@
+//! The event list: filters, search, and cursor pages in both directions.
+//!
+//! Search (`q`) is a case-insensitive fragment. It is matched against
+//! `aap_bridge_search_keys(ticket, delivery_id)` (ticket number, sys_id, PagerDuty incident id,
+//! `owner/repo#number`, delivery id), which a trigram index covers at any table size, and against
+//! the payload text of the newest `PAYLOAD_WINDOW` events only: a payload scan of every event is
+//! what a million-event table cannot afford.
+
+use super::admin::{EventSummary, SUMMARY};
+use crate::domain::EventState;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// How many of the newest events a search also looks for in their payload text.
+pub const PAYLOAD_WINDOW: i64 = 20_000;
+
+/// Filters for listing events; `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub source: Option<String>,
+    pub state: Option<EventState>,
+    pub category: Option<String>,
+    pub event_type: Option<String>,
+    /// `ticket.number`, exactly as the source gave it.
+    pub ticket: Option<String>,
+    /// A fragment to search for (see the module doc).
+    pub search: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Only events older than this one (ids are UUIDv7, so time-ordered): the next page.
+    pub before: Option<Uuid>,
+    /// Only events newer than this one: the page above.
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// `text` as a LIKE pattern matching it anywhere, lower-cased, its wildcards taken literally.
+pub fn fragment(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// A page newest first, and whether there are older and newer events beyond it.
+pub async fn list_events(
+    pool: &PgPool,
+    f: &EventFilter,
+) -> Result<(Vec<EventSummary>, bool, bool), sqlx::Error> {
+    let up = f.after.is_some() && f.before.is_none();
+    let search = if f.search.is_some() {
+        "AND (aap_bridge_search_keys(ticket, delivery_id) LIKE $10
+              OR (id >= (SELECT coalesce(
+                           (SELECT id FROM events ORDER BY id DESC OFFSET $12 LIMIT 1),
+                           '00000000-0000-0000-0000-000000000000'::uuid))
+                  AND lower(payload::text) LIKE $10))"
+    } else {
+        "AND $10::text IS NULL AND $12::int8 IS NOT NULL"
+    };
+    let mut rows: Vec<EventSummary> = sqlx::query_as(&format!(
+        "SELECT {SUMMARY} FROM events
+         WHERE ($1::text IS NULL OR source = $1)
+           AND ($2::text IS NULL OR state = $2)
+           AND ($3::text IS NULL OR category = $3)
+           AND ($4::text IS NULL OR event_type = $4)
+           AND ($5::timestamptz IS NULL OR received_at >= $5)
+           AND ($6::timestamptz IS NULL OR received_at < $6)
+           AND ($7::uuid IS NULL OR id < $7)
+           AND ($9::text IS NULL OR ticket ->> 'number' = $9)
+           AND ($11::uuid IS NULL OR id > $11)
+           {search}
+         ORDER BY id {} LIMIT $8",
+        if up { "ASC" } else { "DESC" }
+    ))
+    .bind(&f.source)
+    .bind(f.state)
+    .bind(&f.category)
+    .bind(&f.event_type)
+    .bind(f.since)
+    .bind(f.until)
+    .bind(f.before)
+    .bind(f.limit + 1)
+    .bind(&f.ticket)
+    .bind(f.search.as_deref().map(fragment))
+    .bind(f.after)
+    .bind(PAYLOAD_WINDOW - 1)
+    .fetch_all(pool)
+    .await?;
+    let more = rows.len() as i64 > f.limit;
+    rows.truncate(f.limit as usize);
+    if up {
+        rows.reverse();
+        Ok((rows, f.after.is_some(), more))
+    } else {
+        Ok((rows, more, f.before.is_some() || f.after.is_some()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fragments_are_literal_and_lower_case() {
+        assert_eq!(super::fragment(" INC0020055 "), "%inc0020055%");
+        assert_eq!(super::fragment("50%_a\\b"), "%50\\%\\_a\\\\b%");
+    }
+}
