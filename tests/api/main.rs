@@ -34,6 +34,7 @@ mod quickstart;
 mod recovery;
 mod replicas;
 mod retention;
+mod search;
 mod shutdown;
 mod slow_clients;
 mod storm;

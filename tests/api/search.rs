@@ -1,0 +1,90 @@
+//! Search: case-insensitive fragments of ticket numbers, sys_ids, PagerDuty ids, repositories
+//! and payload text, through the API and the console's header box; the trigram index is usable.
+
+use crate::support::console::Console;
+use crate::support::pipeline::wait_for;
+use crate::support::{error_of, Sender, TestApp, SOURCES_YAML};
+use sqlx::PgPool;
+
+fn yaml() -> String {
+    format!("{SOURCES_YAML}admin:\n  token: admin-secret\n")
+}
+
+async fn found(app: &TestApp, q: &str) -> Vec<String> {
+    let path = format!("/events?q={}", urlencode(q));
+    let (status, body) = app.admin("GET", &path, None).await;
+    assert_eq!(status, 200, "{q}: {body}");
+    body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["source"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[sqlx::test]
+async fn fragments_find_tickets_ids_repositories_and_payload_text(pool: PgPool) {
+    let app = TestApp::spawn_with(pool.clone(), pool.clone(), &yaml()).await;
+    let snow = Sender::ServiceNow;
+    let body = String::from_utf8(snow.body("s-1"))
+        .unwrap()
+        .replace("INC0010001", "INC0020055")
+        .into_bytes();
+    let h = snow.signed_headers(snow.new_secret(), "s-1", &body);
+    assert_eq!(app.post("snow", &h, &body).await.0, 202);
+    assert_eq!(app.deliver(Sender::PagerDuty, "p-1").await.0, 202);
+    assert_eq!(app.deliver(Sender::Github, "g-1").await.0, 202);
+
+    for q in ["inc0020055", "0020055", "INC00200", "  Inc0020055 "] {
+        assert_eq!(found(&app, q).await, ["snow"], "{q}");
+    }
+    assert_eq!(found(&app, "9d385017c6112287").await, ["snow"], "a sys_id fragment");
+    assert_eq!(found(&app, "pabc123").await, ["pd"], "a PagerDuty incident id");
+    assert_eq!(found(&app, "acme/ops#42").await, ["gh"], "repository and issue");
+    assert_eq!(found(&app, "ACME/OPS").await, ["gh"]);
+    assert_eq!(found(&app, "web01.example.com").await, ["snow"], "payload text");
+    assert_eq!(found(&app, "disk full on web01").await, ["gh"], "payload text");
+    assert!(found(&app, "INC0099999").await.is_empty());
+    assert!(found(&app, "%").await.is_empty(), "wildcards are literal");
+    assert_eq!(found(&app, "0020055").await.len(), 1);
+    let (status, body) = app
+        .admin("GET", &format!("/events?q={}", "x".repeat(201)), None)
+        .await;
+    assert_eq!(status, 400);
+    assert!(error_of(&body).contains("`q`"), "{body}");
+
+    // The header's search box on every console page leads to the events it finds.
+    let console = Console::logged_in(&app.base).await;
+    let page = console.get("/ui/deliveries").await;
+    page.assert_has(r#"name="q" type="search""#);
+    let page = console.get("/ui/events?q=0020055").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.assert_has("INC0020055");
+    assert!(!page.body.contains(">PABC123<"), "only what matches");
+
+    // The index is there and serves the key search once the table is large enough to need it.
+    let plan: Vec<String> = wait_for("a plan", 5, || async {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let rows: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN SELECT id FROM events
+             WHERE aap_bridge_search_keys(ticket, delivery_id) LIKE '%0020055%'",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        Some(rows)
+    })
+    .await;
+    assert!(
+        plan.iter().any(|l| l.contains("events_search")),
+        "{plan:#?}"
+    );
+}
