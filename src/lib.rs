@@ -16,6 +16,7 @@ pub mod launch;
 pub mod mapping;
 pub mod metrics;
 pub mod notify;
+pub mod operators;
 pub mod postback;
 pub mod retry;
 pub mod runtime;

@@ -135,6 +135,7 @@ impl Application {
             tasks.add(name, handle);
         }
         let admin_controller = controller.clone();
+        let login = crate::operators::login::LoginPolicy::new(&settings.admin, controller.clone());
         let admin_notifier = notifier.clone();
         let wakes = crate::admin::Wakes {
             launch: Arc::new(tokio::sync::Notify::new()),
@@ -226,6 +227,7 @@ impl Application {
             hook_limits: HookLimits::new(&settings.server),
             mappings: admin_mappings,
             admin_token: settings.admin.token.clone(),
+            login,
             controller_health: settings.controller.is_some().then_some(health),
             deliveries,
             client_header,

@@ -22,9 +22,7 @@ fn depth(queues: &[Queue], name: &str) -> i64 {
 }
 
 fn day(rows: &[crate::store::overview::StateCount], state: &str) -> i64 {
-    rows.iter()
-        .find(|r| r.state == state)
-        .map_or(0, |r| r.day)
+    rows.iter().find(|r| r.state == state).map_or(0, |r| r.day)
 }
 
 /// `health_since`: when the controller's health last changed.
@@ -98,7 +96,10 @@ pub fn of(o: &Overview, health_since: Option<DateTime<Utc>>) -> Vec<Attention> {
                 "{} request(s) to /hooks/{} refused in the last day ({what}).",
                 s.refused, s.source
             ),
-            link: format!("/ui/deliveries?source={}&outcome=refused", urlencode(&s.source)),
+            link: format!(
+                "/ui/deliveries?source={}&outcome=refused",
+                urlencode(&s.source)
+            ),
         });
     }
     out

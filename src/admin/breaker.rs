@@ -3,9 +3,11 @@
 //! JSON API, the console and the `rules` commands all come here.
 
 use super::{Admin, Error, Result};
+use crate::domain::AuditAction;
 use crate::launch as breaker;
 use crate::launch::sql::held;
 use crate::launch::sql::pauses::{self, Breaker, PausedBy};
+use crate::operators::{audit, Actor};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -109,7 +111,12 @@ impl Admin {
 
     /// Pauses the rule on every replica: from the commit on, its launches are held, never sent.
     /// A rule already paused stays paused as it was.
-    pub async fn pause_rule(&self, name: &str, reason: Option<&str>) -> Result<RuleState> {
+    pub async fn pause_rule(
+        &self,
+        name: &str,
+        reason: Option<&str>,
+        actor: &Actor,
+    ) -> Result<RuleState> {
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
         if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
             return Err(Error::Invalid(format!(
@@ -121,14 +128,23 @@ impl Admin {
         let (pause, fresh) = pauses::pause(&mut tx, name, PausedBy::Operator, reason).await?;
         tx.commit().await?;
         if fresh {
-            tracing::warn!(rule = %name, reason = %pause.why(), "rule paused by an operator");
+            tracing::warn!(rule = %name, reason = %pause.why(), user = %actor.name, "rule paused by an operator");
         }
+        let detail = serde_json::json!({ "reason": reason, "already_paused": !fresh });
+        audit::record(
+            &self.pool,
+            actor,
+            AuditAction::RulePause,
+            Some(&audit::rule(name)),
+            detail,
+        )
+        .await;
         self.rule_state(name).await
     }
 
     /// Lifts the pause and resets the failure count; held launches are released (back to
     /// `planned`, oldest first) or dropped (each ticket told).
-    pub async fn resume_rule(&self, name: &str, choice: Held) -> Result<Resumed> {
+    pub async fn resume_rule(&self, name: &str, choice: Held, actor: &Actor) -> Result<Resumed> {
         self.check_known(name).await?;
         let mut tx = self.pool.begin().await?;
         let Some(pause) = pauses::resume(&mut tx, name).await? else {
@@ -139,7 +155,8 @@ impl Admin {
             Held::Release => released = held::release(&mut tx, name).await?,
             Held::Drop => {
                 let why = format!(
-                    "dropped by an operator on resume; the rule was {}",
+                    "dropped by an operator ({}) on resume; the rule was {}",
+                    actor.name,
                     pause.why()
                 );
                 let rows = held::drop_all(&mut tx, name, &why).await?;
@@ -150,7 +167,17 @@ impl Admin {
             }
         }
         tx.commit().await?;
-        tracing::warn!(rule = %name, released, dropped, "rule resumed by an operator");
+        tracing::warn!(rule = %name, released, dropped, user = %actor.name, "rule resumed by an operator");
+        let detail =
+            serde_json::json!({ "held": choice, "released": released, "dropped": dropped });
+        audit::record(
+            &self.pool,
+            actor,
+            AuditAction::RuleResume,
+            Some(&audit::rule(name)),
+            detail,
+        )
+        .await;
         if let Some(w) = &self.wake {
             if released > 0 {
                 w.launch.notify_one();

@@ -2,8 +2,10 @@
 
 use super::query::EventQuery;
 use super::{Admin, Error, Result};
+use crate::domain::AuditAction;
 use crate::domain::EventId;
 use crate::launch::wait;
+use crate::operators::{audit, Actor};
 use crate::store::admin::{self as store, EventDetail, EventSummary, LaunchBrief, Replayed};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -67,13 +69,18 @@ impl Admin {
 
     /// Stores a copy of the event as a new pending event; the dispatcher treats it like a
     /// delivery, under the rules in force now.
-    pub async fn replay(&self, id: Uuid) -> Result<Replayed> {
-        self.replay_once(id, None).await
+    pub async fn replay(&self, id: Uuid, actor: &Actor) -> Result<Replayed> {
+        self.replay_once(id, None, actor).await
     }
 
     /// A replay that a second submission of the same form (the same `once` key, 1 to 64
     /// letters, digits and `-`) cannot repeat: it answers with the first copy.
-    pub async fn replay_once(&self, id: Uuid, once: Option<&str>) -> Result<Replayed> {
+    pub async fn replay_once(
+        &self,
+        id: Uuid,
+        once: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Replayed> {
         let valid = |k: &str| {
             (1..=64).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         };
@@ -88,7 +95,16 @@ impl Admin {
         if r.again {
             tracing::info!(event_id = %r.event_id, replay_of = %id, "replay form submitted again; nothing new stored");
         } else {
-            tracing::info!(event_id = %r.event_id, replay_of = %id, delivery_id = %r.delivery_id, "event replayed");
+            tracing::info!(event_id = %r.event_id, replay_of = %id, delivery_id = %r.delivery_id, user = %actor.name, "event replayed");
+            let detail = serde_json::json!({ "copy": r.event_id });
+            audit::record(
+                &self.pool,
+                actor,
+                AuditAction::EventReplay,
+                Some(&audit::event(id)),
+                detail,
+            )
+            .await;
         }
         Ok(r)
     }

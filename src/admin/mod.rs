@@ -3,6 +3,7 @@
 //! only turns its input into these calls and the answers into its own format.
 
 mod attention;
+mod audit;
 mod breaker;
 mod callbacks;
 mod catch_up;
@@ -13,6 +14,7 @@ pub mod query;
 mod rules;
 pub mod simulate;
 
+pub use audit::AuditPage;
 pub use breaker::{Held, Resumed, RuleState};
 pub use deliveries::DeliveryPage;
 pub use events::EventPage;

@@ -164,7 +164,10 @@ pub async fn events(settings: &Settings, args: &EventsArgs) -> anyhow::Result<()
 }
 
 pub async fn replay(settings: &Settings, args: &ReplayArgs) -> anyhow::Result<()> {
-    let r = database(settings).await?.replay(args.event_id).await?;
+    let r = database(settings)
+        .await?
+        .replay(args.event_id, &crate::operators::Actor::cli())
+        .await?;
     eprintln!(
         "event {} stored as a replay of {} (delivery id {}); a running bridge dispatches it",
         r.event_id, r.replay_of, r.delivery_id

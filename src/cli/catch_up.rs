@@ -44,7 +44,9 @@ pub async fn run(settings: &Settings, args: &CatchUpArgs) -> anyhow::Result<()> 
     let catch_up = CatchUp::new(settings, pool.clone(), None, Default::default())
         .map_err(|e| anyhow::anyhow!(e))?;
     let admin = Admin::database_only(pool).with_catch_up(Arc::new(catch_up));
-    let summary = admin.catch_up(&args.source, since).await?;
+    let summary = admin
+        .catch_up(&args.source, since, &crate::operators::Actor::cli())
+        .await?;
     let text = match args.json {
         true => serde_json::to_string_pretty(&summary)?,
         false => summary.lines().join("\n"),

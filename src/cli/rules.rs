@@ -56,13 +56,21 @@ pub async fn run(settings: &Settings, command: &RulesCommand) -> anyhow::Result<
     match command {
         RulesCommand::List => out(table(&admin.rule_states().await?).trim_end()),
         RulesCommand::Pause(args) => {
-            let r = admin.pause_rule(&args.name, args.reason.as_deref()).await?;
+            let r = admin
+                .pause_rule(
+                    &args.name,
+                    args.reason.as_deref(),
+                    &crate::operators::Actor::cli(),
+                )
+                .await?;
             eprintln!("rule {} is paused on every replica", r.rule);
             out(table(&[r]).trim_end())
         }
         RulesCommand::Resume(args) => {
             let held = if args.drop { Held::Drop } else { Held::Release };
-            let r = admin.resume_rule(&args.name, held).await?;
+            let r = admin
+                .resume_rule(&args.name, held, &crate::operators::Actor::cli())
+                .await?;
             eprintln!(
                 "rule {} resumed: {} held launch(es) released, {} dropped",
                 r.rule.rule, r.released, r.dropped

@@ -11,7 +11,7 @@ mod strength;
 mod tests_catch_up;
 mod workers;
 
-pub use admin::AdminSettings;
+pub use admin::{AdminSettings, OperatorRoles};
 pub use catch_up::{
     CatchUpPlan, CatchUpSettings, GithubPlan, Hook, HookSetting, Pace, ServiceNowPlan, SnAuth,
     Versions,
@@ -208,6 +208,7 @@ impl Settings {
             .validate(self.controller.as_ref().map(|c| c.timeout_secs))
             .map_err(ConfigError)?;
         self.retention.validate().map_err(ConfigError)?;
+        self.admin.validate().map_err(ConfigError)?;
         for (name, source) in &self.sources {
             source
                 .validate(name)

@@ -8,11 +8,13 @@ mod settings;
 mod transport;
 pub mod types;
 mod unreached;
+mod users;
 
 pub use auth::{ApiInfo, AuthState};
 pub use health::{ControllerHealth, Health};
 pub use settings::JinjaSetting;
 pub use types::*;
+pub use users::ControllerUser;
 
 use crate::config::{ControllerSettings, FlavourSetting};
 use auth::Auth;
@@ -24,6 +26,8 @@ use transport::Transport;
 
 pub struct Controller {
     t: Transport,
+    /// For people's console logins (`users`): no cookie jar, never the service's credential.
+    login_t: Transport,
     auth: Auth,
     flavour: FlavourSetting,
     api_root: Option<String>,
@@ -56,6 +60,7 @@ impl Controller {
         auth.configure(s)?;
         Ok(Self {
             t,
+            login_t: Transport::new(s, false)?,
             auth,
             flavour: s.flavour,
             api_root: s.api_root.clone(),

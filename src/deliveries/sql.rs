@@ -54,12 +54,10 @@ pub async fn insert(pool: &PgPool, rows: &[Delivery]) -> Result<(), sqlx::Error>
 /// Keeps the newest `max_rows` (by id; sequence gaps only make it keep fewer). Both steps walk
 /// the primary key, so a trim with nothing to delete costs one index probe.
 pub async fn trim(pool: &PgPool, max_rows: i64) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query(
-        "DELETE FROM deliveries WHERE id <= (SELECT max(id) FROM deliveries) - $1",
-    )
-    .bind(max_rows)
-    .execute(pool)
-    .await?;
+    let r = sqlx::query("DELETE FROM deliveries WHERE id <= (SELECT max(id) FROM deliveries) - $1")
+        .bind(max_rows)
+        .execute(pool)
+        .await?;
     Ok(r.rows_affected())
 }
 

@@ -11,7 +11,10 @@ pub fn address(
     headers: &HeaderMap,
     ext: &Extensions,
 ) -> Option<String> {
-    let peer = || ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let peer = || {
+        ext.get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+    };
     let Some(name) = header else {
         return peer();
     };
@@ -21,8 +24,7 @@ pub fn address(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .next_back()
+        .rfind(|v| !v.is_empty())
         .and_then(|v| v.parse::<std::net::IpAddr>().ok())
         .map(|ip| ip.to_string());
     forwarded.or_else(peer)
@@ -41,10 +43,16 @@ mod tests {
         assert_eq!(address(None, &h, &ext).as_deref(), Some("10.0.0.9"));
         let name = HeaderName::from_static("x-forwarded-for");
         h.append(&name, HeaderValue::from_static("1.2.3.4, 203.0.113.7"));
-        assert_eq!(address(Some(&name), &h, &ext).as_deref(), Some("203.0.113.7"));
+        assert_eq!(
+            address(Some(&name), &h, &ext).as_deref(),
+            Some("203.0.113.7")
+        );
         h.insert(&name, HeaderValue::from_static("not an address"));
         assert_eq!(address(Some(&name), &h, &ext).as_deref(), Some("10.0.0.9"));
         assert_eq!(address(Some(&name), &h, &Extensions::new()), None);
-        assert_eq!(address(None, &HeaderMap::new(), &ext).as_deref(), Some("10.0.0.9"));
+        assert_eq!(
+            address(None, &HeaderMap::new(), &ext).as_deref(),
+            Some("10.0.0.9")
+        );
     }
 }

@@ -35,7 +35,8 @@ pub async fn record(State(app): State<AppState>, req: Request, next: Next) -> Re
         .strip_prefix("/hooks/")
         .unwrap_or_default()
         .to_string();
-    let client = super::client::address(app.client_header.as_ref(), req.headers(), req.extensions());
+    let client =
+        super::client::address(app.client_header.as_ref(), req.headers(), req.extensions());
     let header_id = DELIVERY_HEADERS
         .iter()
         .find_map(|h| req.headers().get(*h))
@@ -47,13 +48,15 @@ pub async fn record(State(app): State<AppState>, req: Request, next: Next) -> Re
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i64>().ok());
     let resp = next.run(req).await;
-    let note = resp.extensions().get::<HookNote>().cloned().unwrap_or_default();
+    let note = resp
+        .extensions()
+        .get::<HookNote>()
+        .cloned()
+        .unwrap_or_default();
     let status = resp.status().as_u16();
-    let reason = note.reason.or_else(|| {
-        resp.extensions()
-            .get::<ErrorText>()
-            .map(|e| clip(&e.0))
-    });
+    let reason = note
+        .reason
+        .or_else(|| resp.extensions().get::<ErrorText>().map(|e| clip(&e.0)));
     app.deliveries.record(Delivery {
         at,
         known: app.sources.contains_key(&source),
@@ -162,7 +165,11 @@ async fn handle(
             json!({"event_id": id, "status": "duplicate"}),
         ),
     };
-    note.event_id = answer.1.get("event_id").and_then(|v| v.as_str()).and_then(|v| v.parse().ok());
+    note.event_id = answer
+        .1
+        .get("event_id")
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.parse().ok());
     note.word = match answer.1.get("status").and_then(Value::as_str) {
         Some("duplicate") => Some("duplicate"),
         Some("ignored") => Some("ignored"),

@@ -54,6 +54,8 @@ pub struct AppStateData {
     pub hook_limits: HookLimits,
     /// The rules in force, for the admin `simulate` call.
     pub mappings: crate::mapping::SharedMappings,
+    /// Console logins: the admin token, controller accounts, roles and limits.
+    pub login: crate::operators::login::LoginPolicy,
     /// `admin.token`; None disables the admin API.
     pub admin_token: Option<secrecy::SecretString>,
     /// None in dry-run (no controller configured).

@@ -30,6 +30,8 @@ pub async fn prune(pool: &PgPool, s: &RetentionSettings) -> Result<u64, sqlx::Er
     } else {
         0
     };
+    // Ended sessions go; the audit trail stays (it is small: failed logins are rate-limited).
+    crate::operators::sessions::prune(pool).await?;
     lock.commit().await?;
     if events > 0 {
         tracing::info!(events, days = s.max_age_days, "pruned old events");

@@ -599,6 +599,8 @@ async fn openapi_documents_every_route_and_only_real_ones(pool: PgPool) {
         ("POST", "/api/v1/rules/{name}/pause"),
         ("POST", "/api/v1/rules/{name}/resume"),
         ("POST", "/api/v1/catch-up/{source}"),
+        ("GET", "/api/v1/deliveries"),
+        ("GET", "/api/v1/audit"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))

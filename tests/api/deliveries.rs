@@ -18,7 +18,9 @@ fn yaml(server: &str, max_rows: i64) -> String {
 }
 
 async fn rows(app: &TestApp, query: &str) -> Vec<Value> {
-    let (status, body) = app.admin("GET", &format!("/deliveries?{query}"), None).await;
+    let (status, body) = app
+        .admin("GET", &format!("/deliveries?{query}"), None)
+        .await;
     assert_eq!(status, 200, "{body}");
     body["deliveries"].as_array().unwrap().clone()
 }
@@ -90,13 +92,33 @@ async fn every_kind_of_answer_is_logged_and_no_refused_body_is_kept(pool: PgPool
         ],
         "newest first"
     );
-    assert!(all[6]["delivery_id"].as_str().unwrap().ends_with("d-1"), "{}", all[6]);
-    assert!(all[6]["event_id"].is_string(), "an accepted delivery links its event");
-    assert_eq!(all[5]["event_id"], all[6]["event_id"], "the duplicate names the original");
-    assert_eq!(all[4]["delivery_id"], "d-401", "from the header, though refused");
+    assert!(
+        all[6]["delivery_id"].as_str().unwrap().ends_with("d-1"),
+        "{}",
+        all[6]
+    );
+    assert!(
+        all[6]["event_id"].is_string(),
+        "an accepted delivery links its event"
+    );
+    assert_eq!(
+        all[5]["event_id"], all[6]["event_id"],
+        "the duplicate names the original"
+    );
+    assert_eq!(
+        all[4]["delivery_id"], "d-401",
+        "from the header, though refused"
+    );
     assert_eq!(all[0]["known"], false);
     assert_eq!(all[0]["client"], "127.0.0.1");
-    assert!(all[4]["reason"].as_str().unwrap().contains("X-Hub-Signature-256"), "{}", all[4]);
+    assert!(
+        all[4]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("X-Hub-Signature-256"),
+        "{}",
+        all[4]
+    );
     assert!(all[2]["size"].as_i64().unwrap() > 4096, "{}", all[2]);
     for d in &all[..5] {
         assert!(d["reason"].as_str().is_some_and(|r| !r.is_empty()), "{d}");
@@ -116,7 +138,10 @@ async fn every_kind_of_answer_is_logged_and_no_refused_body_is_kept(pool: PgPool
     assert_eq!(rows(&app, "status=401").await.len(), 1);
     let (_, page) = app.admin("GET", "/deliveries?limit=3", None).await;
     let before = page["next_before"].as_i64().unwrap();
-    assert!(page["prev_after"].is_null(), "the newest page has nothing above");
+    assert!(
+        page["prev_after"].is_null(),
+        "the newest page has nothing above"
+    );
     let (_, older) = app
         .admin("GET", &format!("/deliveries?limit=3&before={before}"), None)
         .await;
@@ -125,13 +150,18 @@ async fn every_kind_of_answer_is_logged_and_no_refused_body_is_kept(pool: PgPool
     let (_, newer) = app
         .admin("GET", &format!("/deliveries?limit=3&after={after}"), None)
         .await;
-    assert_eq!(newer["deliveries"], page["deliveries"], "newer leads back to the first page");
+    assert_eq!(
+        newer["deliveries"], page["deliveries"],
+        "newer leads back to the first page"
+    );
     let (status, body) = app.admin("GET", "/deliveries?outcome=lost", None).await;
     assert_eq!(status, 400);
     assert!(error_of(&body).contains("`outcome`"), "{body}");
 
     // The overview counts them per source.
-    let (status, body) = app.admin("GET", "/deliveries?source=gh&limit=1", None).await;
+    let (status, body) = app
+        .admin("GET", "/deliveries?source=gh&limit=1", None)
+        .await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -167,7 +197,13 @@ async fn shed_requests_are_logged_as_unavailable(pool: PgPool) {
     drop(held);
     assert_eq!(logged["outcome"], "unavailable");
     assert_eq!(logged["source"], "pd");
-    assert!(logged["reason"].as_str().unwrap().contains("max_concurrent_hooks"), "{logged}");
+    assert!(
+        logged["reason"]
+            .as_str()
+            .unwrap()
+            .contains("max_concurrent_hooks"),
+        "{logged}"
+    );
 }
 
 /// 10,000 refused requests from 32 clients at once, with signed deliveries among them: the table
@@ -233,5 +269,8 @@ async fn a_flood_of_refused_requests_stays_within_the_bound(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert!(max_id > MAX_ROWS, "rows were written past the bound and trimmed ({max_id})");
+    assert!(
+        max_id > MAX_ROWS,
+        "rows were written past the bound and trimmed ({max_id})"
+    );
 }

@@ -26,6 +26,7 @@ mod ingest_replay;
 mod launch_protocol;
 mod launch_waits;
 mod metrics;
+mod operators;
 mod outage;
 mod pipeline;
 mod pipeline_awx;

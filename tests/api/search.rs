@@ -42,12 +42,32 @@ async fn fragments_find_tickets_ids_repositories_and_payload_text(pool: PgPool) 
     for q in ["inc0020055", "0020055", "INC00200", "  Inc0020055 "] {
         assert_eq!(found(&app, q).await, ["snow"], "{q}");
     }
-    assert_eq!(found(&app, "9d385017c6112287").await, ["snow"], "a sys_id fragment");
-    assert_eq!(found(&app, "pabc123").await, ["pd"], "a PagerDuty incident id");
-    assert_eq!(found(&app, "acme/ops#42").await, ["gh"], "repository and issue");
+    assert_eq!(
+        found(&app, "9d385017c6112287").await,
+        ["snow"],
+        "a sys_id fragment"
+    );
+    assert_eq!(
+        found(&app, "pabc123").await,
+        ["pd"],
+        "a PagerDuty incident id"
+    );
+    assert_eq!(
+        found(&app, "acme/ops#42").await,
+        ["gh"],
+        "repository and issue"
+    );
     assert_eq!(found(&app, "ACME/OPS").await, ["gh"]);
-    assert_eq!(found(&app, "web01.example.com").await, ["snow"], "payload text");
-    assert_eq!(found(&app, "disk full on web01").await, ["gh"], "payload text");
+    assert_eq!(
+        found(&app, "web01.example.com").await,
+        ["snow"],
+        "payload text"
+    );
+    assert_eq!(
+        found(&app, "disk full on web01").await,
+        ["gh"],
+        "payload text"
+    );
     assert!(found(&app, "INC0099999").await.is_empty());
     assert!(found(&app, "%").await.is_empty(), "wildcards are literal");
     assert_eq!(found(&app, "0020055").await.len(), 1);

@@ -104,7 +104,12 @@ impl Console {
 
     /// Logs in; on success keeps the session cookie (`name=value` only).
     pub async fn login(&mut self, token: &str) -> Page {
-        let page = self.post("/ui/login", &[("token", token)]).await;
+        self.login_form(&[("token", token)]).await
+    }
+
+    /// Logs in with these form fields (`username` and `password`, or `token`).
+    pub async fn login_form(&mut self, form: &[(&str, &str)]) -> Page {
+        let page = self.post("/ui/login", form).await;
         if let Some(set) = &page.set_cookie {
             self.cookie = Some(set.split(';').next().unwrap().to_string());
         }

@@ -77,6 +77,8 @@ pub struct Tuning {
     /// `catch_up:` blocks (YAML flow mappings) for these sources; `{tickets}` is replaced by
     /// the fake ticket systems' URL.
     pub catch_up: Vec<(&'static str, String)>,
+    /// More `admin:` keys, YAML flow style (`operators: {teams: [sre]}`).
+    pub admin: String,
 }
 
 impl Default for Tuning {
@@ -85,6 +87,7 @@ impl Default for Tuning {
             controller_timeout_secs: 5,
             workers: String::new(),
             catch_up: Vec::new(),
+            admin: String::new(),
         }
     }
 }
@@ -117,7 +120,7 @@ dev_mode: true
 server: {{listen: "127.0.0.1:0", drain_secs: 0, shutdown_grace_secs: 5, metrics_refresh_ms: 200}}
 database: {{acquire_timeout_ms: 2000}}
 ingest: {{commit_timeout_ms: 3000}}
-admin: {{token: "{admin}"}}
+admin: {{token: "{admin}"{admin_extra}}}
 mappings: {{path: "{mappings}", reload_interval_secs: 1}}
 workers:
 {workers}
@@ -145,6 +148,11 @@ sources:
 "#,
         mappings = mappings.display(),
         admin = super::ADMIN_TOKEN,
+        admin_extra = if tuning.admin.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", tuning.admin)
+        },
         workers = worker_lines(lease_secs, &tuning.workers),
         timeout = tuning.controller_timeout_secs,
     );

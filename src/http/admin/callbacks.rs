@@ -5,8 +5,10 @@ use crate::admin::query::CallbackQuery;
 use crate::admin::uuid_param;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::AppState;
+use crate::operators::Actor;
 use crate::store::admin::CallbackView;
 use axum::extract::{Path, State};
+use axum::Extension;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -58,8 +60,9 @@ pub async fn list(
 )]
 pub async fn retry(
     State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Json<CallbackView>, ApiError> {
     let id = uuid_param("id", &id)?;
-    Ok(Json(app.admin.retry_callback(id).await?))
+    Ok(Json(app.admin.retry_callback(id, &actor).await?))
 }

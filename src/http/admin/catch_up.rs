@@ -5,8 +5,10 @@ use crate::admin::query::CatchUpQuery;
 use crate::catch_up::Summary;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::AppState;
+use crate::operators::Actor;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
 
 /// Runs one pass for the source now (after any pass still running) and answers what it did.
@@ -32,10 +34,11 @@ use axum::Json;
 )]
 pub async fn run(
     State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(source): Path<String>,
     ApiQuery(query): ApiQuery<CatchUpQuery>,
 ) -> Result<(StatusCode, Json<Summary>), ApiError> {
-    let summary = app.admin.catch_up(&source, query.since).await?;
+    let summary = app.admin.catch_up(&source, query.since, &actor).await?;
     let status = match summary.error {
         Some(_) => StatusCode::BAD_GATEWAY,
         None => StatusCode::OK,

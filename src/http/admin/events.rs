@@ -5,9 +5,11 @@ use crate::admin::query::EventQuery;
 use crate::admin::uuid_param;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::AppState;
+use crate::operators::Actor;
 use crate::store::admin::EventDetail;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -89,10 +91,11 @@ pub struct ReplayAnswer {
 )]
 pub async fn replay(
     State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<ReplayAnswer>), ApiError> {
     let id = uuid_param("id", &id)?;
-    let r = app.admin.replay(id).await?;
+    let r = app.admin.replay(id, &actor).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(ReplayAnswer {

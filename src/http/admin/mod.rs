@@ -5,6 +5,7 @@
 //! Every route except `openapi.json` needs `Authorization: Bearer <admin.token>`; without a
 //! configured token the whole API answers 401.
 
+mod audit;
 mod callbacks;
 mod catch_up;
 mod deliveries;
@@ -28,6 +29,7 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
     let protected = OpenApiRouter::new()
         .routes(routes!(events::list))
         .routes(routes!(deliveries::list))
+        .routes(routes!(audit::list))
         .routes(routes!(events::detail))
         .routes(routes!(events::replay))
         .routes(routes!(callbacks::list))
@@ -58,10 +60,18 @@ async fn require_token(State(app): State<AppState>, req: Request, next: Next) ->
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer);
+    let client =
+        crate::http::client::address(app.client_header.as_ref(), req.headers(), req.extensions());
     if presented.is_some_and(|p| crate::signature::token_matches(std::slice::from_ref(token), p)) {
+        let mut req = req;
+        req.extensions_mut()
+            .insert(crate::operators::Actor::token(client));
         return next.run(req).await;
     }
-    tracing::warn!("admin request refused: missing or wrong bearer token");
+    tracing::warn!(
+        client = client.as_deref(),
+        "admin request refused: missing or wrong bearer token"
+    );
     let mut resp = ApiError::unauthorized("missing or wrong admin bearer token").into_response();
     resp.headers_mut().insert(
         WWW_AUTHENTICATE,

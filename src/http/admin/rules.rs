@@ -4,8 +4,10 @@
 use crate::admin::{Held, Resumed, RuleState};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::AppState;
+use crate::operators::Actor;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::Extension;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -89,12 +91,15 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<RuleList>, ApiErro
 )]
 pub async fn pause(
     State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<RuleState>, ApiError> {
     let req: PauseRequest = body(&bytes, Some(PauseRequest::default()), "{\"reason\": …}")?;
     Ok(Json(
-        app.admin.pause_rule(&name, req.reason.as_deref()).await?,
+        app.admin
+            .pause_rule(&name, req.reason.as_deref(), &actor)
+            .await?,
     ))
 }
 
@@ -120,9 +125,10 @@ pub async fn pause(
 )]
 pub async fn resume(
     State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<Resumed>, ApiError> {
     let req: ResumeRequest = body(&bytes, None, "{\"held\": \"release\" | \"drop\"}")?;
-    Ok(Json(app.admin.resume_rule(&name, req.held).await?))
+    Ok(Json(app.admin.resume_rule(&name, req.held, &actor).await?))
 }

@@ -5,6 +5,7 @@ use super::{listing, redirect, timeline, view, PageError};
 use crate::admin::query::EventQuery;
 use crate::admin::uuid_param;
 use crate::http::AppState;
+use crate::operators::Actor;
 use crate::store::events::EventState;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
@@ -92,7 +93,9 @@ pub async fn list(
         .events(&q)
         .await
         .map_err(|e| PageError::new(e, &session))?;
-    let older = page.next_before.map(|id| page_link(&q, Some(("before", id))));
+    let older = page
+        .next_before
+        .map(|id| page_link(&q, Some(("before", id))));
     let newer = page.prev_after.map(|id| page_link(&q, Some(("after", id))));
     let toggle = listing::toggle("/ui/events", &page_link(&q, None), refresh);
     Ok(view::page(
@@ -126,6 +129,11 @@ pub async fn detail(
         .map_err(|e| PageError::new(e, &session))?;
     let steps = timeline::of(&event);
     let decision = timeline::decision(&event.decision);
+    let actions = app
+        .admin
+        .audit_of(&crate::operators::audit::event(id))
+        .await
+        .map_err(|e| PageError::new(e, &session))?;
     Ok(view::page(
         "event.html",
         context! {
@@ -134,6 +142,7 @@ pub async fn detail(
             e => event,
             steps => steps,
             decision => decision,
+            actions => actions,
             once => uuid::Uuid::new_v4().to_string(),
         },
     ))
@@ -144,18 +153,41 @@ pub async fn detail(
 #[derive(serde::Deserialize)]
 pub struct ReplayForm {
     once: Option<String>,
+    /// `yes` from the confirmation page; anything else shows that page first.
+    #[serde(default)]
+    confirm: String,
 }
 
 pub async fn replay(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     Form(f): Form<ReplayForm>,
 ) -> Result<Response, PageError> {
     let id = uuid_param("id", &id).map_err(|e| PageError::new(e, &session))?;
+    if f.confirm != "yes" {
+        let once = f.once.clone().unwrap_or_default();
+        return Ok(view::page(
+            "confirm.html",
+            context! {
+                nav => "events",
+                csrf => session.csrf,
+                title => "Replay this event",
+                question => format!(
+                    "Store a copy of event {id} as a new event? The rules in force now decide \
+                     it, and a rule that matches launches its job again."
+                ),
+                action => format!("/ui/events/{id}/replay"),
+                fields => vec![("once", once.as_str()), ("confirm", "yes")],
+                button => "Replay",
+                back => format!("/ui/events/{id}"),
+            },
+        ));
+    }
     let r = app
         .admin
-        .replay_once(id, f.once.as_deref().filter(|k| !k.is_empty()))
+        .replay_once(id, f.once.as_deref().filter(|k| !k.is_empty()), &actor)
         .await
         .map_err(|e| PageError::new(e, &session))?;
     Ok(redirect(&format!("/ui/events/{}", r.event_id)))

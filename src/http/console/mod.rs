@@ -5,6 +5,7 @@
 //! page. Every POST must carry the session's CSRF token, checked here before any handler runs.
 //! No page has script, and the Content-Security-Policy forbids it.
 
+mod audit;
 mod deliveries;
 mod events;
 mod listing;
@@ -18,6 +19,7 @@ mod view;
 
 use super::AppState;
 use crate::admin;
+use crate::operators::Actor;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{
@@ -44,6 +46,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/ui/events", get(events::list))
         .route("/ui/events/{id}", get(events::detail))
         .route("/ui/deliveries", get(deliveries::list))
+        .route("/ui/audit", get(audit::page))
         .route("/ui/events/{id}/replay", post(events::replay))
         .route("/ui/rules", get(rules::page))
         .route("/ui/rules/pause", post(rules::pause))
@@ -76,26 +79,31 @@ pub fn redirect(to: &str) -> Response {
         .into_response()
 }
 
-/// The session keys, when `admin.token` is set.
-fn keys(app: &AppState) -> Option<session::Keys> {
-    use secrecy::ExposeSecret;
-    app.admin_token
-        .as_ref()
-        .filter(|t| !t.expose_secret().is_empty())
-        .map(session::Keys::from_token)
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-/// Lets a request with a valid session through, with its `Session` in the extensions; checks
-/// the CSRF token of every POST.
+/// Lets a request with a live session through, with its `Session` and `Actor` in the
+/// extensions; checks the CSRF token of every POST, and refuses every POST but logout to a
+/// read-only user. Pages render with the user's name and role (`view::WHO`).
 async fn require_session(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let session = keys(&app)
-        .and_then(|k| session::cookie(req.headers()).and_then(|value| k.verify(value, now())));
-    let Some(session) = session else {
+    let Some(cookie) = session::cookie(req.headers()) else {
         return redirect("/ui/login");
+    };
+    let session = match crate::operators::sessions::find(&app.admin_pool, cookie).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return redirect("/ui/login"),
+        Err(e) => {
+            tracing::warn!(error = %e, "console: session lookup failed");
+            return view::error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database did not answer; reload in a moment.",
+                None,
+            );
+        }
+    };
+    let client =
+        crate::http::client::address(app.client_header.as_ref(), req.headers(), req.extensions());
+    let actor = Actor {
+        name: session.user.clone(),
+        role: session.role,
+        client,
     };
     let mut req = if req.method() == Method::POST {
         let (parts, body) = req.into_parts();
@@ -114,10 +122,19 @@ async fn require_session(State(app): State<AppState>, req: Request, next: Next) 
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default();
         if !session.csrf_ok(&presented) {
-            tracing::warn!(path = %parts.uri.path(), "console form refused: missing or wrong CSRF token");
+            tracing::warn!(path = %parts.uri.path(), client = actor.client.as_deref(), "console form refused: missing or wrong CSRF token");
             return view::error_page(
                 StatusCode::FORBIDDEN,
                 "This form is out of date or did not come from this console (CSRF token missing or wrong). Go back, reload the page and try again.",
+                Some(&session.csrf),
+            );
+        }
+        if !session.can_act() && parts.uri.path() != "/ui/logout" {
+            tracing::warn!(path = %parts.uri.path(), user = %actor.name.escape_debug(), client = actor.client.as_deref(),
+                "console action refused: read-only user");
+            return view::error_page(
+                StatusCode::FORBIDDEN,
+                &format!("{} may look but not act: the console is read-only for this account (admin.operators).", actor.name),
                 Some(&session.csrf),
             );
         }
@@ -125,8 +142,13 @@ async fn require_session(State(app): State<AppState>, req: Request, next: Next) 
     } else {
         req
     };
+    let who = view::Who {
+        user: session.user.clone(),
+        can_act: session.can_act(),
+    };
     req.extensions_mut().insert(session);
-    next.run(req).await
+    req.extensions_mut().insert(actor);
+    view::WHO.scope(who, next.run(req)).await
 }
 
 /// An HTML error page with the console's headers, for the routers' fallbacks under `/ui/`.

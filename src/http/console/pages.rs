@@ -6,6 +6,7 @@ use crate::admin::query::CallbackQuery;
 use crate::admin::uuid_param;
 use crate::domain::CallbackState;
 use crate::http::AppState;
+use crate::operators::Actor;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::Response;
 use axum::{Extension, Form};
@@ -87,6 +88,7 @@ pub struct RetryAllForm {
 pub async fn retry_all(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
+    Extension(actor): Extension<Actor>,
     Form(f): Form<RetryAllForm>,
 ) -> Result<Response, PageError> {
     if f.confirm != "yes" {
@@ -125,7 +127,7 @@ pub async fn retry_all(
     }
     let n = app
         .admin
-        .retry_dead()
+        .retry_dead(&actor)
         .await
         .map_err(|e| PageError::new(e, &session))?;
     Ok(redirect(&format!("/ui/dead?retried_all={n}")))
@@ -134,11 +136,12 @@ pub async fn retry_all(
 pub async fn retry(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let id = uuid_param("id", &id).map_err(|e| PageError::new(e, &session))?;
     app.admin
-        .retry_callback(id)
+        .retry_callback(id, &actor)
         .await
         .map_err(|e| PageError::new(e, &session))?;
     Ok(redirect(&format!("/ui/dead?retried={id}")))

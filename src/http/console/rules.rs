@@ -4,6 +4,7 @@ use super::session::Session;
 use super::{redirect, view, PageError};
 use crate::admin::{self, Held};
 use crate::http::AppState;
+use crate::operators::Actor;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::{Extension, Form};
@@ -29,11 +30,17 @@ pub async fn page(
         .rules()
         .await
         .map_err(|e| PageError::new(e, &session))?;
+    let actions = app
+        .admin
+        .audit_of_rules()
+        .await
+        .map_err(|e| PageError::new(e, &session))?;
     Ok(view::page(
         "rules.html",
         context! {
             nav => "rules",
             csrf => session.csrf,
+            actions => actions,
             r => rules,
             paused => done.paused,
             resumed => done.resumed,
@@ -53,11 +60,12 @@ pub struct PauseForm {
 pub async fn pause(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
+    Extension(actor): Extension<Actor>,
     Form(f): Form<PauseForm>,
 ) -> Result<Response, PageError> {
     let r = app
         .admin
-        .pause_rule(&f.rule, Some(&f.reason))
+        .pause_rule(&f.rule, Some(&f.reason), &actor)
         .await
         .map_err(|e| PageError::new(e, &session))?;
     Ok(redirect(&format!(
@@ -80,6 +88,7 @@ pub struct ResumeForm {
 pub async fn resume(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
+    Extension(actor): Extension<Actor>,
     Form(f): Form<ResumeForm>,
 ) -> Result<Response, PageError> {
     let held = match f.held.as_str() {
@@ -118,7 +127,7 @@ pub async fn resume(
     }
     let r = app
         .admin
-        .resume_rule(&f.rule, held)
+        .resume_rule(&f.rule, held, &actor)
         .await
         .map_err(|e| PageError::new(e, &session))?;
     let (released, dropped) = (r.released.to_string(), r.dropped.to_string());

@@ -18,6 +18,8 @@ static TEMPLATES: &[(&str, &str)] = &[
     ("simulate.html", include_str!("templates/simulate.html")),
     ("confirm.html", include_str!("templates/confirm.html")),
     ("deliveries.html", include_str!("templates/deliveries.html")),
+    ("actions.html", include_str!("templates/actions.html")),
+    ("audit.html", include_str!("templates/audit.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -30,11 +32,26 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.add_filter("when", when);
     env.add_filter("link", link);
     env.add_filter("age", age);
+    env.add_filter("compact", |v: Value| {
+        serde_json::to_string(&v).unwrap_or_default()
+    });
     env.add_filter("urlencode", |v: String| -> String {
         form_urlencoded::byte_serialize(v.as_bytes()).collect()
     });
     env
 });
+
+/// Who is looking, for the header and to hide what they may not do. Set for the request by the
+/// session check; absent on the login and error pages.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Who {
+    pub user: String,
+    pub can_act: bool,
+}
+
+tokio::task_local! {
+    pub static WHO: Who;
+}
 
 /// A page with status 200.
 pub fn page(name: &str, ctx: Value) -> Response {
@@ -42,6 +59,8 @@ pub fn page(name: &str, ctx: Value) -> Response {
 }
 
 pub fn page_with(status: StatusCode, name: &str, ctx: Value) -> Response {
+    let who = WHO.try_with(|w| w.clone()).ok();
+    let ctx = minijinja::context! { who => who, ..ctx };
     match ENV.get_template(name).and_then(|t| t.render(ctx)) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {

@@ -194,7 +194,29 @@ impl FakeController {
             username: username.into(),
             password: password.into(),
             can_launch,
+            superuser: false,
+            teams: Vec::new(),
         });
+        id
+    }
+
+    /// A person with a controller account: a superuser or not, in these teams.
+    pub fn add_person(
+        &self,
+        username: &str,
+        password: &str,
+        superuser: bool,
+        teams: &[&str],
+    ) -> i64 {
+        let id = self.add_user(username, password, false);
+        let mut st = self.st();
+        let u = st
+            .users
+            .iter_mut()
+            .find(|u| u.id == id)
+            .expect("just added");
+        u.superuser = superuser;
+        u.teams = teams.iter().map(|t| t.to_string()).collect();
         id
     }
 

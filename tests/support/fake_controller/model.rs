@@ -13,6 +13,9 @@ pub struct User {
     pub username: String,
     pub password: String,
     pub can_launch: bool,
+    pub superuser: bool,
+    /// Team names (`users/{id}/teams/`).
+    pub teams: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,6 +214,8 @@ impl State {
                 username: "svc".into(),
                 password: "svc-pass".into(),
                 can_launch: true,
+                superuser: false,
+                teams: Vec::new(),
             }],
             orgs: vec!["Default".into()],
             templates: BTreeMap::new(),

@@ -210,6 +210,7 @@ enum Route {
     Stdout(i64),
     Cancel(Kind, i64),
     SettingsJobs,
+    UserTeams(i64),
 }
 
 fn route(st: &mut State, r: &Req) -> Resp {
@@ -305,6 +306,7 @@ fn parse_route(segs: &[&str], base: &str, gateway: bool) -> Option<Route> {
         [j, i, "cancel"] if jkind(j).is_some() => Route::Cancel(jkind(j)?, id(i)?),
         ["jobs", i, "stdout"] => Route::Stdout(id(i)?),
         ["settings", "jobs"] => Route::SettingsJobs,
+        ["users", i, "teams"] => Route::UserTeams(id(i)?),
         _ => return None,
     })
 }
@@ -327,6 +329,7 @@ fn dispatch(st: &mut State, r: &Req, who: &Who, route: Route) -> Resp {
             only(r, &["GET", "POST"]).unwrap_or_else(|| jobs::cancel(st, r, k, id))
         }
         Route::SettingsJobs => only(r, &["GET"]).unwrap_or_else(|| settings_jobs(st)),
+        Route::UserTeams(id) => only(r, &["GET"]).unwrap_or_else(|| user_teams(st, who, id)),
     }
 }
 
@@ -347,12 +350,36 @@ fn settings_jobs(st: &State) -> Resp {
 }
 
 fn me(st: &State, who: &Who) -> Resp {
+    let superuser = st.users.iter().any(|u| u.id == who.user_id && u.superuser);
     let user = json!({"id": who.user_id, "type": "user", "username": st.username(who.user_id),
-                      "first_name": "", "last_name": "", "email": "", "is_superuser": false,
+                      "first_name": "", "last_name": "", "email": "", "is_superuser": superuser,
                       "is_system_auditor": false});
     Resp::json(
         200,
         json!({"count": 1, "next": null, "previous": null, "results": [user]}),
+    )
+}
+
+/// AWX lets a user list their own teams; another user's needs more than we model: 403.
+fn user_teams(st: &State, who: &Who, id: i64) -> Resp {
+    let Some(u) = st.users.iter().find(|u| u.id == id) else {
+        return Resp::not_found();
+    };
+    if id != who.user_id {
+        return Resp::json(
+            403,
+            json!({"detail": "You do not have permission to perform this action."}),
+        );
+    }
+    let results: Vec<_> = u
+        .teams
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"id": i + 1, "type": "team", "name": t, "organization": 1}))
+        .collect();
+    Resp::json(
+        200,
+        json!({"count": results.len(), "next": null, "previous": null, "results": results}),
     )
 }
 
