@@ -38,7 +38,7 @@ pub fn of(o: &Overview, health_since: Option<DateTime<Utc>>) -> Vec<Attention> {
             Health::Unreachable { error } | Health::ConfigError { error } => out.push(Attention {
                 level: "bad",
                 text: format!(
-                    "The controller is {}{since}: {waiting} launch(es) wait for it. {error}",
+                    "The controller is {}{since}: {waiting} launch(es) wait for it. Last error: {error}",
                     h.label().replace('_', " ")
                 ),
                 link: "/ui/events?state=dispatched".into(),

@@ -121,7 +121,8 @@ pub async fn log_in(
                     tracing::warn!(client, user = %user.escape_debug(), error = %e,
                         "console login: the controller could not check the account");
                     Err(Refused::Unavailable(format!(
-                        "The controller could not check the account: {e}"
+                        "The controller could not check the account ({e}). While it cannot, \
+                         log in with the admin token."
                     )))
                 }
             }

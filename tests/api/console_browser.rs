@@ -72,7 +72,7 @@ async fn drive(pool: PgPool, driver: &str) {
     b.wait_for("/ui/login", "Admin token").await;
     b.screenshot(&shot("login")).await;
     b.type_into("#token", ADMIN_TOKEN).await;
-    b.click("form.login button").await;
+    b.click("form.login:has(#token) button").await;
     b.wait_for("/ui/", "Latest failures").await;
     b.screenshot(&shot("overview")).await;
 
@@ -90,6 +90,9 @@ async fn drive(pool: PgPool, driver: &str) {
     b.screenshot(&shot("event")).await;
 
     b.click("form[action$='/replay'] button").await;
+    b.wait_for("/replay", "Replay this event").await;
+    b.screenshot(&shot("replay-confirm")).await;
+    b.click("form[action$='/replay'] button.danger").await;
     b.wait_for("", "a replay of event").await;
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&pool)

@@ -9,6 +9,7 @@ mod catch_up_servicenow;
 mod cli;
 mod console;
 mod console_browser;
+mod console_phone;
 mod controller_auth;
 mod controller_awx;
 mod controller_calls;

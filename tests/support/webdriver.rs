@@ -177,6 +177,32 @@ impl Browser {
         .await;
     }
 
+    /// Resizes the window; headless, the viewport is the window.
+    pub async fn set_size(&self, width: u32, height: u32) {
+        let body = json!({ "width": width, "height": height });
+        self.cmd(reqwest::Method::POST, "/window/rect", Some(body))
+            .await;
+    }
+
+    /// Runs `js` (a function body: `return …`) in the page. WebDriver runs it through the
+    /// DevTools protocol, which the console's CSP (no script) does not govern.
+    pub async fn script(&self, js: &str) -> Value {
+        let body = json!({ "script": js, "args": [] });
+        self.cmd(reqwest::Method::POST, "/execute/sync", Some(body))
+            .await
+    }
+
+    /// The page's layout width and the viewport's, in CSS pixels.
+    pub async fn widths(&self) -> (i64, i64) {
+        let v = self
+            .script(
+                "return [Math.max(document.documentElement.scrollWidth, document.body.scrollWidth), \
+                 window.innerWidth];",
+            )
+            .await;
+        (v[0].as_i64().unwrap_or(-1), v[1].as_i64().unwrap_or(-1))
+    }
+
     /// Saves a PNG of the viewport.
     pub async fn screenshot(&self, path: &Path) {
         use base64::Engine as _;
