@@ -120,15 +120,19 @@ fn admin_routes(state: &AppState) -> OpenApiRouter<AppState> {
 }
 
 fn finish(router: Router<AppState>, state: AppState) -> Router {
+    let client_header = state.client_header.clone();
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Each source enforces its own limit while reading the body.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(
-            // Method and path only: headers carry signatures and tokens.
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            // Method, path and the client's address only: headers carry signatures and tokens.
+            TraceLayer::new_for_http().make_span_with(move |req: &Request| {
+                let client =
+                    client::address(client_header.as_ref(), req.headers(), req.extensions());
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(),
+                    client = client.as_deref().unwrap_or("-"))
             }),
         )
         .with_state(state)

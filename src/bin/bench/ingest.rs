@@ -17,6 +17,8 @@ pub struct Load {
     pub ceilings: bool,
     /// Every event matches a rule and plans a (dry-run) launch.
     pub matching: bool,
+    /// Connections sending refused requests (bad signatures) alongside.
+    pub flood: usize,
 }
 
 impl Default for Load {
@@ -27,6 +29,7 @@ impl Default for Load {
             warmup: 2,
             ceilings: true,
             matching: false,
+            flood: 0,
         }
     }
 }
@@ -91,6 +94,7 @@ pub async fn run(db: &str, load: &Load) -> anyhow::Result<()> {
         &format!("mappings: {{path: \"{}\"}}\n", rules.display()),
     )
     .await?;
+    let flood = Flood::start(&server.base, load.flood);
     let full = drive(
         &server.base,
         server.child.id(),
@@ -99,6 +103,7 @@ pub async fn run(db: &str, load: &Load) -> anyhow::Result<()> {
         warmup,
     )
     .await?;
+    let refused = flood.stop().await;
     let pool = sqlx::PgPool::connect(&server.db_url).await?;
     let (stored, pending, launches): (i64, i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE state = 'pending'),
@@ -106,6 +111,14 @@ pub async fn run(db: &str, load: &Load) -> anyhow::Result<()> {
     )
     .fetch_one(&pool)
     .await?;
+    let (logged, max_id): (i64, Option<i64>) =
+        sqlx::query_as("SELECT count(*), max(id) FROM deliveries")
+            .fetch_one(&pool)
+            .await?;
+    println!(
+        "  deliveries log: {logged} rows kept of {} written",
+        max_id.unwrap_or(0)
+    );
     pool.close().await;
     println!("ingest: {connections} connections, {seconds} s measured after {warmup} s warm-up, body {} bytes", sample_body("0-1").len());
     // RUST_LOG, when set, wins over the config's level in the service too.
@@ -118,6 +131,14 @@ pub async fn run(db: &str, load: &Load) -> anyhow::Result<()> {
     };
     println!("full service (log level {level}; log to a file; {rules}):");
     full.print();
+    if load.flood > 0 {
+        let secs = (seconds + warmup) as f64;
+        println!(
+            "  flood alongside: {} connections, {refused} refused requests ({:.0}/s over the run)",
+            load.flood,
+            refused as f64 / secs
+        );
+    }
     println!(
         "  rows in events (incl. warm-up): {stored}, launches: {launches}, left pending for the dispatcher: {pending}"
     );
@@ -162,6 +183,52 @@ pub async fn run(db: &str, load: &Load) -> anyhow::Result<()> {
         100.0 * full.rate() / storage_rate.max(1.0)
     );
     Ok(())
+}
+
+/// Connections that send deliveries with a wrong signature as fast as they are answered.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<u64>>,
+}
+
+impl Flood {
+    fn start(base: &str, connections: usize) -> Flood {
+        let stop = Arc::new(AtomicBool::new(false));
+        let client = reqwest::Client::new();
+        let url = format!("{base}/hooks/gh");
+        let tasks = (0..connections)
+            .map(|c| {
+                let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let body = sample_body(&format!("flood-{c}-{n}"));
+                        let _ = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .header("x-github-event", "issues")
+                            .header("x-github-delivery", format!("flood-{c}-{n}"))
+                            .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
+                            .body(body)
+                            .send()
+                            .await;
+                    }
+                    n
+                })
+            })
+            .collect();
+        Flood { stop, tasks }
+    }
+
+    async fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut n = 0;
+        for t in self.tasks {
+            n += t.await.unwrap_or(0);
+        }
+        n
+    }
 }
 
 /// Signed GitHub deliveries to `{base}/hooks/gh` from `connections` keep-alive connections;

@@ -56,6 +56,10 @@ enum What {
         /// Every event matches a rule and plans a (dry-run) launch, instead of matching none.
         #[arg(long)]
         matching: bool,
+        /// Also this many connections sending refused requests (bad signatures) throughout:
+        /// what a flood costs accepted deliveries, with the deliveries log on.
+        #[arg(long, default_value_t = 0)]
+        flood: usize,
     },
     /// The plans (EXPLAIN) of the hot queries, on a fresh database with representative rows.
     Explain,
@@ -105,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
             warmup_seconds,
             no_ceilings,
             matching,
+            flood,
         } => {
             let load = ingest::Load {
                 connections,
@@ -112,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
                 warmup: warmup_seconds,
                 ceilings: !no_ceilings,
                 matching,
+                flood,
             };
             ingest::run(&args.database_url, &load).await
         }
