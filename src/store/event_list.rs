@@ -55,12 +55,15 @@ pub async fn list_events(
     f: &EventFilter,
 ) -> Result<(Vec<EventSummary>, bool, bool), sqlx::Error> {
     let up = f.after.is_some() && f.before.is_none();
+    // Two lists of ids, not an OR: with an OR the planner walks the primary key backwards and
+    // filters every row (0.7 s at a million events); this way the keys come from the trigram
+    // index and the payloads from the newest rows only (30 ms; README, "Benchmark").
     let search = if f.search.is_some() {
-        "AND (aap_bridge_search_keys(ticket, delivery_id) LIKE $10
-              OR (id >= (SELECT coalesce(
-                           (SELECT id FROM events ORDER BY id DESC OFFSET $12 LIMIT 1),
-                           '00000000-0000-0000-0000-000000000000'::uuid))
-                  AND lower(payload::text) LIKE $10))"
+        "AND id IN (
+             SELECT id FROM events WHERE aap_bridge_search_keys(ticket, delivery_id) LIKE $10
+             UNION ALL
+             SELECT id FROM (SELECT id, payload FROM events ORDER BY id DESC LIMIT $12) newest
+             WHERE lower(payload::text) LIKE $10)"
     } else {
         "AND $10::text IS NULL AND $12::int8 IS NOT NULL"
     };
@@ -90,7 +93,7 @@ pub async fn list_events(
     .bind(&f.ticket)
     .bind(f.search.as_deref().map(fragment))
     .bind(f.after)
-    .bind(PAYLOAD_WINDOW - 1)
+    .bind(PAYLOAD_WINDOW)
     .fetch_all(pool)
     .await?;
     let more = rows.len() as i64 > f.limit;
