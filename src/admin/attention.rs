@@ -1,6 +1,7 @@
 //! What needs a human now: the Overview's first section, worst first.
 
 use super::overview::{Overview, Queue};
+use super::Admin;
 use crate::controller::Health;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -25,8 +26,15 @@ fn day(rows: &[crate::store::overview::StateCount], state: &str) -> i64 {
     rows.iter().find(|r| r.state == state).map_or(0, |r| r.day)
 }
 
+impl Admin {
+    /// What in `o` needs a human now.
+    pub fn attention(&self, o: &Overview) -> Vec<Attention> {
+        of(o, self.health.as_ref().map(|h| h.get_since().1))
+    }
+}
+
 /// `health_since`: when the controller's health last changed.
-pub fn of(o: &Overview, health_since: Option<DateTime<Utc>>) -> Vec<Attention> {
+fn of(o: &Overview, health_since: Option<DateTime<Utc>>) -> Vec<Attention> {
     let mut out = Vec::new();
     let waiting = depth(&o.queues, "launches_planned") + depth(&o.queues, "launches_launching");
     if let Some(h) = &o.controller.health {

@@ -63,6 +63,10 @@ pub struct EventsArgs {
     /// Only events of this type (e.g. incident.insert).
     #[arg(long)]
     pub event_type: Option<String>,
+    /// Search: any part of the ticket number, sys_id, PagerDuty incident id, owner/repo#number
+    /// or delivery id (case-insensitive), or text in the newest 20,000 payloads.
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
     /// How many events to list (at most 500).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=500))]
     pub limit: i64,
@@ -70,7 +74,7 @@ pub struct EventsArgs {
     #[arg(long, value_name = "UUID")]
     pub before: Option<Uuid>,
     /// Show this one event in full, as JSON.
-    #[arg(long, value_name = "UUID", conflicts_with_all = ["source", "state", "category", "event_type", "before"])]
+    #[arg(long, value_name = "UUID", conflicts_with_all = ["source", "state", "category", "event_type", "search", "before"])]
     pub id: Option<Uuid>,
 }
 
@@ -133,6 +137,7 @@ pub async fn events(settings: &Settings, args: &EventsArgs) -> anyhow::Result<()
         state: args.state,
         category: args.category.clone(),
         event_type: args.event_type.clone(),
+        q: args.search.clone(),
         before: args.before,
         limit: Some(args.limit),
         ..EventQuery::default()

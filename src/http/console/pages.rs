@@ -33,7 +33,13 @@ pub async fn overview(
         .map_err(|e| PageError::new(e, &session))?;
     Ok(view::page(
         "overview.html",
-        context! { nav => "overview", csrf => session.csrf, o => overview, toggle => toggle },
+        context! {
+            nav => "overview",
+            csrf => session.csrf,
+            attention => app.admin.attention(&overview),
+            o => overview,
+            toggle => toggle,
+        },
     ))
 }
 
