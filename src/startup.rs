@@ -191,11 +191,15 @@ impl Application {
         // Scrapes, probes and admin calls get their own connections, never the ingest pool's.
         let admin_pool = store::admin_pool(&settings.database, &pool);
         // Its own connection too: a flood of refused requests must not take ingest's.
-        let (deliveries, log_writer) = crate::deliveries::DeliveryLog::start(
-            admin_pool.clone(),
-            crate::deliveries::Keep::from_settings(&settings.retention),
-        );
-        tasks.add("deliveries log writer", log_writer);
+        let keep = crate::deliveries::Keep::from_settings(&settings.retention);
+        let deliveries = if keep.max_rows > 0 {
+            let (log, writer) = crate::deliveries::DeliveryLog::start(admin_pool.clone(), keep);
+            tasks.add("deliveries log writer", writer);
+            log
+        } else {
+            tracing::info!("the deliveries log is off (retention.deliveries_max_rows: 0)");
+            crate::deliveries::DeliveryLog::off()
+        };
         let client_header = match &settings.server.client_address_header {
             Some(h) => Some(axum::http::HeaderName::try_from(h.as_str()).map_err(|_| {
                 anyhow::anyhow!("server.client_address_header `{h}` is not a header name")

@@ -110,7 +110,8 @@ pub struct RetentionSettings {
     /// delivery replayed later is still a duplicate; 0 keeps them forever.
     #[serde(default = "default_dedupe_days")]
     pub dedupe_days: u32,
-    /// The deliveries log keeps at most this many rows (each replica trims after each write).
+    /// The deliveries log keeps at most this many rows (each replica trims after each write);
+    /// 0 turns the log off.
     #[serde(default = "default_deliveries_rows")]
     pub deliveries_max_rows: i64,
     /// … and none older than this; 0 keeps them until the row cap removes them.
@@ -132,8 +133,8 @@ fn default_deliveries_days() -> u32 {
 
 impl RetentionSettings {
     pub fn validate(&self) -> Result<(), String> {
-        if self.deliveries_max_rows < 1 {
-            return Err("retention.deliveries_max_rows must be at least 1".into());
+        if self.deliveries_max_rows < 0 {
+            return Err("retention.deliveries_max_rows must be 0 (off) or more".into());
         }
         if self.dedupe_days != 0 && self.dedupe_days < self.max_age_days {
             return Err(format!(

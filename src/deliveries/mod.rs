@@ -4,9 +4,10 @@
 //! It must never stand in ingest's way. A handler hands its record to a bounded queue without
 //! waiting; when the queue is full (a flood) the record is dropped and counted in
 //! `aap_bridge_deliveries_dropped_total`. One writer per replica inserts what has queued in one
-//! statement and then trims the table to `retention.deliveries_max_rows`, so a flood of refused
-//! requests costs one small insert per batch and never grows the table past its bound. Bodies are
-//! never stored: a refused body may be anything.
+//! statement into an unlogged table, and trims it to `retention.deliveries_max_rows` every tenth
+//! of that many rows and whenever a second passes without a record: a flood of refused requests
+//! costs one insert per batch and never grows the table past its bound by more than a tenth.
+//! Bodies are never stored: a refused body may be anything.
 
 pub mod sql;
 
@@ -79,7 +80,7 @@ pub struct Keep {
 impl Keep {
     pub fn from_settings(r: &RetentionSettings) -> Self {
         Keep {
-            max_rows: r.deliveries_max_rows.max(1),
+            max_rows: r.deliveries_max_rows,
             max_age: (r.deliveries_max_age_days > 0)
                 .then(|| Duration::from_secs(u64::from(r.deliveries_max_age_days) * 86_400)),
         }
@@ -110,16 +111,36 @@ impl DeliveryLog {
 async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Delivery>, keep: Keep) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut aged_at: Option<tokio::time::Instant> = None;
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
+    // Trimming in large steps keeps its cost per row small; the table then holds at most a
+    // tenth more than its bound while deliveries stream in, and exactly its bound when idle.
+    let step = (keep.max_rows / 10).max(1);
+    let mut since_trim = 0;
+    loop {
+        let got = if since_trim > 0 {
+            match tokio::time::timeout(IDLE, rx.recv_many(&mut batch, BATCH)).await {
+                Ok(n) => n,
+                Err(_) => {
+                    trim(&pool, keep.max_rows, &mut since_trim).await;
+                    continue;
+                }
+            }
+        } else {
+            rx.recv_many(&mut batch, BATCH).await
+        };
+        if got == 0 {
+            trim(&pool, keep.max_rows, &mut since_trim).await;
+            return;
+        }
         if let Err(e) = sql::insert(&pool, &batch).await {
             tracing::warn!(error = %e, rows = batch.len(), "deliveries log: rows not written");
             metrics::counter!("aap_bridge_deliveries_dropped_total").increment(batch.len() as u64);
         }
+        since_trim += batch.len() as i64;
         batch.clear();
-        if let Err(e) = sql::trim(&pool, keep.max_rows).await {
-            tracing::warn!(error = %e, "deliveries log: trim failed");
+        if since_trim >= step {
+            trim(&pool, keep.max_rows, &mut since_trim).await;
         }
-        // Age is checked once a minute: a cheap index range, but not worth every batch.
+        // Age is checked once a minute: a scan of the bounded table, not worth every batch.
         if let Some(age) = keep.max_age {
             if aged_at.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
                 aged_at = Some(tokio::time::Instant::now());
@@ -128,6 +149,19 @@ async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Delivery>, keep: Keep) {
                 }
             }
         }
+    }
+}
+
+/// After this long without a record, what was written since the last trim is trimmed.
+const IDLE: Duration = Duration::from_secs(1);
+
+async fn trim(pool: &PgPool, max_rows: i64, since: &mut i64) {
+    if *since == 0 {
+        return;
+    }
+    *since = 0;
+    if let Err(e) = sql::trim(pool, max_rows).await {
+        tracing::warn!(error = %e, "deliveries log: trim failed");
     }
 }
 

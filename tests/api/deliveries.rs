@@ -207,7 +207,7 @@ async fn shed_requests_are_logged_as_unavailable(pool: PgPool) {
 }
 
 /// 10,000 refused requests from 32 clients at once, with signed deliveries among them: the table
-/// ends within its bound, and every signed delivery is accepted and stored. (How much the flood
+/// ends within its bound (it may pass it by a tenth while records stream in), and every signed delivery is accepted and stored. (How much the flood
 /// slows ingest is measured by the benchmark, not asserted here.)
 #[sqlx::test]
 async fn a_flood_of_refused_requests_stays_within_the_bound(pool: PgPool) {
@@ -250,20 +250,15 @@ async fn a_flood_of_refused_requests_stays_within_the_bound(pool: PgPool) {
     assert_eq!(refused, FLOOD);
     assert_eq!(accepted, 40);
     assert_eq!(app.event_count().await, 40, "every signed delivery stored");
-    // Quiescence: the count stops moving once the writer has nothing left.
-    let mut last = -1;
-    let mut settled = None;
-    for _ in 0..100 {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let n = count(&pool).await;
-        if n == last {
-            settled = Some(n);
-            break;
+    // The writer trims a second after the last record: then the table is within its bound.
+    let settled = wait_for("the log trimmed to its bound", 30, || {
+        let pool = pool.clone();
+        async move {
+            let n = count(&pool).await;
+            (n <= MAX_ROWS).then_some(n)
         }
-        last = n;
-    }
-    let settled = settled.expect("the log settles within 30 s");
-    assert!(settled <= MAX_ROWS, "{settled} rows, bound {MAX_ROWS}");
+    })
+    .await;
     assert!(settled > 0);
     let max_id: i64 = sqlx::query_scalar("SELECT max(id) FROM deliveries")
         .fetch_one(&pool)
