@@ -118,7 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         None => e.into(),
     })?;
     let command = cli.command.unwrap_or(Command::Serve);
-    crate::telemetry::init(&settings.log, !matches!(command, Command::Serve));
+    let _log = crate::telemetry::init(&settings.log, !matches!(command, Command::Serve));
     // `serve` logs it; the other commands keep stdout for their answer.
     match command {
         Command::Serve => tracing::info!(config = ?path, "{said}"),

@@ -801,9 +801,18 @@ fn dockerfile_builds_in_stages_and_runs_unprivileged() {
     assert!(all("ENV")
         .iter()
         .any(|e| e.contains("AAP_BRIDGE_CONFIG=/etc/aap-bridge/config.yaml")));
-    assert!(all("RUN")
-        .iter()
-        .any(|r| r.contains("cargo build --release --locked --bin aap-bridge")));
+    assert!(
+        all("RUN").iter().any(
+            |r| r.contains("cargo build --release --locked --bin aap-bridge")
+                && r.contains("objcopy --strip-debug")
+        ),
+        "the image's binary goes without its debug info (split into aap-bridge.debug)"
+    );
+    let stages = all("FROM");
+    assert!(
+        stages.last().is_some_and(|s| s.ends_with("AS runtime")),
+        "the runtime stage is the default target: {stages:?}"
+    );
 
     // Everything copied from the build context exists (the context is the repository root).
     for args in all("COPY") {

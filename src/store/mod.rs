@@ -18,8 +18,35 @@ use std::time::Duration;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub fn connect_options(db: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
-    PgConnectOptions::from_str(db.url.expose_secret())
-        .map_err(|e| anyhow::anyhow!("database.url is not a valid Postgres URL: {e}"))
+    options_from_url(db.url.expose_secret())
+}
+
+/// The URL's options. Without an `sslmode`, a server on loopback or a Unix socket is reached
+/// without TLS: libpq's default (`prefer`) would negotiate TLS there too, which costs both
+/// sides CPU on every commit and protects nothing that leaves the machine. A remote server
+/// keeps `prefer`; `sslmode=require` (or stricter) in the URL always wins.
+pub fn options_from_url(url: &str) -> anyhow::Result<PgConnectOptions> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| anyhow::anyhow!("database.url is not a valid Postgres URL: {e}"))?;
+    let says_sslmode = url
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|kv| kv.starts_with("sslmode=")))
+        || std::env::var_os("PGSSLMODE").is_some();
+    Ok(if !says_sslmode && is_local(options.get_host()) {
+        options.ssl_mode(sqlx::postgres::PgSslMode::Disable)
+    } else {
+        options
+    })
+}
+
+fn is_local(host: &str) -> bool {
+    host.starts_with('/')
+        || host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A pool that connects on demand, so the service starts and reports 503 while Postgres is away.
@@ -93,6 +120,28 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         }
         e => anyhow::anyhow!("applying migrations: {e}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::postgres::PgSslMode;
+
+    fn mode(url: &str) -> bool {
+        matches!(
+            super::options_from_url(url).unwrap().get_ssl_mode(),
+            PgSslMode::Disable
+        )
+    }
+
+    #[test]
+    fn loopback_and_sockets_go_without_tls_unless_the_url_asks() {
+        assert!(mode("postgres://u@127.0.0.1:5432/db"));
+        assert!(mode("postgres://u@localhost/db"));
+        assert!(mode("postgres://u@[::1]:5432/db"));
+        assert!(mode("postgres:///db?host=/var/run/postgresql"));
+        assert!(!mode("postgres://u@db.example.com/db"));
+        assert!(!mode("postgres://u@127.0.0.1/db?sslmode=require"));
+    }
 }
 
 /// Readiness: the database answers within a second.

@@ -135,7 +135,7 @@ async fn storage_on(
     // The service's pool size (database.max_connections default).
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
-        .connect(db_url)
+        .connect_with(aap_bridge::store::options_from_url(db_url)?)
         .await?;
     aap_bridge::store::MIGRATOR.run(&pool).await?;
     let settings: SourceSettings =

@@ -16,6 +16,7 @@ mod ceiling;
 mod explain;
 mod fake;
 mod ingest;
+mod peers;
 mod pipeline;
 mod stall;
 
@@ -68,6 +69,13 @@ enum What {
     CeilingServer {
         #[arg(long)]
         port: u16,
+    },
+    /// The same load against adnanh/webhook (Debian's `webhook`), when installed, then the bridge.
+    Peers {
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// Everything, with defaults: `ingest` then `pipeline`.
     All,
@@ -129,6 +137,10 @@ async fn main() -> anyhow::Result<()> {
             hold_seconds,
             exe,
         } => stall::run(&args.database_url, uploads, hold_seconds, exe).await,
+        What::Peers {
+            connections,
+            seconds,
+        } => peers::run(&args.database_url, connections, seconds).await,
         What::All => {
             ingest::run(&args.database_url, &ingest::Load::default()).await?;
             let matching = ingest::Load {
