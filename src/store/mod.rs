@@ -122,6 +122,18 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     })
 }
 
+/// Readiness: the database answers within a second.
+pub async fn ping(pool: &PgPool) -> bool {
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            sqlx::query("SELECT 1").execute(pool)
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use sqlx::postgres::PgSslMode;
@@ -142,16 +154,4 @@ mod tests {
         assert!(!mode("postgres://u@db.example.com/db"));
         assert!(!mode("postgres://u@127.0.0.1/db?sslmode=require"));
     }
-}
-
-/// Readiness: the database answers within a second.
-pub async fn ping(pool: &PgPool) -> bool {
-    matches!(
-        tokio::time::timeout(
-            Duration::from_secs(1),
-            sqlx::query("SELECT 1").execute(pool)
-        )
-        .await,
-        Ok(Ok(_))
-    )
 }
