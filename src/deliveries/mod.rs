@@ -131,11 +131,12 @@ async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Delivery>, keep: Keep) {
             trim(&pool, keep.max_rows, &mut since_trim).await;
             return;
         }
-        if let Err(e) = sql::insert(&pool, &batch).await {
-            tracing::warn!(error = %e, rows = batch.len(), "deliveries log: rows not written");
-            metrics::counter!("aap_bridge_deliveries_dropped_total").increment(batch.len() as u64);
+        let n = batch.len();
+        if let Err(e) = sql::insert(&pool, &mut batch).await {
+            tracing::warn!(error = %e, rows = n, "deliveries log: rows not written");
+            metrics::counter!("aap_bridge_deliveries_dropped_total").increment(n as u64);
         }
-        since_trim += batch.len() as i64;
+        since_trim += n as i64;
         batch.clear();
         if since_trim >= step {
             trim(&pool, keep.max_rows, &mut since_trim).await;

@@ -7,7 +7,8 @@ use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
-pub async fn insert(pool: &PgPool, rows: &[Delivery]) -> Result<(), sqlx::Error> {
+/// Takes the rows (they are moved into the statement's arrays, not copied).
+pub async fn insert(pool: &PgPool, rows: &mut Vec<Delivery>) -> Result<(), sqlx::Error> {
     let mut at = Vec::with_capacity(rows.len());
     let mut source = Vec::with_capacity(rows.len());
     let mut known = Vec::with_capacity(rows.len());
@@ -18,15 +19,15 @@ pub async fn insert(pool: &PgPool, rows: &[Delivery]) -> Result<(), sqlx::Error>
     let mut reason = Vec::with_capacity(rows.len());
     let mut size = Vec::with_capacity(rows.len());
     let mut event_id = Vec::with_capacity(rows.len());
-    for d in rows {
+    for d in rows.drain(..) {
         at.push(d.at);
-        source.push(d.source.clone());
+        source.push(d.source);
         known.push(d.known);
-        client.push(d.client.clone());
-        delivery_id.push(d.delivery_id.clone());
+        client.push(d.client);
+        delivery_id.push(d.delivery_id);
         status.push(d.status as i16);
         outcome.push(d.outcome.as_str());
-        reason.push(d.reason.clone());
+        reason.push(d.reason);
         size.push(d.size);
         event_id.push(d.event_id);
     }
