@@ -37,9 +37,16 @@ struct Args {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     database_url: String,
+    /// Pad every delivery body to about this many bytes (the issue body grows); 0: the sample
+    /// as it is (945 bytes).
+    #[arg(long, global = true, default_value_t = 0)]
+    body_bytes: usize,
     #[command(subcommand)]
     what: What,
 }
+
+/// `--body-bytes`, for `sample_body`.
+static BODY_BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum What {
@@ -110,6 +117,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    BODY_BYTES.set(args.body_bytes).ok();
     match args.what {
         What::Ingest {
             connections,
@@ -322,7 +330,7 @@ pub fn sample_body(delivery: &str) -> Vec<u8> {
     let labels: Vec<_> = (0..5)
         .map(|i| serde_json::json!({"id": i, "name": format!("label-{i}"), "color": "ededed"}))
         .collect();
-    serde_json::to_vec(&serde_json::json!({
+    let body = serde_json::to_vec(&serde_json::json!({
         "action": "labeled",
         "label": {"name": "disk_full"},
         "issue": {"number": 42, "title": "Disk full on web01", "state": "open",
@@ -333,7 +341,21 @@ pub fn sample_body(delivery: &str) -> Vec<u8> {
         "sender": {"login": "octocat", "id": 1},
         "bench_delivery": delivery
     }))
-    .unwrap()
+    .unwrap();
+    padded(body)
+}
+
+/// Grows the issue body (inside a JSON string, so the document stays valid) to `--body-bytes`.
+fn padded(body: Vec<u8>) -> Vec<u8> {
+    let want = BODY_BYTES.get().copied().unwrap_or(0);
+    if want <= body.len() {
+        return body;
+    }
+    let text = String::from_utf8(body).expect("JSON is UTF-8");
+    let marker = "The /var partition";
+    let pad = "x".repeat(want - text.len());
+    text.replacen(marker, &format!("{pad}{marker}"), 1)
+        .into_bytes()
 }
 
 /// Writes a mappings file for the service and returns its path.
