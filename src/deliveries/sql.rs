@@ -1,7 +1,7 @@
 //! The `deliveries` table: batch insert, the two trims, and the reads of the page and API.
 
 use super::Delivery;
-use crate::domain::DeliveryOutcome;
+use crate::domain::{paging, DeliveryOutcome};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::time::Duration;
@@ -109,9 +109,8 @@ pub async fn list(
     pool: &PgPool,
     f: &DeliveryFilter,
 ) -> Result<(Vec<DeliveryRow>, bool, bool), sqlx::Error> {
-    // Paging newer walks up from `after` and is turned around, so both directions use the key.
-    let up = f.after.is_some() && f.before.is_none();
-    let mut rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
+    let up = paging::walks_up(f.before.is_some(), f.after.is_some());
+    let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
         "SELECT id, at, source, known, client, delivery_id, status, outcome, reason, size, event_id
          FROM deliveries
          WHERE ($1::text IS NULL OR source = $1)
@@ -130,14 +129,8 @@ pub async fn list(
     .bind(f.limit + 1)
     .fetch_all(pool)
     .await?;
-    let more = rows.len() as i64 > f.limit;
-    rows.truncate(f.limit as usize);
-    if up {
-        rows.reverse();
-        Ok((rows, f.after.is_some(), more))
-    } else {
-        Ok((rows, more, f.after.is_some() || f.before.is_some()))
-    }
+    let page = paging::cut(rows, f.limit, f.before.is_some(), f.after.is_some());
+    Ok((page.rows, page.older, page.newer))
 }
 
 /// Per source, the deliveries of the last 24 hours by outcome.

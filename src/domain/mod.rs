@@ -80,6 +80,7 @@ macro_rules! text_enum {
 
 mod ids;
 mod kinds;
+pub mod paging;
 pub mod snow_query;
 mod states;
 pub mod ticket;

@@ -7,7 +7,7 @@
 //! what a million-event table cannot afford.
 
 use super::admin::{EventSummary, SUMMARY};
-use crate::domain::EventState;
+use crate::domain::{paging, EventState};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -54,7 +54,7 @@ pub async fn list_events(
     pool: &PgPool,
     f: &EventFilter,
 ) -> Result<(Vec<EventSummary>, bool, bool), sqlx::Error> {
-    let up = f.after.is_some() && f.before.is_none();
+    let up = paging::walks_up(f.before.is_some(), f.after.is_some());
     // Two lists of ids, not an OR: with an OR the planner walks the primary key backwards and
     // filters every row (0.7 s at a million events); this way the keys come from the trigram
     // index and the payloads from the newest rows only (30 ms; README, "Benchmark").
@@ -67,7 +67,7 @@ pub async fn list_events(
     } else {
         "AND $10::text IS NULL AND $12::int8 IS NOT NULL"
     };
-    let mut rows: Vec<EventSummary> = sqlx::query_as(&format!(
+    let rows: Vec<EventSummary> = sqlx::query_as(&format!(
         "SELECT {SUMMARY} FROM events
          WHERE ($1::text IS NULL OR source = $1)
            AND ($2::text IS NULL OR state = $2)
@@ -96,14 +96,8 @@ pub async fn list_events(
     .bind(PAYLOAD_WINDOW)
     .fetch_all(pool)
     .await?;
-    let more = rows.len() as i64 > f.limit;
-    rows.truncate(f.limit as usize);
-    if up {
-        rows.reverse();
-        Ok((rows, f.after.is_some(), more))
-    } else {
-        Ok((rows, more, f.before.is_some() || f.after.is_some()))
-    }
+    let page = paging::cut(rows, f.limit, f.before.is_some(), f.after.is_some());
+    Ok((page.rows, page.older, page.newer))
 }
 
 #[cfg(test)]

@@ -5,22 +5,10 @@
 //! is not installed; `.ci/run` installs both.
 
 use crate::support::pipeline::{wait_for, Options, Pipeline};
-use crate::support::webdriver::{chromedriver, Browser, CHROMIUM};
+use crate::support::webdriver::{chromedriver, shot, Browser, CHROMIUM};
 use crate::support::{Sender, ADMIN_TOKEN};
 use sqlx::PgPool;
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// Into `target/` by default, so a test run leaves the committed screenshots alone.
-fn shot(name: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = match std::env::var_os("AAP_BRIDGE_SCREENSHOT_DIR") {
-        Some(d) => root.join(d),
-        None => root.join("target/screenshots"),
-    };
-    std::fs::create_dir_all(&dir).expect("screenshot directory");
-    dir.join(format!("{name}.png"))
-}
 
 #[sqlx::test]
 async fn console_in_headless_chromium(pool: PgPool) {

@@ -5,23 +5,12 @@
 //! them (AAP_BRIDGE_SCREENSHOT_DIR=docs/screenshots refreshes the committed ones).
 
 use crate::support::pipeline::{wait_for, Options, Pipeline, Tuning};
-use crate::support::webdriver::{chromedriver, Browser, CHROMIUM};
+use crate::support::webdriver::{chromedriver, shot, Browser, CHROMIUM};
 use crate::support::Sender;
 use sqlx::PgPool;
-use std::path::PathBuf;
 use std::time::Duration;
 
 const WAITING: usize = 6;
-
-fn shot(name: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = match std::env::var_os("AAP_BRIDGE_SCREENSHOT_DIR") {
-        Some(d) => root.join(d),
-        None => root.join("target/screenshots"),
-    };
-    std::fs::create_dir_all(&dir).expect("screenshot directory");
-    dir.join(format!("{name}.png"))
-}
 
 #[sqlx::test]
 async fn an_outage_at_1366_and_390_px(pool: PgPool) {

@@ -10,6 +10,18 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// The W3C key under which an element reference comes back.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Where a test's screenshot `name` goes: `target/screenshots/` by default, so a test run leaves
+/// the committed ones alone; `AAP_BRIDGE_SCREENSHOT_DIR=docs/screenshots` refreshes those.
+pub fn shot(name: &str) -> std::path::PathBuf {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = match std::env::var_os("AAP_BRIDGE_SCREENSHOT_DIR") {
+        Some(d) => root.join(d),
+        None => root.join("target/screenshots"),
+    };
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    dir.join(format!("{name}.png"))
+}
+
 /// Where chromedriver is, or None (Debian installs it in /usr/bin).
 pub fn chromedriver() -> Option<&'static str> {
     ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
