@@ -68,28 +68,29 @@ fn of(o: &Overview, health_since: Option<DateTime<Utc>>) -> Vec<Attention> {
             link: "/ui/rules".into(),
         });
     }
-    let dead = depth(&o.queues, "callbacks_dead");
-    if dead > 0 {
+    // Counts that need a look when they are not zero.
+    let counts = [
+        (
+            depth(&o.queues, "callbacks_dead"),
+            "post-back(s) to tickets failed for good (dead letters).",
+            "/ui/dead",
+        ),
+        (
+            day(&o.launches, "failed"),
+            "launch(es) failed in the last day.",
+            "#failures",
+        ),
+        (
+            day(&o.events, "failed"),
+            "event(s) could not be decided in the last day.",
+            "/ui/events?state=failed",
+        ),
+    ];
+    for (n, what, link) in counts.into_iter().filter(|c| c.0 > 0) {
         out.push(Attention {
             level: "bad",
-            text: format!("{dead} post-back(s) to tickets failed for good (dead letters)."),
-            link: "/ui/dead".into(),
-        });
-    }
-    let failed = day(&o.launches, "failed");
-    if failed > 0 {
-        out.push(Attention {
-            level: "bad",
-            text: format!("{failed} launch(es) failed in the last day."),
-            link: "#failures".into(),
-        });
-    }
-    let failed = day(&o.events, "failed");
-    if failed > 0 {
-        out.push(Attention {
-            level: "bad",
-            text: format!("{failed} event(s) could not be decided in the last day."),
-            link: "/ui/events?state=failed".into(),
+            text: format!("{n} {what}"),
+            link: link.into(),
         });
     }
     for s in o.deliveries.iter().filter(|s| s.refused > 0) {

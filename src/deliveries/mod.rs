@@ -24,8 +24,6 @@ use uuid::Uuid;
 const QUEUE: usize = 8192;
 /// Most records in one INSERT.
 const BATCH: usize = 1000;
-/// Longest text kept of a source name, delivery id or reason: a hostile client chooses them.
-const TEXT_MAX: usize = 200;
 
 /// One request to `/hooks/{source}`.
 #[derive(Debug, Clone)]
@@ -52,14 +50,6 @@ impl Delivery {
             (500.., _) => DeliveryOutcome::Unavailable,
             _ => DeliveryOutcome::Refused,
         }
-    }
-}
-
-/// Cuts client-chosen text to `TEXT_MAX` characters.
-pub fn clip(text: &str) -> String {
-    match text.char_indices().nth(TEXT_MAX) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
     }
 }
 
@@ -179,14 +169,5 @@ mod tests {
         assert_eq!(Delivery::outcome_of(401, None), Refused);
         assert_eq!(Delivery::outcome_of(404, None), Refused);
         assert_eq!(Delivery::outcome_of(503, None), Unavailable);
-    }
-
-    #[test]
-    fn client_text_is_clipped() {
-        assert_eq!(clip("abc"), "abc");
-        let long = "é".repeat(500);
-        let c = clip(&long);
-        assert_eq!(c.chars().count(), TEXT_MAX + 1);
-        assert!(c.ends_with('…'));
     }
 }

@@ -83,6 +83,7 @@ mod kinds;
 pub mod paging;
 pub mod snow_query;
 mod states;
+pub mod text;
 pub mod ticket;
 pub mod time;
 

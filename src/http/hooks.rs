@@ -1,7 +1,8 @@
 //! `POST /hooks/{source}`: read within the limit, verify, normalize, commit, then answer.
 
 use super::AppState;
-use crate::deliveries::{clip, Delivery};
+use crate::deliveries::Delivery;
+use crate::domain::text::clip;
 use crate::error::{ApiError, ErrorText};
 use crate::ingest::Stored;
 use axum::body::Body;
@@ -151,31 +152,28 @@ async fn handle(
     note.delivery_id = Some(clip(&event.delivery_id));
     let ignored = event.ignored.clone();
     note.reason = ignored.as_deref().map(clip);
-    let answer = match (app.inbox.store(event).await?, ignored) {
-        (Stored::Accepted(id), Some(reason)) => (
+    let stored = app.inbox.store(event).await?;
+    let (Stored::Accepted(id) | Stored::Duplicate(id)) = stored;
+    note.event_id = Some(id);
+    let (status, word, body) = match (stored, ignored) {
+        (Stored::Accepted(_), Some(reason)) => (
             StatusCode::OK,
+            Some("ignored"),
             json!({"event_id": id, "status": "ignored", "reason": reason}),
         ),
-        (Stored::Accepted(id), None) => (
+        (Stored::Accepted(_), None) => (
             StatusCode::ACCEPTED,
+            None,
             json!({"event_id": id, "status": "accepted"}),
         ),
-        (Stored::Duplicate(id), _) => (
+        (Stored::Duplicate(_), _) => (
             StatusCode::OK,
+            Some("duplicate"),
             json!({"event_id": id, "status": "duplicate"}),
         ),
     };
-    note.event_id = answer
-        .1
-        .get("event_id")
-        .and_then(|v| v.as_str())
-        .and_then(|v| v.parse().ok());
-    note.word = match answer.1.get("status").and_then(Value::as_str) {
-        Some("duplicate") => Some("duplicate"),
-        Some("ignored") => Some("ignored"),
-        _ => None,
-    };
-    Ok((answer.0, Json(answer.1)))
+    note.word = word;
+    Ok((status, Json(body)))
 }
 
 pub(crate) fn is_length_limit(e: &axum::Error) -> bool {

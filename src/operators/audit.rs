@@ -51,7 +51,7 @@ pub async fn login_failed(pool: &PgPool, name: &str, client: Option<&str>, why: 
     let r = sqlx::query(
         "INSERT INTO audit (actor, action, detail, client) VALUES ($1, 'login.failed', $2, $3)",
     )
-    .bind(crate::deliveries::clip(name))
+    .bind(crate::domain::text::clip(name))
     .bind(Json(serde_json::json!({ "reason": why })))
     .bind(client)
     .execute(pool)
@@ -75,7 +75,7 @@ pub async fn recent_failures(
            AND (client = $1 OR actor = $2)",
     )
     .bind(client)
-    .bind(crate::deliveries::clip(name))
+    .bind(crate::domain::text::clip(name))
     .bind(window.as_secs_f64())
     .fetch_one(pool)
     .await

@@ -42,7 +42,7 @@ impl Actor {
             .or_else(|_| std::env::var("USERNAME"))
             .unwrap_or_else(|_| "unknown".into());
         Actor {
-            name: format!("cli:{}", crate::deliveries::clip(&user)),
+            name: format!("cli:{}", crate::domain::text::clip(&user)),
             role: Role::Operator,
             client: None,
         }

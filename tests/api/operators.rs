@@ -247,3 +247,51 @@ async fn without_a_controller_only_the_token_logs_in(pool: PgPool) {
     assert_eq!(c.login("admin-secret").await.status, 303);
     c.get("/ui/").await.assert_has("admin-token");
 }
+
+/// Two replicas on one database: a session started on one opens pages on the other, logging out
+/// on one ends it on both, and failed logins on one count against the limit on the other.
+#[sqlx::test]
+async fn sessions_and_login_limits_hold_across_replicas(pool: PgPool) {
+    let p = pipeline(pool).await;
+    let other = p.replica(Default::default()).await;
+    let mut alice = person(&p.app.base, "alice", "alice-pass").await;
+    alice.base = other.base.clone();
+    let page = alice.get("/ui/rules").await;
+    assert_eq!(
+        page.status, 200,
+        "the session is known on the other replica"
+    );
+    page.assert_has("alice");
+    alice.base = p.app.base.clone();
+    assert_eq!(alice.submit("/ui/", "/ui/logout", &[]).await.status, 303);
+    let mut stale = Console::new(&other.base);
+    stale.cookie = alice.cookie.clone();
+    let page = stale.get("/ui/").await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (303, Some("/ui/login")),
+        "logged out on one replica, gone on the other"
+    );
+
+    let mut c = Console::new(&p.app.base);
+    for _ in 0..3 {
+        let page = c
+            .login_form(&[("username", "bob"), ("password", "guess")])
+            .await;
+        assert_eq!(page.status, 401);
+    }
+    let mut c = Console::new(&other.base);
+    for _ in 0..2 {
+        let page = c
+            .login_form(&[("username", "bob"), ("password", "guess")])
+            .await;
+        assert_eq!(page.status, 401);
+    }
+    let page = c
+        .login_form(&[("username", "bob"), ("password", "bob-pass")])
+        .await;
+    assert_eq!(
+        page.status, 429,
+        "five failures across both replicas reach the limit"
+    );
+}

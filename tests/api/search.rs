@@ -2,7 +2,6 @@
 //! and payload text, through the API and the console's header box; the trigram index is usable.
 
 use crate::support::console::Console;
-use crate::support::pipeline::wait_for;
 use crate::support::{error_of, Sender, TestApp, SOURCES_YAML};
 use sqlx::PgPool;
 
@@ -87,22 +86,18 @@ async fn fragments_find_tickets_ids_repositories_and_payload_text(pool: PgPool) 
     assert!(!page.body.contains(">PABC123<"), "only what matches");
 
     // The index is there and serves the key search once the table is large enough to need it.
-    let plan: Vec<String> = wait_for("a plan", 5, || async {
-        let mut tx = pool.begin().await.unwrap();
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        let rows: Vec<String> = sqlx::query_scalar(
-            "EXPLAIN SELECT id FROM events
-             WHERE aap_bridge_search_keys(ticket, delivery_id) LIKE '%0020055%'",
-        )
-        .fetch_all(&mut *tx)
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
         .await
         .unwrap();
-        Some(rows)
-    })
-    .await;
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT id FROM events
+         WHERE aap_bridge_search_keys(ticket, delivery_id) LIKE '%0020055%'",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
     assert!(
         plan.iter().any(|l| l.contains("events_search")),
         "{plan:#?}"
