@@ -26,25 +26,22 @@ pub struct Decider {
 
 impl Decider {
     /// The event's final state, decision and launches under `m`, or None when the dispatcher
-    /// must plan it. Takes the event's parsed payload (the stored text stays): it is not needed
-    /// after the decision, and moving it saves a deep copy.
+    /// must plan it.
     pub fn decide(
         &self,
         m: &Mappings,
         id: Uuid,
-        event: &mut Event,
+        event: &Event,
         received_at: DateTime<Utc>,
     ) -> Option<Decided> {
         if event.ignored.is_some() {
             return None;
         }
-        let view = EventView::take(id, event, received_at);
+        let view = EventView::from_event(id, event, received_at);
         let decision = m.evaluate(&view);
         let needs_db =
             |p: &Planned| p.coalesce_secs.is_some() || p.on_ignored_fields != OnIgnored::Warn;
         if !decision.refused.is_empty() || decision.planned.iter().any(needs_db) {
-            event.payload =
-                std::sync::Arc::try_unwrap(view.payload).unwrap_or_else(|p| (*p).clone());
             return None;
         }
         let (state, reason) = outcome(&view, &decision);

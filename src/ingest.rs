@@ -134,7 +134,7 @@ async fn writer(w: Writer, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
     }
 }
 
-async fn commit(w: &Writer, mut batch: Vec<Job>) {
+async fn commit(w: &Writer, batch: Vec<Job>) {
     // Identical deliveries racing each other in one batch: the first is inserted, the rest are
     // answered as its duplicates.
     let mut first: HashMap<(&str, &str), usize> = HashMap::new();
@@ -157,10 +157,7 @@ async fn commit(w: &Writer, mut batch: Vec<Job>) {
             let now = Utc::now();
             unique
                 .iter()
-                .map(|&i| {
-                    let job = &mut batch[i];
-                    d.decide(&rules, job.id, &mut job.event, now)
-                })
+                .map(|&i| d.decide(&rules, batch[i].id, &batch[i].event, now))
                 .collect()
         }
         None => vec![None; unique.len()],

@@ -103,7 +103,7 @@ pub fn simulate(
         "ticket": view.ticket,
         "headers": event.headers,
         "received_at": received_at,
-        "payload": view.payload.as_ref(),
+        "payload": view.payload.value(),
     });
     if let Some(reason) = &event.ignored {
         return Ok(Simulation {

@@ -54,29 +54,13 @@ pub struct EventView {
     pub event_type: String,
     pub category: Option<String>,
     pub ticket: Json,
-    /// Shared with the templates' view of it (`render::context`), which converts only what a
-    /// template reads.
-    pub payload: std::sync::Arc<Json>,
+    /// Parsed only if a template reads it (`render::context` converts only what it reads).
+    pub payload: crate::event::Payload,
     pub received_at: DateTime<Utc>,
 }
 
 impl EventView {
-    /// Like `from_event`, but moves the parsed payload out of `event` instead of copying it.
-    pub fn take(id: uuid::Uuid, event: &mut Event, received_at: DateTime<Utc>) -> Self {
-        let payload = std::mem::take(&mut event.payload);
-        Self::with_payload(id, event, received_at, payload)
-    }
-
     pub fn from_event(id: uuid::Uuid, event: &Event, received_at: DateTime<Utc>) -> Self {
-        Self::with_payload(id, event, received_at, event.payload.clone())
-    }
-
-    fn with_payload(
-        id: uuid::Uuid,
-        event: &Event,
-        received_at: DateTime<Utc>,
-        payload: Json,
-    ) -> Self {
         EventView {
             id,
             source: event.source.clone(),
@@ -85,7 +69,7 @@ impl EventView {
             event_type: event.event_type.clone(),
             category: event.category.clone(),
             ticket: serde_json::to_value(&event.ticket).unwrap_or_default(),
-            payload: std::sync::Arc::new(payload),
+            payload: event.payload.clone(),
             received_at,
         }
     }

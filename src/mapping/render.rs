@@ -4,6 +4,7 @@
 //! are errors (strict), so a typo in a field name fails the launch instead of sending "".
 
 use super::EventView;
+use crate::event::Payload;
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{context, AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, Value};
 use serde_json::Value as Json;
@@ -46,17 +47,21 @@ pub(crate) fn context(ev: &EventView) -> Value {
 /// `path` is the JSON pointer of this node in `root`.
 #[derive(Debug)]
 struct JsonView {
-    root: Arc<Json>,
+    root: Payload,
     path: String,
 }
 
 impl JsonView {
-    fn root(root: Arc<Json>) -> Value {
-        Self::at(root, String::new())
+    /// The payload, not parsed until a template reads it (it is always an object).
+    fn root(root: Payload) -> Value {
+        Value::from_object(JsonView {
+            root,
+            path: String::new(),
+        })
     }
 
-    fn at(root: Arc<Json>, path: String) -> Value {
-        match root.pointer(&path) {
+    fn at(root: Payload, path: String) -> Value {
+        match root.value().pointer(&path) {
             Some(Json::Object(_) | Json::Array(_)) => Value::from_object(JsonView { root, path }),
             Some(scalar) => Value::from_serialize(scalar),
             None => Value::UNDEFINED,
@@ -64,7 +69,7 @@ impl JsonView {
     }
 
     fn node(&self) -> &Json {
-        self.root.pointer(&self.path).unwrap_or(&Json::Null)
+        self.root.value().pointer(&self.path).unwrap_or(&Json::Null)
     }
 
     fn child(&self, key: &str) -> Value {
@@ -246,7 +251,7 @@ mod tests {
             "a/b": "slash", "flag": true, "none": null, "n": 1.5
         });
         let env = environment();
-        let ctx = context! { payload => JsonView::root(Arc::new(doc.clone())) };
+        let ctx = context! { payload => JsonView::root(Payload::from_text(doc.to_string())) };
         let render = |src: &str| env.render_str(src, &ctx).unwrap();
         assert_eq!(render("{{ payload.issue.number }}"), "42");
         assert_eq!(render("{{ payload.issue.labels[1].name }}"), "web");

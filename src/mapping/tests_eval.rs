@@ -45,7 +45,7 @@ pub(super) fn event(
         event_type: event_type.into(),
         category: category.map(str::to_string),
         ticket,
-        payload: std::sync::Arc::new(payload),
+        payload: crate::event::Payload::from_text(payload.to_string()),
         received_at: "2026-01-02T03:04:05Z".parse().unwrap(),
     }
 }
@@ -356,4 +356,34 @@ rules:
     assert_eq!(json["planned"][0]["reply"], json!("work_notes"));
     let back: Planned = serde_json::from_value(json["planned"][0].clone()).unwrap();
     assert_eq!(back, d.planned[0]);
+}
+
+/// The payload is parsed only for a rule whose templates read it (README "Benchmark").
+#[test]
+fn the_payload_is_parsed_only_when_a_template_reads_it() {
+    let m = load_str(
+        r#"
+rules:
+  - name: by-ticket
+    source: servicenow
+    category: disk_full
+    launch: 15
+    extra_vars: {number: "{{ ticket.number }}", kind: "{{ event.kind }}"}
+  - name: by-payload
+    source: servicenow
+    category: cert_expiry
+    launch: 31
+    extra_vars: {host: "{{ payload.cmdb_ci }}"}
+"#,
+    );
+    let ev = snow("disk_full", snow_payload());
+    assert_eq!(m.evaluate(&ev).planned.len(), 1);
+    assert!(!ev.payload.is_parsed(), "no template read the payload");
+    let ev = snow("cert_expiry", snow_payload());
+    let d = m.evaluate(&ev);
+    assert_eq!(
+        d.planned[0].request["extra_vars"]["host"],
+        "web01.example.com"
+    );
+    assert!(ev.payload.is_parsed());
 }

@@ -144,7 +144,7 @@ fn template_references() {
         event_type: "push".into(),
         category: None,
         ticket: serde_json::json!({}),
-        payload: std::sync::Arc::new(serde_json::json!({})),
+        payload: crate::event::Payload::from_text("{}".into()),
         received_at: chrono::Utc::now(),
     };
     let refs: Vec<TemplateRef> = m

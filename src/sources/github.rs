@@ -1,12 +1,13 @@
 //! GitHub: `X-Hub-Signature-256: sha256=<hex>` over the raw body; JSON or form-encoded bodies.
 
-use super::{header, keep_headers, media_type, parse_object, required_header, Delivery, Receiver};
+use super::pick::{Fields, Picked};
+use super::{header, keep_headers, media_type, required_header, Delivery, Receiver};
 use crate::config::{SourceKind, SourceSettings};
 use crate::error::ApiError;
-use crate::event::{text_at, Event, Ticket};
+use crate::event::{Event, Payload, Ticket};
 use crate::signature;
 use secrecy::SecretString;
-use serde_json::Value;
+use std::sync::LazyLock;
 
 pub struct Github {
     name: String,
@@ -70,14 +71,13 @@ impl Receiver for Github {
             )))
             }
         };
-        let payload = parse_object(payload_text.as_bytes())?;
+        let p = super::pick(&FIELDS, payload_text.as_bytes())?;
         // Information only: neither header is signed, so a replay can carry any values.
         let delivery_id = match header(d.headers, "x-github-hook-id") {
             Some(hook) => format!("{hook}:{delivery}"),
             None => delivery.to_string(),
         };
-        let action = payload.get("action").and_then(Value::as_str);
-        let event_type = match action {
+        let event_type = match p.str(f::ACTION) {
             Some(a) => format!("{event_name}.{a}"),
             None => event_name.to_string(),
         };
@@ -87,16 +87,56 @@ impl Receiver for Github {
             kind: SourceKind::Github,
             delivery_id,
             dedupe_key: body_key(d.body),
-            ignored: ignore_reason(event_name, &payload),
-            category: category(event_name, &payload),
-            ticket: ticket(&payload),
+            ignored: ignore_reason(event_name, &p),
+            category: category(event_name, &p),
+            ticket: ticket(&p),
             event_type,
             headers: keep_headers(d.headers, KEPT_HEADERS),
-            payload_text,
-            payload,
+            payload: Payload::from_text(payload_text),
         })
     }
 }
+
+/// The fields normalization reads, by their index in `POINTERS`.
+mod f {
+    pub const ACTION: usize = 0;
+    pub const LABEL: usize = 1;
+    pub const LABELS: [usize; 2] = [2, 3];
+    pub const REF: usize = 4;
+    pub const REPO: usize = 5;
+    pub const NUMBER: [usize; 3] = [6, 7, 8];
+    pub const SHA: [usize; 5] = [9, 10, 11, 12, 13];
+    pub const AFTER: usize = 14;
+    pub const URL: [usize; 4] = [15, 16, 17, 18];
+    pub const COMMENT: usize = 19;
+    pub const CONTEXT: usize = 20;
+}
+
+pub(super) const POINTERS: &[&str] = &[
+    "/action",
+    "/label/name",
+    "/issue/labels/0/name",
+    "/pull_request/labels/0/name",
+    "/ref",
+    "/repository/full_name",
+    "/issue/number",
+    "/pull_request/number",
+    "/number",
+    "/pull_request/head/sha",
+    "/check_suite/head_sha",
+    "/check_run/head_sha",
+    "/workflow_run/head_sha",
+    "/sha",
+    "/after",
+    "/issue/html_url",
+    "/pull_request/html_url",
+    "/compare",
+    "/repository/html_url",
+    "/comment/body",
+    "/context",
+];
+
+static FIELDS: LazyLock<Fields> = LazyLock::new(|| Fields::new(POINTERS));
 
 /// The signature covers exactly the raw body, so its hash is what a replay cannot change.
 /// (GitHub's Redeliver sends the same body, so it is a duplicate too.)
@@ -112,15 +152,18 @@ fn form_payload(body: &[u8]) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad_request("form-encoded body has no `payload` field"))
 }
 
-fn ignore_reason(event: &str, p: &Value) -> Option<String> {
+fn ignore_reason(event: &str, p: &Picked) -> Option<String> {
     match event {
         "ping" => Some("GitHub ping".into()),
         "issue_comment" | "pull_request_review_comment"
-            if super::starts_with_marker(p, "/comment/body") =>
+            if super::starts_with_marker(p.text(f::COMMENT)) =>
         {
             Some("comment posted by aap-bridge".into())
         }
-        "status" if text_at(p, "/context").is_some_and(|c| c.starts_with("aap-bridge")) => {
+        "status"
+            if p.text(f::CONTEXT)
+                .is_some_and(|c| c.starts_with("aap-bridge")) =>
+        {
             Some("commit status set by aap-bridge".into())
         }
         _ => None,
@@ -128,41 +171,28 @@ fn ignore_reason(event: &str, p: &Value) -> Option<String> {
 }
 
 /// The added label, else the first label of the issue or PR, else the pushed branch.
-fn category(event: &str, p: &Value) -> Option<String> {
-    if let Some(l) = text_at(p, "/label/name") {
+fn category(event: &str, p: &Picked) -> Option<String> {
+    if let Some(l) = p.text(f::LABEL) {
         return Some(l);
     }
-    for ptr in ["/issue/labels/0/name", "/pull_request/labels/0/name"] {
-        if let Some(l) = text_at(p, ptr) {
-            return Some(l);
-        }
+    if let Some(l) = p.first(&f::LABELS) {
+        return Some(l);
     }
     if event == "push" {
-        return text_at(p, "/ref").map(|r| r.trim_start_matches("refs/heads/").to_string());
+        return p
+            .text(f::REF)
+            .map(|r| r.trim_start_matches("refs/heads/").to_string());
     }
     None
 }
 
-fn ticket(p: &Value) -> Ticket {
-    let first = |ptrs: &[&str]| ptrs.iter().find_map(|ptr| text_at(p, ptr));
-    let push_sha = text_at(p, "/after").filter(|s| s.chars().any(|c| c != '0'));
+fn ticket(p: &Picked) -> Ticket {
+    let push_sha = p.text(f::AFTER).filter(|s| s.chars().any(|c| c != '0'));
     Ticket {
-        repo: text_at(p, "/repository/full_name"),
-        number: first(&["/issue/number", "/pull_request/number", "/number"]),
-        sha: first(&[
-            "/pull_request/head/sha",
-            "/check_suite/head_sha",
-            "/check_run/head_sha",
-            "/workflow_run/head_sha",
-            "/sha",
-        ])
-        .or(push_sha),
-        url: first(&[
-            "/issue/html_url",
-            "/pull_request/html_url",
-            "/compare",
-            "/repository/html_url",
-        ]),
+        repo: p.text(f::REPO),
+        number: p.first(&f::NUMBER),
+        sha: p.first(&f::SHA).or(push_sha),
+        url: p.first(&f::URL),
         ..Ticket::default()
     }
 }

@@ -2,9 +2,12 @@
 
 mod github;
 mod pagerduty;
+mod pick;
 mod servicenow;
 #[cfg(test)]
 mod tests_fuzz;
+#[cfg(test)]
+mod tests_pick;
 
 use crate::config::{Settings, SourceKind, SourceSettings};
 use crate::error::ApiError;
@@ -57,13 +60,7 @@ impl Source {
             body,
         };
         self.receiver.verify(&d)?;
-        let event = self.receiver.normalize(&d)?;
-        if crate::event::contains_nul(&event.payload) {
-            return Err(ApiError::bad_request(
-                "payload contains a NUL character (\\u0000), which cannot be stored",
-            ));
-        }
-        Ok(event)
+        self.receiver.normalize(&d)
     }
 }
 
@@ -81,13 +78,7 @@ impl Source {
             headers,
             body,
         };
-        let event = self.receiver.normalize(&d)?;
-        if crate::event::contains_nul(&event.payload) {
-            return Err(ApiError::bad_request(
-                "payload contains a NUL character (\\u0000), which cannot be stored",
-            ));
-        }
-        Ok(event)
+        self.receiver.normalize(&d)
     }
 }
 
@@ -136,14 +127,16 @@ pub(crate) fn is_json_media(mt: Option<&str>) -> bool {
     }
 }
 
-/// Parses a JSON object, with an error that says where it broke.
-pub(crate) fn parse_object(text: &[u8]) -> Result<Value, ApiError> {
-    let v: Value = serde_json::from_slice(text)
-        .map_err(|e| ApiError::bad_request(format!("body is not valid JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(ApiError::bad_request("body must be a JSON object"));
+/// Reads `fields` out of a body that must be a JSON object with no NUL in it (Postgres refuses
+/// NUL), with an error that says where it broke.
+pub(crate) fn pick(fields: &pick::Fields, body: &[u8]) -> Result<pick::Picked, ApiError> {
+    let picked = fields.pick(body).map_err(ApiError::bad_request)?;
+    if picked.nul {
+        return Err(ApiError::bad_request(
+            "payload contains a NUL character (\\u0000), which cannot be stored",
+        ));
     }
-    Ok(v)
+    Ok(picked)
 }
 
 pub(crate) fn body_text(bytes: &[u8]) -> Result<String, ApiError> {
@@ -157,7 +150,6 @@ pub(crate) fn keep_headers(headers: &HeaderMap, names: &[&str]) -> serde_json::M
         .collect()
 }
 
-pub(crate) fn starts_with_marker(v: &Value, pointer: &str) -> bool {
-    crate::event::text_at(v, pointer)
-        .is_some_and(|s| s.trim_start().starts_with(crate::event::POSTBACK_MARKER))
+pub(crate) fn starts_with_marker(text: Option<String>) -> bool {
+    text.is_some_and(|s| s.trim_start().starts_with(crate::event::POSTBACK_MARKER))
 }

@@ -1,11 +1,13 @@
 //! PagerDuty webhooks v3: `X-PagerDuty-Signature: v1=<hex>[,v1=<hex>…]` over the raw body.
 
-use super::{header, is_json_media, keep_headers, media_type, parse_object, Delivery, Receiver};
+use super::pick::Fields;
+use super::{header, is_json_media, keep_headers, media_type, Delivery, Receiver};
 use crate::config::{SourceKind, SourceSettings};
 use crate::error::ApiError;
-use crate::event::{text_at, Event, Ticket};
+use crate::event::{Event, Payload, Ticket};
 use crate::signature;
 use secrecy::SecretString;
+use std::sync::LazyLock;
 
 pub struct PagerDuty {
     name: String,
@@ -18,6 +20,31 @@ const KEPT_HEADERS: &[&str] = &[
     "x-webhook-id",
     "x-webhook-subscription",
 ];
+
+/// What normalization reads. An incident event carries the incident as `data`; annotations and
+/// others refer to it as `data.incident`: each incident field is read at both places.
+pub(super) const POINTERS: &[&str] = &[
+    "/event/event_type",
+    "/event/id",
+    "/event/data/type",
+    "/event/data/content",
+    "/event/data/service/summary",
+    "/event/data/id",
+    "/event/data/number",
+    "/event/data/html_url",
+    "/event/data/incident/service/summary",
+    "/event/data/incident/id",
+    "/event/data/incident/number",
+    "/event/data/incident/html_url",
+];
+const EVENT_TYPE: usize = 0;
+const EVENT_ID: usize = 1;
+const DATA_TYPE: usize = 2;
+const CONTENT: usize = 3;
+/// The incident's fields (service, id, number, link) start here, or 4 further on.
+const INCIDENT: usize = 4;
+
+static FIELDS: LazyLock<Fields> = LazyLock::new(|| Fields::new(POINTERS));
 
 impl PagerDuty {
     pub fn new(name: &str, s: &SourceSettings) -> Self {
@@ -61,25 +88,25 @@ impl Receiver for PagerDuty {
                 mt.unwrap_or_default()
             )));
         }
-        let payload = parse_object(d.body)?;
-        let event_type = text_at(&payload, "/event/event_type").ok_or_else(|| {
+        let p = super::pick(&FIELDS, d.body)?;
+        let event_type = p.text(EVENT_TYPE).ok_or_else(|| {
             ApiError::bad_request("body has no `event.event_type`: is this a v3 webhook?")
         })?;
         // `event.id` is signed and kept across PagerDuty's retries; X-Webhook-Id is not signed.
-        let dedupe_key = text_at(&payload, "/event/id")
+        let dedupe_key = p
+            .text(EVENT_ID)
             .ok_or_else(|| ApiError::bad_request("body has no `event.id` to deduplicate on"))?;
         let delivery_id = header(d.headers, "x-webhook-id")
             .map(str::to_string)
             .unwrap_or_else(|| dedupe_key.clone());
-        // Incident events carry the incident as `data`; annotations and others refer to it.
-        let incident = match text_at(&payload, "/event/data/type").as_deref() {
-            Some("incident") => "/event/data",
-            _ => "/event/data/incident",
+        let incident = match p.text(DATA_TYPE).as_deref() {
+            Some("incident") => INCIDENT,
+            _ => INCIDENT + 4,
         };
-        let at = |suffix: &str| text_at(&payload, &format!("{incident}{suffix}"));
+        let at = |field: usize| p.text(incident + field);
         let ignored = match event_type.as_str() {
             "pagey.ping" => Some("PagerDuty ping".to_string()),
-            "incident.annotated" if super::starts_with_marker(&payload, "/event/data/content") => {
+            "incident.annotated" if super::starts_with_marker(p.text(CONTENT)) => {
                 Some("note posted by aap-bridge".to_string())
             }
             _ => None,
@@ -90,18 +117,17 @@ impl Receiver for PagerDuty {
             kind: SourceKind::Pagerduty,
             delivery_id,
             dedupe_key,
-            category: at("/service/summary"),
+            category: at(0),
             ticket: Ticket {
-                incident_id: at("/id"),
-                number: at("/number"),
-                url: at("/html_url"),
+                incident_id: at(1),
+                number: at(2),
+                url: at(3),
                 ..Ticket::default()
             },
             event_type,
             ignored,
             headers: keep_headers(d.headers, KEPT_HEADERS),
-            payload_text: super::body_text(d.body)?,
-            payload,
+            payload: Payload::from_text(super::body_text(d.body)?),
         })
     }
 }

@@ -2,12 +2,40 @@
 //! configurable header, over `{body}`, `{timestamp}.{body}` or `{timestamp}.{delivery}.{body}`;
 //! or a bearer token.
 
-use super::{header, is_json_media, keep_headers, media_type, parse_object, Delivery, Receiver};
+use super::pick::{Fields, Picked};
+use super::{header, is_json_media, keep_headers, media_type, Delivery, Receiver};
 use crate::config::{SignatureScheme, SourceAuth, SourceKind, SourceSettings};
 use crate::error::ApiError;
-use crate::event::{text_at, Event, Ticket, POSTBACK_MARKER};
+use crate::event::{Event, Payload, Ticket, POSTBACK_MARKER};
 use crate::signature;
 use secrecy::SecretString;
+use std::sync::LazyLock;
+
+/// The record's fields normalization reads (each may be `{"value", "display_value"}`).
+pub(super) const FIELD_NAMES: &[&str] = &[
+    "table",
+    "sys_class_name",
+    "sys_id",
+    "sys_updated_on",
+    "sys_mod_count",
+    "event_type",
+    "operation",
+    "category",
+    "number",
+    "work_notes",
+    "comments",
+];
+
+static FIELDS: LazyLock<Fields> = LazyLock::new(|| {
+    let pointers: Vec<String> = FIELD_NAMES.iter().map(|k| format!("/{k}")).collect();
+    Fields::new(&pointers.iter().map(String::as_str).collect::<Vec<_>>())
+});
+
+/// The text of a top-level field of the record.
+fn field(p: &Picked, name: &str) -> Option<String> {
+    let i = FIELD_NAMES.iter().position(|k| *k == name)?;
+    p.text(i)
+}
 
 pub const DEFAULT_SIGNATURE_HEADER: &str = "x-servicenow-signature";
 
@@ -134,8 +162,8 @@ impl Receiver for ServiceNow {
                 mt.unwrap_or_default()
             )));
         }
-        let payload = parse_object(d.body)?;
-        let field = |k: &str| text_at(&payload, &format!("/{k}"));
+        let p = super::pick(&FIELDS, d.body)?;
+        let field = |k: &str| field(&p, k);
         let table = field("table")
             .or_else(|| field("sys_class_name"))
             .unwrap_or_else(|| "incident".into());
@@ -147,7 +175,7 @@ impl Receiver for ServiceNow {
             .map(str::to_string);
         let dedupe_key = match (&from_header, self.delivery_signed()) {
             (Some(h), true) => format!("delivery:{h}"),
-            _ => record_key(&payload)?,
+            _ => record_key(&p)?,
         };
         let delivery_id = from_header.unwrap_or_else(|| dedupe_key.clone());
         let event_type = field("event_type").unwrap_or_else(|| {
@@ -179,16 +207,15 @@ impl Receiver for ServiceNow {
             },
             ignored: ours.then(|| "update made by aap-bridge".to_string()),
             headers: keep_headers(d.headers, &kept),
-            payload_text: super::body_text(d.body)?,
-            payload,
+            payload: Payload::from_text(super::body_text(d.body)?),
         })
     }
 }
 
 /// The record's identity from the (signed) body: `sys_id`, then `@sys_updated_on` and
 /// `#sys_mod_count` for whichever is present. An unsigned delivery header cannot count.
-fn record_key(p: &serde_json::Value) -> Result<String, ApiError> {
-    let field = |k: &str| text_at(p, &format!("/{k}"));
+fn record_key(p: &Picked) -> Result<String, ApiError> {
+    let field = |k: &str| field(p, k);
     let (updated, count) = (field("sys_updated_on"), field("sys_mod_count"));
     match field("sys_id") {
         Some(id) if updated.is_some() || count.is_some() => {

@@ -109,7 +109,7 @@ pub async fn insert_batch(
     let dedupe = col(|e| Some(&e.dedupe_key));
     let etype = col(|e| Some(&e.event_type));
     let category = col(|e| e.category.as_deref());
-    let payload = col(|e| Some(&e.payload_text));
+    let payload = col(|e| Some(e.payload.text()));
     let state: Vec<&str> = items
         .iter()
         .map(|i| match (i.decided, &i.event.ignored) {

@@ -33,7 +33,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
             event_type: e.event_type,
             category: e.category,
             ticket: e.ticket.0,
-            payload: Arc::new(e.payload.0),
+            payload: crate::event::Payload::from_value(e.payload.0),
             received_at: e.received_at,
         };
         let decision = mappings.evaluate(&view);
