@@ -24,6 +24,10 @@ use uuid::Uuid;
 const QUEUE: usize = 8192;
 /// Most records in one INSERT.
 const BATCH: usize = 1000;
+/// Under load the writer waits this long between INSERTs so that each carries many rows: the
+/// log is not what a sender waits for, and one statement per few rows cost more service CPU
+/// than the events' own commits (README "Benchmark").
+const LINGER: Duration = Duration::from_millis(100);
 
 /// One request to `/hooks/{source}`.
 #[derive(Debug, Clone)]
@@ -122,6 +126,7 @@ async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Delivery>, keep: Keep) {
             return;
         }
         let n = batch.len();
+        let started = tokio::time::Instant::now();
         if let Err(e) = sql::insert(&pool, &mut batch).await {
             tracing::warn!(error = %e, rows = n, "deliveries log: rows not written");
             metrics::counter!("aap_bridge_deliveries_dropped_total").increment(n as u64);
@@ -139,6 +144,9 @@ async fn writer(pool: PgPool, mut rx: mpsc::Receiver<Delivery>, keep: Keep) {
                     tracing::warn!(error = %e, "deliveries log: age trim failed");
                 }
             }
+        }
+        if n < BATCH {
+            tokio::time::sleep_until(started + LINGER).await;
         }
     }
 }

@@ -144,12 +144,51 @@ pub(crate) fn body_text(bytes: &[u8]) -> Result<String, ApiError> {
 }
 
 pub(crate) fn keep_headers(headers: &HeaderMap, names: &[&str]) -> serde_json::Map<String, Value> {
-    names
-        .iter()
-        .filter_map(|n| header(headers, n).map(|v| (n.to_string(), Value::from(v))))
-        .collect()
+    // One pass over the request's headers: looking each name up parses and hashes it.
+    let mut kept = serde_json::Map::new();
+    let mut seen = vec![false; names.len()];
+    for (name, value) in headers {
+        let Some(i) = names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(name.as_str()))
+        else {
+            continue;
+        };
+        // Only the first value counts, as `header` reads it.
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        if let Some(v) = value.to_str().ok().map(str::trim).filter(|v| !v.is_empty()) {
+            kept.insert(names[i].to_string(), Value::from(v));
+        }
+    }
+    kept
 }
 
 pub(crate) fn starts_with_marker(text: Option<String>) -> bool {
     text.is_some_and(|s| s.trim_start().starts_with(crate::event::POSTBACK_MARKER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    /// One pass keeps what a lookup per name kept: the first value, trimmed, when not empty.
+    #[test]
+    fn kept_headers_read_like_header() {
+        let mut h = HeaderMap::new();
+        h.append("x-a", HeaderValue::from_static(" one "));
+        h.append("x-a", HeaderValue::from_static("two"));
+        h.append("x-b", HeaderValue::from_static(""));
+        h.append("x-b", HeaderValue::from_static("late"));
+        h.append("x-delivery", HeaderValue::from_static("d-1"));
+        let names = ["x-a", "x-b", "X-Delivery", "x-missing"];
+        let by_lookup: serde_json::Map<String, Value> = names
+            .iter()
+            .filter_map(|n| header(&h, n).map(|v| (n.to_string(), Value::from(v))))
+            .collect();
+        assert_eq!(keep_headers(&h, &names), by_lookup);
+        assert_eq!(by_lookup.len(), 2);
+    }
 }

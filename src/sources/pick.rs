@@ -8,7 +8,6 @@
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
 /// The JSON pointers one kind of sender reads, compiled once into a tree.
@@ -20,7 +19,8 @@ pub struct Fields {
 
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<String, Node>,
+    /// A handful each: a scan beats hashing every key of the body.
+    children: Vec<(String, Node)>,
     /// The index of the pointer that ends here.
     leaf: Option<usize>,
     /// Every pointer that ends here or below: reset when the walk enters this node again (a
@@ -79,7 +79,14 @@ impl Fields {
             for part in p.split('/').skip(1) {
                 assert!(node.leaf.is_none(), "pointer `{p}` extends another");
                 node.below.push(i);
-                node = node.children.entry(part.to_string()).or_default();
+                let at = match node.children.iter().position(|(k, _)| k == part) {
+                    Some(at) => at,
+                    None => {
+                        node.children.push((part.to_string(), Node::default()));
+                        node.children.len() - 1
+                    }
+                };
+                node = &mut node.children[at].1;
             }
             assert!(
                 node.children.is_empty(),
@@ -96,11 +103,22 @@ impl Fields {
 
     /// Walks `body`, which must be a JSON object.
     pub fn pick(&self, body: &[u8]) -> Result<Picked, String> {
+        // Text known to be UTF-8 is read without checking each string again; other bytes fail
+        // in the walk with the error a `Value` parse gives.
+        match std::str::from_utf8(body) {
+            Ok(text) => self.walk(serde_json::Deserializer::from_str(text)),
+            Err(_) => self.walk(serde_json::Deserializer::from_slice(body)),
+        }
+    }
+
+    fn walk<'de, R: serde_json::de::Read<'de>>(
+        &self,
+        mut de: serde_json::Deserializer<R>,
+    ) -> Result<Picked, String> {
         let mut out = Picked {
             values: vec![None; self.len],
             nul: false,
         };
-        let mut de = serde_json::Deserializer::from_slice(body);
         let walk = Walk {
             at: At::Path(&self.root),
             out: &mut out,
@@ -132,8 +150,8 @@ enum At<'a> {
 impl<'a> At<'a> {
     fn child(self, key: &str) -> At<'a> {
         match self {
-            At::Path(n) => match n.children.get(key) {
-                Some(c) => c.leaf.map_or(At::Path(c), At::Leaf),
+            At::Path(n) => match n.children.iter().find(|(k, _)| k == key) {
+                Some((_, c)) => c.leaf.map_or(At::Path(c), At::Leaf),
                 None => At::Skip,
             },
             At::Leaf(i) if key == "value" => At::Value(i),

@@ -132,7 +132,7 @@ pub async fn insert_batch(
         .collect();
     let headers: Vec<String> = items
         .iter()
-        .map(|i| serde_json::Value::Object(i.event.headers.clone()).to_string())
+        .map(|i| serde_json::to_string(&i.event.headers).unwrap_or_else(|_| "{}".into()))
         .collect();
     let received: Vec<Option<DateTime<Utc>>> = items
         .iter()

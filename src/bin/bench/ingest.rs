@@ -240,37 +240,28 @@ pub(crate) async fn drive(
     seconds: u64,
     warmup: u64,
 ) -> anyhow::Result<Seen> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
-        .build()?;
-    let url = format!("{base}/hooks/gh");
+    let template = crate::client::Template::new();
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let (client, url) = (client.clone(), url.clone());
+        let mut conn = crate::client::Conn::new(base, "/hooks/gh");
+        let template = template.clone();
         let (measuring, stop) = (measuring.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let (mut ok, mut other) = (0u64, 0u64);
             let mut n = 0u64;
+            let mut body = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 let delivery = format!("{c}-{n}");
-                let body = sample_body(&delivery);
+                template.body(&delivery, &mut body);
                 let sig = signature(&body);
                 let t = Instant::now();
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-github-event", "issues")
-                    .header("x-github-delivery", delivery)
-                    .header("x-hub-signature-256", sig)
-                    .body(body)
-                    .send()
-                    .await;
+                let r = conn.post(&delivery, &sig, &body).await;
                 // 202 from the bridge; a peer that answers 200 counts too.
-                let accepted = matches!(&r, Ok(r) if matches!(r.status().as_u16(), 200 | 202));
+                let accepted = matches!(r, Ok(200 | 202));
                 if measuring.load(Ordering::Relaxed) {
                     lat.push(t.elapsed().as_micros() as u64);
                     if accepted {

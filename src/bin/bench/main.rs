@@ -13,6 +13,8 @@
 //! The service runs at its default log level (`info`), its output going to a file.
 
 mod ceiling;
+mod client;
+mod copy;
 mod explain;
 mod fake;
 mod ingest;
@@ -71,6 +73,8 @@ enum What {
     },
     /// The plans (EXPLAIN) of the hot queries, on a fresh database with representative rows.
     Explain,
+    /// The events INSERT through UNNEST against COPY into a staging table + INSERT … SELECT.
+    Copy,
     /// The HTTP + HMAC ceiling server `ingest` starts as a child process.
     #[command(hide = true)]
     CeilingServer {
@@ -138,6 +142,7 @@ async fn main() -> anyhow::Result<()> {
             ingest::run(&args.database_url, &load).await
         }
         What::Explain => explain::run(&args.database_url).await,
+        What::Copy => copy::run(&args.database_url).await,
         What::CeilingServer { port } => ceiling::serve(port).await,
         What::Pipeline { events, rate } => pipeline::run(&args.database_url, events, rate).await,
         What::Stall {
