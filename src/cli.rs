@@ -153,7 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn controller_check(settings: &Settings) -> anyhow::Result<()> {
-    let Some(cs) = &settings.controller else {
+    let Some(cs) = settings.default_controller() else {
         anyhow::bail!("no `controller:` section configured: the bridge runs in dry-run mode");
     };
     let pool = match cs.auth {
@@ -207,12 +207,11 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
     println!(
         "configuration OK: {} source(s) ({}), {} rule(s) from {}, controller: {}",
         settings.sources.len(),
-        kinds.keys().cloned().collect::<Vec<_>>().join(", "),
+        kinds.sources.keys().cloned().collect::<Vec<_>>().join(", "),
         mappings.len(),
         path.display(),
         settings
-            .controller
-            .as_ref()
+            .default_controller()
             .map(|c| c.url.as_str())
             .unwrap_or("none (dry-run)")
     );

@@ -3,7 +3,7 @@
 mod serve;
 mod supervise;
 
-use crate::config::{Settings, SourceKind};
+use crate::config::Settings;
 use crate::controller::Controller;
 use crate::http::{routers, AppState, AppStateData, HookLimits};
 use crate::ingest::Inbox;
@@ -14,7 +14,6 @@ use crate::workers::{self, Hooks};
 use axum::Router;
 use serve::ConnLimits;
 use sqlx::PgPool;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use supervise::Tasks;
@@ -98,7 +97,7 @@ impl Application {
             ));
             tasks.add("mapping watcher", watcher);
         }
-        let controller = match &settings.controller {
+        let controller = match settings.default_controller() {
             Some(c) => {
                 let c = Arc::new(Controller::new(c, Some(pool.clone()))?);
                 // In the background: a controller that is down must not hold up the start.
@@ -120,7 +119,7 @@ impl Application {
         ));
         let settle_secs = settings
             .workers
-            .settle_secs(settings.controller.as_ref().map_or(30, |c| c.timeout_secs));
+            .settle_secs(settings.default_controller().map_or(30, |c| c.timeout_secs));
         let panic_writer = hooks.panic_commit_writer.clone();
         let catch_up = Arc::new(
             crate::catch_up::CatchUp::new(
@@ -175,7 +174,7 @@ impl Application {
         }
         let decider = crate::decide::Decider {
             mappings: admin_mappings.clone(),
-            dry_run: settings.controller.is_none(),
+            dry_run: settings.default_controller().is_none(),
             record_skipped: settings.mappings.record_skipped,
         };
         let wiring = crate::ingest::InboxWiring {
@@ -218,7 +217,12 @@ impl Application {
             admin_pool.clone(),
             sources.clone(),
             admin_mappings.clone(),
-            admin_controller.zip(settings.controller.is_some().then(|| health.clone())),
+            admin_controller.zip(
+                settings
+                    .default_controller()
+                    .is_some()
+                    .then(|| health.clone()),
+            ),
         )
         .with_notifier(admin_notifier, Some(wakes))
         .with_catch_up(catch_up);
@@ -232,7 +236,7 @@ impl Application {
             mappings: admin_mappings,
             admin_token: settings.admin.token.clone(),
             login,
-            controller_health: settings.controller.is_some().then_some(health),
+            controller_health: settings.default_controller().is_some().then_some(health),
             deliveries,
             client_header,
             stopping: shutdown.clone(),
@@ -409,10 +413,6 @@ fn replica_name() -> String {
     format!("{host}-{}", &suffix[..8])
 }
 
-pub fn source_kinds(settings: &Settings) -> HashMap<String, SourceKind> {
-    settings
-        .sources
-        .iter()
-        .map(|(name, s)| (name.clone(), s.kind))
-        .collect()
+pub fn source_kinds(settings: &Settings) -> crate::mapping::Known {
+    crate::mapping::Known::from_settings(settings)
 }

@@ -96,3 +96,44 @@ fn shipped_dev_config_and_examples_plan_a_dry_run_launch_each() {
         assert_eq!(launches[0]["rule"], rule, "{file}");
     }
 }
+
+/// `controllers.default` is `controller:` under another spelling; naming both, naming a
+/// controller nobody configured, or (for now) a second controller, is refused with the key.
+#[test]
+fn controllers_are_named_and_checked() {
+    let controller = "{url: \"http://127.0.0.1:9\", allow_insecure_http: true, \
+                      auth: {mode: token, token: t0k3n-for-tests-7f2a}}";
+    let base = |extra: &str| {
+        format!(
+            "dev_mode: true\nserver: {{listen: \"127.0.0.1:0\"}}\n\
+             sources: {{gh: {{kind: github, secrets: [k], controller: default}}}}\n{extra}"
+        )
+    };
+    let load = |extra: &str| Settings::from_parts(Some(&base(extra)), None, false);
+    let s = load(&format!("controllers: {{default: {controller}}}\n")).expect("one named default");
+    assert_eq!(
+        s.default_controller().map(|c| c.url.as_str()),
+        Some("http://127.0.0.1:9")
+    );
+    assert_eq!(s.source_controller("gh"), "default");
+    let both = load(&format!(
+        "controller: {controller}\ncontrollers: {{default: {controller}}}\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        both.contains("both `controller:` and `controllers.default`"),
+        "{both}"
+    );
+    let none = load("").unwrap_err().to_string();
+    assert!(
+        none.contains("sources.gh.controller: no controller is named `default`"),
+        "{none}"
+    );
+    let two = load(&format!(
+        "controller: {controller}\ncontrollers: {{lab: {controller}}}\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(two.contains("default, lab cannot be used yet"), "{two}");
+}

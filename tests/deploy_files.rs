@@ -5,10 +5,10 @@
 //!
 //! Nothing here needs Docker, a cluster or a database.
 
-use aap_bridge::config::{Settings, SourceKind};
+use aap_bridge::config::Settings;
 use aap_bridge::mapping::Mappings;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Metric names the service exports. Histograms also have `_bucket`, `_sum` and `_count`.
@@ -288,7 +288,7 @@ fn mount_secret(objects: &[Value], dir: &Path) -> BTreeMap<String, String> {
     values
 }
 
-fn source_kinds(settings: &Settings) -> HashMap<String, SourceKind> {
+fn source_kinds(settings: &Settings) -> aap_bridge::mapping::Known {
     aap_bridge::startup::source_kinds(settings)
 }
 

@@ -289,6 +289,12 @@ fn launch_lines(l: &Value) -> String {
         },
         _ => "template ?".to_string(),
     };
+    let template = match l["controller"].as_str() {
+        Some(c) if c != crate::config::DEFAULT_CONTROLLER => {
+            format!("{template} on controller \"{c}\"")
+        }
+        _ => template,
+    };
     let state = s_or(&l["state"]);
     let what = match state.as_str() {
         "dry_run" => "dry run: no controller is configured, nothing was launched".to_string(),

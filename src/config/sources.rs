@@ -58,6 +58,9 @@ pub struct SourceSettings {
     /// GitHub and ServiceNow: find deliveries missed while the bridge was away.
     #[serde(default)]
     pub catch_up: Option<super::CatchUpSettings>,
+    /// The controller this source's rules launch on, unless a rule names another
+    /// (`controllers:`); unset: `default`.
+    pub controller: Option<String>,
 }
 
 fn default_replay_window() -> u64 {

@@ -19,6 +19,7 @@ pub fn planned_row(e: &EventView, p: &Planned, state: LaunchState) -> NewLaunch 
     NewLaunch {
         id,
         rule: p.rule.clone(),
+        controller: p.controller.clone(),
         template_kind: p.template.kind(),
         template_id,
         template_name: name.map(str::to_string),

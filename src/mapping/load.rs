@@ -7,7 +7,7 @@ use super::guard::{self, Guard};
 use super::render::{self, has_markup, Compiled};
 use super::rule::{Rule, Target, When};
 use super::spec::{check_shape, line_of, FileSpec, OneOrMany, RuleSpec, Tree};
-use super::{MappingError, Mappings, Reply};
+use super::{Known, MappingError, Mappings, Reply};
 use crate::config::SourceKind;
 use serde_json::Value as Json;
 use serde_saphyr::Spanned;
@@ -18,13 +18,10 @@ use std::path::{Path, PathBuf};
 impl Mappings {
     /// Loads one file, or every `*.yaml` / `*.yml` in a directory (sorted by name).
     /// All problems are returned, not only the first.
-    pub fn load(
-        path: &Path,
-        sources: &HashMap<String, SourceKind>,
-    ) -> Result<Mappings, Vec<MappingError>> {
+    pub fn load(path: &Path, known: &Known) -> Result<Mappings, Vec<MappingError>> {
         let files = mapping_files(path).map_err(|e| vec![e])?;
         let mut loader = Loader {
-            sources,
+            known,
             env: render::environment(),
             rules: Vec::new(),
             names: HashMap::new(),
@@ -52,7 +49,7 @@ impl Mappings {
 }
 
 struct Loader<'a> {
-    sources: &'a HashMap<String, SourceKind>,
+    known: &'a Known,
     env: minijinja::Environment<'static>,
     rules: Vec<Rule>,
     /// Rule name -> where it was first defined.
@@ -114,7 +111,8 @@ impl Loader<'_> {
         let name = self.check_name(file, line, spec.name.as_ref());
         let (source, kind) = self.check_source(file, line, spec.source.as_ref());
         let event_type = self.globs(file, "event_type", spec.event_type.as_ref());
-        let target = self.target(file, line, &spec);
+        let on = self.controller(file, spec.controller.as_ref(), &source);
+        let target = self.target(file, line, &spec, &on);
         let when = self.when(file, &name, spec.when.as_ref());
 
         let reply = match (&spec.reply, kind) {
@@ -226,9 +224,9 @@ impl Loader<'_> {
             return (String::new(), None);
         };
         let source = spec.value.clone();
-        let kind = self.sources.get(&source).copied();
+        let kind = self.known.kind(&source);
         if kind.is_none() {
-            let mut known: Vec<&str> = self.sources.keys().map(String::as_str).collect();
+            let mut known: Vec<&str> = self.known.sources.keys().map(String::as_str).collect();
             known.sort_unstable();
             let msg = match known.is_empty() {
                 true => format!("unknown source `{source}` (no sources are configured)"),
@@ -258,11 +256,43 @@ impl Loader<'_> {
         globs
     }
 
-    fn target(&mut self, file: &Path, line: usize, spec: &RuleSpec) -> Option<Target> {
+    /// The controller a rule launches on: the one it names, else its source's.
+    fn controller(&mut self, file: &Path, spec: Option<&Spanned<String>>, source: &str) -> String {
+        match spec {
+            Some(named) => self.check_controller(file, line_of(named), &named.value),
+            None => self.known.sources.get(source).map_or_else(
+                || crate::config::DEFAULT_CONTROLLER.to_string(),
+                |s| s.controller.clone(),
+            ),
+        }
+    }
+
+    fn check_controller(&mut self, file: &Path, line: usize, name: &str) -> String {
+        if !self.known.controllers.contains(name) {
+            let known: Vec<&str> = self.known.controllers.iter().map(String::as_str).collect();
+            let msg = match known.is_empty() {
+                true => {
+                    format!("unknown controller `{name}` (none is configured: the bridge runs dry)")
+                }
+                false => format!(
+                    "unknown controller `{name}`; configured: {}",
+                    known.join(", ")
+                ),
+            };
+            self.error(file, line, msg);
+        }
+        name.to_string()
+    }
+
+    fn target(&mut self, file: &Path, line: usize, spec: &RuleSpec, on: &str) -> Option<Target> {
         match (&spec.launch, &spec.categories) {
             (Some(launch), None) => Some(Target::One {
                 category: self.globs(file, "category", spec.category.as_ref()),
                 template: launch.value.0.clone(),
+                controller: match &launch.value.1 {
+                    Some(c) => self.check_controller(file, line_of(launch), c),
+                    None => on.to_string(),
+                },
             }),
             (None, Some(_)) if spec.category.is_some() => {
                 let msg =
@@ -276,11 +306,14 @@ impl Loader<'_> {
                 None
             }
             (None, Some(map)) => {
-                let by: BTreeMap<_, _> = map
-                    .value
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.value.0.clone()))
-                    .collect();
+                let mut by = BTreeMap::new();
+                for (k, v) in &map.value {
+                    let controller = match &v.value.1 {
+                        Some(c) => self.check_controller(file, line_of(v), c),
+                        None => on.to_string(),
+                    };
+                    by.insert(k.clone(), (v.value.0.clone(), controller));
+                }
                 Some(Target::ByCategory(by))
             }
             (Some(launch), Some(_)) => {

@@ -8,6 +8,7 @@ mod decision;
 mod files;
 mod glob;
 mod guard;
+mod known;
 mod load;
 mod reload;
 mod render;
@@ -28,6 +29,7 @@ mod tests_reload;
 
 pub use decision::Decision;
 pub use guard::DEFAULT_MAX_VALUE_CHARS;
+pub use known::{Known, KnownSource};
 pub use reload::SharedMappings;
 pub use reload::{reload, ReloadStatus};
 pub use rule::RuleInfo;
@@ -157,6 +159,10 @@ impl OnIgnored {
 pub struct Planned {
     pub rule: String,
     pub template: TemplateRef,
+    /// The controller it launches on (`controllers:`). Decisions stored before there were
+    /// several read as `default`.
+    #[serde(default = "default_controller")]
+    pub controller: String,
     /// The launch body: only the fields the rule sets, among `extra_vars`, `limit`,
     /// `inventory`, `credentials`, `job_tags` and `skip_tags`.
     pub request: Json,
@@ -166,6 +172,10 @@ pub struct Planned {
     pub coalesce_secs: Option<u64>,
     #[serde(default)]
     pub on_ignored_fields: OnIgnored,
+}
+
+fn default_controller() -> String {
+    crate::config::DEFAULT_CONTROLLER.to_string()
 }
 
 /// A launch a rule asked for but whose rendered values were refused (see `guard`): recorded as
@@ -271,7 +281,7 @@ impl Mappings {
         };
         let mut ctx = None;
         for rule in self.rules.iter().filter(|r| r.source == ev.source) {
-            let template = match rule.select(ev) {
+            let (template, controller) = match rule.select(ev) {
                 Ok(t) => t,
                 Err(why) => {
                     decision.skipped.push((rule.name.clone(), why));
@@ -294,6 +304,7 @@ impl Mappings {
             let launch = Planned {
                 rule: rule.name.clone(),
                 template: template.clone(),
+                controller: controller.to_string(),
                 request,
                 reply: rule.reply,
                 report_outcome: rule.report_outcome,

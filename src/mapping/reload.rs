@@ -3,10 +3,8 @@
 //! `unmapped` for good because an editor had truncated a file.
 
 use super::Mappings;
-use crate::config::SourceKind;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -92,7 +90,7 @@ pub(crate) fn refusal(old: &Mappings, new: &Mappings) -> Option<String> {
 pub fn reload(
     shared: &SharedMappings,
     path: &Path,
-    sources: &HashMap<String, SourceKind>,
+    sources: &super::Known,
     trigger: &str,
 ) -> ReloadStatus {
     let (ok, errors) = match Mappings::load(path, sources) {

@@ -15,9 +15,11 @@ pub(crate) enum Target {
     One {
         category: Vec<Glob>,
         template: TemplateRef,
+        /// The controller it runs on, resolved at load.
+        controller: String,
     },
-    /// `categories`: the event's category picks the template.
-    ByCategory(BTreeMap<String, TemplateRef>),
+    /// `categories`: the event's category picks the template (and its controller).
+    ByCategory(BTreeMap<String, (TemplateRef, String)>),
 }
 
 /// A `when` expression and the template it was compiled into at load.
@@ -72,16 +74,32 @@ pub struct RuleInfo {
 impl Rule {
     pub fn info(&self) -> RuleInfo {
         let globs = |g: &[Glob]| g.iter().map(|g| g.as_str().to_string()).collect();
+        let on = |c: &str| match c {
+            crate::config::DEFAULT_CONTROLLER => String::new(),
+            c => format!(" on `{c}`"),
+        };
         let targets = match &self.target {
-            Target::One { category, template } if category.is_empty() => {
-                vec![format!("any category: {template}")]
+            Target::One {
+                category,
+                template,
+                controller,
+            } if category.is_empty() => {
+                vec![format!("any category: {template}{}", on(controller))]
             }
-            Target::One { category, template } => {
-                vec![format!("category {}: {template}", glob::list(category))]
+            Target::One {
+                category,
+                template,
+                controller,
+            } => {
+                vec![format!(
+                    "category {}: {template}{}",
+                    glob::list(category),
+                    on(controller)
+                )]
             }
             Target::ByCategory(map) => map
                 .iter()
-                .map(|(c, t)| format!("category `{c}`: {t}"))
+                .map(|(c, (t, on_c))| format!("category `{c}`: {t}{}", on(on_c)))
                 .collect(),
         };
         RuleInfo {
@@ -97,8 +115,8 @@ impl Rule {
         }
     }
 
-    /// The template for this event, or why the rule does not apply.
-    pub fn select(&self, ev: &EventView) -> Result<&TemplateRef, String> {
+    /// The template for this event and the controller it is on, or why the rule does not apply.
+    pub fn select(&self, ev: &EventView) -> Result<(&TemplateRef, &str), String> {
         if !self.event_type.is_empty() && !glob::any_match(&self.event_type, &ev.event_type) {
             return Err(format!(
                 "event type `{}` does not match {}",
@@ -107,11 +125,25 @@ impl Rule {
             ));
         }
         match (&self.target, ev.category.as_deref()) {
-            (Target::One { category, template }, _) if category.is_empty() => Ok(template),
+            (
+                Target::One {
+                    category,
+                    template,
+                    controller,
+                },
+                _,
+            ) if category.is_empty() => Ok((template, controller)),
             (_, None) => Err("the event has no category".into()),
-            (Target::One { category, template }, Some(c)) => {
+            (
+                Target::One {
+                    category,
+                    template,
+                    controller,
+                },
+                Some(c),
+            ) => {
                 if glob::any_match(category, c) {
-                    Ok(template)
+                    Ok((template, controller))
                 } else {
                     Err(format!(
                         "category `{c}` does not match {}",
@@ -119,10 +151,12 @@ impl Rule {
                     ))
                 }
             }
-            (Target::ByCategory(map), Some(c)) => map.get(c).ok_or_else(|| {
-                let keys: Vec<&str> = map.keys().map(String::as_str).collect();
-                format!("category `{c}` is not one of {}", keys.join(", "))
-            }),
+            (Target::ByCategory(map), Some(c)) => {
+                map.get(c).map(|(t, on)| (t, on.as_str())).ok_or_else(|| {
+                    let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+                    format!("category `{c}` is not one of {}", keys.join(", "))
+                })
+            }
         }
     }
 

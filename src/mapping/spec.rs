@@ -29,6 +29,8 @@ pub(crate) struct RuleSpec {
     pub event_type: Option<Spanned<OneOrMany>>,
     pub category: Option<Spanned<OneOrMany>>,
     pub launch: Option<Spanned<TemplateSpec>>,
+    /// The controller this rule launches on (`controllers:`); unset: the source's.
+    pub controller: Option<Spanned<String>>,
     pub categories: Option<Spanned<BTreeMap<String, Spanned<TemplateSpec>>>>,
     pub when: Option<Spanned<OneOrMany>>,
     pub extra_vars: Option<Spanned<Tree>>,
@@ -97,7 +99,9 @@ impl<'de> Deserialize<'de> for OneOrMany {
 
 /// A template reference: `15`, `{job_template: 15}`, `{workflow: "Name", organization: "Ops"}`.
 #[derive(Debug)]
-pub(crate) struct TemplateSpec(pub TemplateRef);
+/// A template, and the controller it is on when the entry names one (`controller:` in a
+/// `categories:` entry).
+pub(crate) struct TemplateSpec(pub TemplateRef, pub Option<String>);
 
 enum IdOrName {
     Id(i64),
@@ -149,6 +153,7 @@ impl<'de> Deserialize<'de> for TemplateSpec {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TemplateSpec, A::Error> {
                 let mut target: Option<(TemplateKind, IdOrName)> = None;
                 let mut organization = None;
+                let mut controller = None;
                 while let Some(key) = map.next_key::<String>()? {
                     let kind = match key.as_str() {
                         "job_template" => TemplateKind::Job,
@@ -157,10 +162,14 @@ impl<'de> Deserialize<'de> for TemplateSpec {
                             organization = Some(map.next_value::<String>()?);
                             continue;
                         }
+                        "controller" => {
+                            controller = Some(map.next_value::<String>()?);
+                            continue;
+                        }
                         other => {
                             return Err(de::Error::unknown_field(
                                 other,
-                                &["job_template", "workflow", "organization"],
+                                &["job_template", "workflow", "organization", "controller"],
                             ))
                         }
                     };
@@ -174,7 +183,8 @@ impl<'de> Deserialize<'de> for TemplateSpec {
                 let (kind, what) = target.ok_or_else(|| {
                     de::Error::custom("a template needs `job_template` or `workflow`")
                 })?;
-                make_ref(kind, what, organization)
+                let TemplateSpec(r, _) = make_ref(kind, what, organization)?;
+                Ok(TemplateSpec(r, controller))
             }
         }
         d.deserialize_any(V)
@@ -193,13 +203,16 @@ fn make_ref<E: de::Error>(
         IdOrName::Id(_) if organization.is_some() => Err(E::custom(
             "`organization` applies to a template given by name, not by id",
         )),
-        IdOrName::Id(id) => Ok(TemplateSpec(TemplateRef::Id { kind, id })),
+        IdOrName::Id(id) => Ok(TemplateSpec(TemplateRef::Id { kind, id }, None)),
         IdOrName::Name(name) if name.trim().is_empty() => Err(E::custom("template name is empty")),
-        IdOrName::Name(name) => Ok(TemplateSpec(TemplateRef::Name {
-            kind,
-            name,
-            organization,
-        })),
+        IdOrName::Name(name) => Ok(TemplateSpec(
+            TemplateRef::Name {
+                kind,
+                name,
+                organization,
+            },
+            None,
+        )),
     }
 }
 

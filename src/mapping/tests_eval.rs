@@ -3,14 +3,16 @@
 use super::*;
 use crate::config::SourceKind;
 use serde_json::json;
-use std::collections::HashMap;
 
-pub(super) fn sources() -> HashMap<String, SourceKind> {
-    HashMap::from([
-        ("servicenow".to_string(), SourceKind::Servicenow),
-        ("github".to_string(), SourceKind::Github),
-        ("pagerduty".to_string(), SourceKind::Pagerduty),
-    ])
+pub(super) fn sources() -> Known {
+    Known::of(
+        &[
+            ("servicenow", SourceKind::Servicenow),
+            ("github", SourceKind::Github),
+            ("pagerduty", SourceKind::Pagerduty),
+        ],
+        &["default", "lab"],
+    )
 }
 
 pub(super) fn load_str(yaml: &str) -> Mappings {
@@ -386,4 +388,39 @@ rules:
         "web01.example.com"
     );
     assert!(ev.payload.is_parsed());
+}
+
+/// A `categories:` entry's controller wins over the rule's, which wins over the source's.
+#[test]
+fn each_launch_names_its_controller() {
+    let m = load_str(
+        r#"
+rules:
+  - name: routed
+    source: servicenow
+    controller: lab
+    categories:
+      disk_full: 15
+      cert_expiry: {job_template: 31, controller: default}
+  - name: plain
+    source: servicenow
+    launch: 40
+"#,
+    );
+    let on = |category: &str| -> Vec<(String, String)> {
+        let d = m.evaluate(&snow(category, snow_payload()));
+        d.planned
+            .into_iter()
+            .map(|p| (p.rule, p.controller))
+            .collect()
+    };
+    let pair = |r: &str, c: &str| (r.to_string(), c.to_string());
+    assert_eq!(
+        on("disk_full"),
+        [pair("routed", "lab"), pair("plain", "default")]
+    );
+    assert_eq!(
+        on("cert_expiry"),
+        [pair("routed", "default"), pair("plain", "default")]
+    );
 }

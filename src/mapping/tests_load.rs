@@ -383,3 +383,19 @@ fn missing_path_is_an_error() {
         errs[0]
     );
 }
+
+/// A rule, or a `categories:` entry, naming a controller that is not configured.
+#[test]
+fn unknown_controllers_are_named_at_their_line() {
+    one_error(
+        "rules:\n  - name: a\n    source: servicenow\n    launch: 15\n    controller: prod\n",
+        5,
+        "unknown controller `prod`; configured: default, lab",
+    );
+    one_error(
+        "rules:\n  - name: a\n    source: servicenow\n    categories:\n      disk_full: 15\n      \
+         web: {job_template: 22, controller: qa}\n",
+        6,
+        "unknown controller `qa`",
+    );
+}

@@ -3,8 +3,6 @@
 
 use super::load::mapping_files;
 use super::reload::{reload, SharedMappings};
-use crate::config::SourceKind;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use std::time::{Duration, SystemTime};
@@ -79,7 +77,7 @@ impl Settle {
 pub async fn watch(
     shared: SharedMappings,
     path: PathBuf,
-    sources: HashMap<String, SourceKind>,
+    sources: super::Known,
     every: Duration,
     cancel: CancellationToken,
 ) {

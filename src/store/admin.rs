@@ -97,6 +97,8 @@ pub struct EventDetail {
 pub struct LaunchView {
     pub id: Uuid,
     pub rule: String,
+    /// The configured name of the controller it goes to (`default` with one controller).
+    pub controller: String,
     pub state: LaunchState,
     pub template_kind: crate::domain::TemplateKind,
     pub template_id: Option<i64>,
@@ -190,8 +192,8 @@ pub async fn event_detail(pool: &PgPool, id: Uuid) -> Result<Option<EventDetail>
         return Ok(None);
     };
     let launches: Vec<LaunchView> = sqlx::query_as(
-        "SELECT id, rule, state, template_kind, template_id, template_name, template_org, request,
-                job_id, job_status, job_url, ignored_fields, attempts, sends, last_error, created_at,
+        "SELECT id, rule, controller, state, template_kind, template_id, template_name,
+                template_org, request, job_id, job_status, job_url, ignored_fields, attempts, sends, last_error, created_at,
                 launched_at, started_at, finished_at, elapsed_secs, coalesced_into, held_at
          FROM launches WHERE event_id = $1 ORDER BY created_at, id",
     )

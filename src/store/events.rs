@@ -80,15 +80,15 @@ pub const INSERT_EVENTS: &str = "WITH t AS (
          ), l AS (
          INSERT INTO launches (id, event_id, rule, source, kind, ticket, template_kind, template_id,
                                template_name, template_org, request, reply, report_outcome,
-                               max_concurrent, state)
+                               max_concurrent, state, controller)
          SELECT p.id, p.event_id, p.rule, e.source, e.kind, e.ticket::jsonb, p.template_kind,
                 p.template_id, p.template_name, p.template_org, p.request::jsonb, p.reply,
-                p.report_outcome, p.max_concurrent, p.state
+                p.report_outcome, p.max_concurrent, p.state, p.controller
          FROM UNNEST($17::uuid[], $18::uuid[], $19::text[], $20::text[], $21::int8[],
                      $22::text[], $23::text[], $24::text[], $25::text[], $26::bool[],
-                     $27::int4[], $28::text[])
+                     $27::int4[], $28::text[], $29::text[])
               AS p(id, event_id, rule, template_kind, template_id, template_name, template_org,
-                   request, reply, report_outcome, max_concurrent, state)
+                   request, reply, report_outcome, max_concurrent, state, controller)
          JOIN t e ON e.id = p.event_id
          WHERE p.event_id IN (SELECT id FROM ins)
          )
@@ -180,6 +180,7 @@ pub async fn insert_batch(
         .bind(&l.report_outcome)
         .bind(&l.max_concurrent)
         .bind(&l.state)
+        .bind(&l.controller)
         .fetch_all(pool)
         .await?;
 
@@ -239,6 +240,7 @@ struct LaunchColumns<'a> {
     report_outcome: Vec<bool>,
     max_concurrent: Vec<Option<i32>>,
     state: Vec<&'a str>,
+    controller: Vec<&'a str>,
 }
 
 impl<'a> LaunchColumns<'a> {
@@ -258,6 +260,7 @@ impl<'a> LaunchColumns<'a> {
                 c.report_outcome.push(l.report_outcome);
                 c.max_concurrent.push(l.max_concurrent);
                 c.state.push(l.state.as_str());
+                c.controller.push(&l.controller);
             }
         }
         c

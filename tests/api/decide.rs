@@ -137,5 +137,7 @@ async fn each_decision_names_its_rules_version(pool: PgPool) {
         assert_eq!(status, 200, "{detail}");
         assert_eq!(detail["rules_version"], version.as_str(), "{detail}");
         assert_eq!(detail["launches"][0]["template_id"], template, "{detail}");
+        // One controller: every launch goes to the one named `default`.
+        assert_eq!(detail["launches"][0]["controller"], "default", "{detail}");
     }
 }

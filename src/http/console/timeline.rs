@@ -134,13 +134,17 @@ pub fn of(e: &EventDetail) -> Vec<Step> {
 }
 
 fn launch_template(l: &LaunchView) -> String {
-    match (&l.template_id, &l.template_name) {
+    let template = match (&l.template_id, &l.template_name) {
         (Some(id), _) => format!("{} template {id}", l.template_kind),
         (None, Some(name)) => match &l.template_org {
             Some(org) => format!("{} template `{name}` ({org})", l.template_kind),
             None => format!("{} template `{name}`", l.template_kind),
         },
         (None, None) => format!("{} template", l.template_kind),
+    };
+    match l.controller.as_str() {
+        crate::config::DEFAULT_CONTROLLER => template,
+        c => format!("{template} on controller `{c}`"),
     }
 }
 

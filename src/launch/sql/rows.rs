@@ -81,6 +81,8 @@ pub(in crate::launch) const COLUMNS: &str =
 pub struct NewLaunch {
     pub id: LaunchId,
     pub rule: String,
+    /// The configured name of the controller it goes to.
+    pub controller: String,
     pub template_kind: TemplateKind,
     pub template_id: Option<i64>,
     pub template_name: Option<String>,
@@ -106,8 +108,8 @@ pub async fn insert(
     sqlx::query(
         "INSERT INTO launches (id, event_id, rule, source, kind, ticket, template_kind, template_id,
              template_name, template_org, request, reply, report_outcome, max_concurrent,
-             coalesce_key, coalesced_into, state, on_ignored_fields)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)
+             coalesce_key, coalesced_into, state, on_ignored_fields, controller)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
          ON CONFLICT (event_id, rule) DO NOTHING",
     )
     .bind(l.id)
@@ -128,6 +130,7 @@ pub async fn insert(
     .bind(l.coalesced_into)
     .bind(l.state)
     .bind(l.on_ignored_fields.as_str())
+    .bind(&l.controller)
     .execute(conn)
     .await
     .map(|r| r.rows_affected() == 1)
