@@ -1,8 +1,10 @@
 //! `controller:` settings. Absent means dry-run: the bridge records what it would launch.
 
+use super::{ConfigError, Settings, DEFAULT_CONTROLLER};
 use crate::token_crypt::TokenCipher;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,6 +178,90 @@ impl ControllerSettings {
         match &self.token_key {
             Some(k) => TokenCipher::from_base64(k.expose_secret()),
             None => Ok(TokenCipher::default()),
+        }
+    }
+}
+
+/// The named controllers (`controllers:`, with `controller:` as `default`).
+impl Settings {
+    /// Every controller by name: `controller:` is `default`.
+    pub fn controllers(&self) -> BTreeMap<&str, &ControllerSettings> {
+        let named = self.controllers.iter().map(|(n, c)| (n.as_str(), c));
+        self.controller
+            .iter()
+            .map(|c| (DEFAULT_CONTROLLER, c))
+            .chain(named)
+            .collect()
+    }
+
+    /// The controller named `default` (`controller:`, or `controllers.default`): the one this
+    /// build launches on. None: dry-run.
+    pub fn default_controller(&self) -> Option<&ControllerSettings> {
+        self.controller
+            .as_ref()
+            .or_else(|| self.controllers.get(DEFAULT_CONTROLLER))
+    }
+
+    /// The controller a source's rules launch on unless a rule names another.
+    pub fn source_controller(&self, source: &str) -> &str {
+        self.sources
+            .get(source)
+            .and_then(|s| s.controller.as_deref())
+            .unwrap_or(DEFAULT_CONTROLLER)
+    }
+
+    pub(super) fn validate_controllers(&self) -> Result<(), ConfigError> {
+        if self.controller.is_some() && self.controllers.contains_key(DEFAULT_CONTROLLER) {
+            return Err(ConfigError(
+                "both `controller:` and `controllers.default` are set: `controller:` is the \
+                 controller named `default`; keep one"
+                    .into(),
+            ));
+        }
+        for (name, c) in self.controllers() {
+            let plain = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !plain {
+                return Err(ConfigError(format!(
+                    "controllers.{name}: controller names use lowercase letters, digits, `-` and `_`"
+                )));
+            }
+            c.validate().map_err(|e| match name {
+                DEFAULT_CONTROLLER if self.controller.is_some() => ConfigError(e),
+                _ => ConfigError(format!("controllers.{name}: {e}")),
+            })?;
+        }
+        let named: Vec<&str> = self.controllers().into_keys().collect();
+        if named.len() > 1 || named.iter().any(|n| *n != DEFAULT_CONTROLLER) {
+            // The launch rows, the rules and the sources already name their controller; the
+            // launcher and tracker per controller are the part still to come.
+            return Err(ConfigError(format!(
+                "this release launches on one controller, named `default` (`controller:`); \
+                 {} cannot be used yet",
+                named.join(", ")
+            )));
+        }
+        for (name, source) in &self.sources {
+            if let Some(c) = &source.controller {
+                if !self.controllers().contains_key(c.as_str()) {
+                    return Err(ConfigError(format!(
+                        "sources.{name}.controller: no controller is named `{c}` ({})",
+                        self.controller_names()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// "configured: a, b" or "none is configured", for errors.
+    pub fn controller_names(&self) -> String {
+        let names: Vec<&str> = self.controllers().into_keys().collect();
+        match names.is_empty() {
+            true => "none is configured: the bridge runs dry".into(),
+            false => format!("configured: {}", names.join(", ")),
         }
     }
 }
