@@ -28,6 +28,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The sample delivery, verified and normalized as the service does it: what the storage
+/// benchmarks store copies of.
+pub fn sample_event() -> anyhow::Result<aap_bridge::event::Event> {
+    let settings: SourceSettings =
+        serde_json::from_value(json!({"kind": "github", "secrets": [SECRET]}))?;
+    let source = Source::new("gh", &settings, 5 << 20);
+    let body = sample_body("0-0");
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert("x-github-event", HeaderValue::from_static("issues"));
+    headers.insert("x-github-delivery", HeaderValue::from_static("0-0"));
+    headers.insert("x-hub-signature-256", signature(&body).parse()?);
+    source
+        .accept(&headers, &body)
+        .map_err(|e| anyhow::anyhow!("sample body refused: {}", e.message))
+}
+
 /// The hidden `ceiling-server` subcommand.
 pub async fn serve(port: u16) -> anyhow::Result<()> {
     let secrets = Arc::new(vec![SecretString::from(SECRET.to_string())]);
@@ -115,11 +132,7 @@ pub async fn storage(
     seconds: u64,
     warmup: u64,
 ) -> anyhow::Result<StorageRun> {
-    let name = format!("aap_bridge_bench_{}_storage", std::process::id());
-    let db_url = match server_url.rsplit_once('/') {
-        Some((root, _)) => format!("{root}/{name}"),
-        None => anyhow::bail!("database url needs a path"),
-    };
+    let db_url = crate::database_url(server_url, "storage")?;
     sqlx::Postgres::create_database(&db_url).await?;
     let result = storage_on(&db_url, connections, seconds, warmup).await;
     sqlx::Postgres::force_drop_database(&db_url).await.ok();
@@ -138,18 +151,7 @@ async fn storage_on(
         .connect_with(aap_bridge::store::options_from_url(db_url)?)
         .await?;
     aap_bridge::store::MIGRATOR.run(&pool).await?;
-    let settings: SourceSettings =
-        serde_json::from_value(json!({"kind": "github", "secrets": [SECRET]}))?;
-    let source = Source::new("gh", &settings, 5 << 20);
-    let body = sample_body("0-0");
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    headers.insert("x-github-event", HeaderValue::from_static("issues"));
-    headers.insert("x-github-delivery", HeaderValue::from_static("0-0"));
-    headers.insert("x-hub-signature-256", signature(&body).parse()?);
-    let template = source
-        .accept(&headers, &body)
-        .map_err(|e| anyhow::anyhow!("sample body refused: {}", e.message))?;
+    let template = sample_event()?;
     // The defaults (src/config/defaults.yaml `ingest`).
     let ingest = IngestSettings {
         writers: 1,

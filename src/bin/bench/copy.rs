@@ -2,12 +2,8 @@
 //! COPY into a temporary staging table plus one `INSERT … SELECT … ON CONFLICT`, on the same
 //! events, in interleaved rounds on one connection. Reports wall time and Postgres CPU per event.
 
-use crate::{sample_body, signature, SECRET};
-use aap_bridge::config::SourceSettings;
 use aap_bridge::event::Event;
-use aap_bridge::sources::Source;
 use aap_bridge::store::events::{insert_batch, NewEvent};
-use axum::http::{HeaderMap, HeaderValue};
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{Connection, PgPool};
 use std::time::Instant;
@@ -17,11 +13,7 @@ const BATCHES: usize = 50;
 const ROUNDS: usize = 3;
 
 pub async fn run(server_url: &str) -> anyhow::Result<()> {
-    let name = format!("aap_bridge_bench_{}_copy", std::process::id());
-    let db_url = match server_url.rsplit_once('/') {
-        Some((root, _)) => format!("{root}/{name}"),
-        None => anyhow::bail!("database url needs a path"),
-    };
+    let db_url = crate::database_url(server_url, "copy")?;
     sqlx::Postgres::create_database(&db_url).await?;
     let result = compare(&db_url).await;
     sqlx::Postgres::force_drop_database(&db_url).await.ok();
@@ -34,7 +26,7 @@ async fn compare(db_url: &str) -> anyhow::Result<()> {
         .connect_with(aap_bridge::store::options_from_url(db_url)?)
         .await?;
     aap_bridge::store::MIGRATOR.run(&pool).await?;
-    let template = template_event()?;
+    let template = crate::ceiling::sample_event()?;
     println!(
         "copy: {BATCHES} batches of {BATCH} events per round and way, {ROUNDS} rounds, one connection"
     );
@@ -90,21 +82,6 @@ async fn timed<F: std::future::Future<Output = anyhow::Result<()>>>(
     let t = Instant::now();
     f.await?;
     Ok((t.elapsed().as_secs_f64(), crate::postgres_cpu_secs() - pg))
-}
-
-fn template_event() -> anyhow::Result<Event> {
-    let settings: SourceSettings =
-        serde_json::from_value(serde_json::json!({"kind": "github", "secrets": [SECRET]}))?;
-    let source = Source::new("gh", &settings, 5 << 20);
-    let body = sample_body("0-0");
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    headers.insert("x-github-event", HeaderValue::from_static("issues"));
-    headers.insert("x-github-delivery", HeaderValue::from_static("0-0"));
-    headers.insert("x-hub-signature-256", signature(&body).parse()?);
-    source
-        .accept(&headers, &body)
-        .map_err(|e| anyhow::anyhow!("sample body refused: {}", e.message))
 }
 
 fn fresh(template: &Event, serial: &mut usize) -> Vec<(uuid::Uuid, Event)> {

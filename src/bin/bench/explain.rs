@@ -7,11 +7,7 @@
 use sqlx::migrate::MigrateDatabase;
 
 pub async fn run(server_url: &str) -> anyhow::Result<()> {
-    let name = format!("aap_bridge_bench_{}_explain", std::process::id());
-    let db_url = match server_url.rsplit_once('/') {
-        Some((root, _)) => format!("{root}/{name}"),
-        None => anyhow::bail!("database url needs a path"),
-    };
+    let db_url = crate::database_url(server_url, "explain")?;
     sqlx::Postgres::create_database(&db_url).await?;
     let result = explain_all(&db_url).await;
     sqlx::Postgres::force_drop_database(&db_url).await.ok();
@@ -99,7 +95,7 @@ const QUERIES: &[(&str, &str, &[&str])] = &[
     (
         "ingest: the group-commit insert (store::events::insert_batch), 64 events",
         aap_bridge::store::events::INSERT_EVENTS,
-        // The 13 arrays, 64 elements each.
+        // The events' 16 arrays of 64 elements, then the launches' 13, empty.
         INSERT_ARGS,
     ),
     (
@@ -213,4 +209,25 @@ const INSERT_ARGS: &[&str] = &[
     "'{}'::bool[]",
     "'{}'::int4[]",
     "'{}'::text[]",
+    "'{}'::text[]",
 ];
+
+#[cfg(test)]
+mod tests {
+    /// A statement that gained a parameter fails here, not only when someone runs `explain`.
+    #[test]
+    fn every_statement_gets_each_of_its_parameters() {
+        for (name, sql, args) in super::QUERIES {
+            let highest = sql
+                .split('$')
+                .skip(1)
+                .filter_map(|rest| {
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    digits.parse::<usize>().ok()
+                })
+                .max()
+                .unwrap_or(0);
+            assert_eq!(args.len(), highest, "{name}");
+        }
+    }
+}

@@ -192,10 +192,7 @@ impl Server {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("aap_bridge_bench_{}_{n}", std::process::id());
-        let db_url = match server_url.rsplit_once('/') {
-            Some((root, _)) => format!("{root}/{name}"),
-            None => anyhow::bail!("database url needs a path"),
-        };
+        let db_url = database_url(server_url, &n.to_string())?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -361,6 +358,15 @@ fn padded(body: Vec<u8>) -> Vec<u8> {
     let pad = "x".repeat(want - text.len());
     text.replacen(marker, &format!("{pad}{marker}"), 1)
         .into_bytes()
+}
+
+/// The URL of this run's database `aap_bridge_bench_{pid}_{suffix}` on the server at `server_url`.
+pub fn database_url(server_url: &str, suffix: &str) -> anyhow::Result<String> {
+    let name = format!("aap_bridge_bench_{}_{suffix}", std::process::id());
+    match server_url.rsplit_once('/') {
+        Some((root, _)) => Ok(format!("{root}/{name}")),
+        None => anyhow::bail!("database url needs a path"),
+    }
 }
 
 /// Writes a mappings file for the service and returns its path.
