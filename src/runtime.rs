@@ -35,6 +35,9 @@ pub struct Context {
     pub settings: WorkerSettings,
     /// None: dry-run.
     pub controller: Option<Arc<Controller>>,
+    /// The configured name of `controller`: this context's launcher and tracker serve the
+    /// launches of that controller only (`default` with one controller, and in dry-run).
+    pub lane: String,
     pub mappings: SharedMappings,
     /// `mappings.record_skipped`.
     pub record_skipped: bool,
@@ -61,6 +64,47 @@ pub struct Context {
     pub attempts: Detached,
     /// Failure post-backs waiting for their job's output, drained at shutdown.
     pub output_waits: Detached,
+}
+
+impl Context {
+    /// The context of one controller's launcher and tracker when there are several: the shared
+    /// parts of `self`, with that controller's own client, health, launch slots, wake and
+    /// supervised attempts, so a slow or absent controller holds up only its own launches.
+    pub fn for_lane(
+        &self,
+        lane: &str,
+        controller: Arc<Controller>,
+        health: Arc<ControllerHealth>,
+        settle_secs: u64,
+    ) -> Context {
+        Context {
+            pool: self.pool.clone(),
+            settings: self.settings.clone(),
+            controller: Some(controller),
+            lane: lane.to_string(),
+            mappings: self.mappings.clone(),
+            record_skipped: self.record_skipped,
+            notifier: self.notifier.clone(),
+            wake_dispatch: self.wake_dispatch.clone(),
+            wake_launch: Arc::new(Notify::new()),
+            wake_notify: self.wake_notify.clone(),
+            hooks: self.hooks.clone(),
+            retention: self.retention.clone(),
+            replica: self.replica.clone(),
+            launch_slots: Arc::new(tokio::sync::Semaphore::new(
+                self.settings.launch_concurrency,
+            )),
+            notify_slots: self.notify_slots.clone(),
+            launch_starved: Default::default(),
+            health,
+            settle_secs,
+            down_sources: DownSources::new(Duration::from_millis(
+                self.settings.probe_interval_ms.max(50),
+            )),
+            attempts: Detached::new("launch attempt"),
+            output_waits: Detached::new("job output wait"),
+        }
+    }
 }
 
 /// Work a loop hands off (a launch attempt, a wait for a job's output): owned by the supervisor,

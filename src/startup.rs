@@ -97,29 +97,43 @@ impl Application {
             ));
             tasks.add("mapping watcher", watcher);
         }
-        let controller = match settings.default_controller() {
-            Some(c) => {
-                let c = Arc::new(Controller::new(c, Some(pool.clone()))?);
-                // In the background: a controller that is down must not hold up the start.
-                let probe = c.clone();
-                tokio::spawn(async move { probe.warn_about_jinja().await });
-                Some(c)
-            }
-            None => {
-                tracing::warn!(
-                    "no controller configured: DRY-RUN mode, launches are recorded, not sent"
-                );
-                None
-            }
+        // One lane per controller, `default` first: its launcher and tracker serve that
+        // controller's launches only, so one controller's outage never holds up another's.
+        let mut lanes: Vec<(String, Arc<Controller>)> = Vec::new();
+        for (name, c) in settings.controllers() {
+            let c = Arc::new(Controller::new(c, Some(pool.clone()))?);
+            // In the background: a controller that is down must not hold up the start.
+            let probe = c.clone();
+            tokio::spawn(async move { probe.warn_about_jinja().await });
+            lanes.push((name.to_string(), c));
+        }
+        if let Some(at) = lanes
+            .iter()
+            .position(|(n, _)| n == crate::config::DEFAULT_CONTROLLER)
+        {
+            lanes.swap(0, at);
+        }
+        if lanes.is_empty() {
+            tracing::warn!(
+                "no controller configured: DRY-RUN mode, launches are recorded, not sent"
+            );
+        }
+        let (lane, controller) = match lanes.first() {
+            Some((name, c)) => (name.clone(), Some(c.clone())),
+            None => (crate::config::DEFAULT_CONTROLLER.to_string(), None),
         };
         let notifier = Arc::new(Notifier::new(&settings.sources).map_err(|e| anyhow::anyhow!(e))?);
         let wake_dispatch = Arc::new(tokio::sync::Notify::new());
         let health = Arc::new(crate::controller::ControllerHealth::new(
             Duration::from_millis(settings.workers.probe_interval_ms.max(50)),
         ));
-        let settle_secs = settings
-            .workers
-            .settle_secs(settings.default_controller().map_or(30, |c| c.timeout_secs));
+        let settle_secs = settings.workers.settle_secs(
+            settings
+                .controllers()
+                .values()
+                .next()
+                .map_or(30, |c| c.timeout_secs),
+        );
         let panic_writer = hooks.panic_commit_writer.clone();
         let catch_up = Arc::new(
             crate::catch_up::CatchUp::new(
@@ -144,6 +158,7 @@ impl Application {
             pool: pool.clone(),
             settings: settings.workers.clone(),
             controller,
+            lane,
             mappings,
             record_skipped: settings.mappings.record_skipped,
             notifier,
@@ -169,12 +184,40 @@ impl Application {
             output_waits: workers::Detached::new("job output wait"),
         });
         let ctx_wake_launch = ctx.wake_launch.clone();
-        for (name, handle) in workers::start(ctx, shutdown.child_token()) {
+        for (name, handle) in workers::start(ctx.clone(), shutdown.child_token()) {
             tasks.add(name, handle);
+        }
+        if lanes.len() <= 1 {
+            for (name, handle) in workers::start_lane(ctx, shutdown.child_token()) {
+                tasks.add(name, handle);
+            }
+        } else {
+            let mut wakes = Vec::new();
+            for (i, (name, c)) in lanes.iter().enumerate() {
+                // The first lane's health is the one the console and the login page read.
+                let lane_health = match i {
+                    0 => health.clone(),
+                    _ => Arc::new(crate::controller::ControllerHealth::new(
+                        Duration::from_millis(settings.workers.probe_interval_ms.max(50)),
+                    )),
+                };
+                let timeout = settings
+                    .controllers()
+                    .get(name.as_str())
+                    .map_or(30, |c| c.timeout_secs);
+                let settle = settings.workers.settle_secs(timeout);
+                let lane = Arc::new(ctx.for_lane(name, c.clone(), lane_health, settle));
+                wakes.push(lane.wake_launch.clone());
+                for (task, handle) in workers::start_lane(lane, shutdown.child_token()) {
+                    tasks.add(task, handle);
+                }
+            }
+            let fan = workers::fan_out(ctx.wake_launch.clone(), wakes, shutdown.child_token());
+            tasks.add("launch wake fan-out", tokio::spawn(fan));
         }
         let decider = crate::decide::Decider {
             mappings: admin_mappings.clone(),
-            dry_run: settings.default_controller().is_none(),
+            dry_run: settings.controllers().is_empty(),
             record_skipped: settings.mappings.record_skipped,
         };
         let wiring = crate::ingest::InboxWiring {
@@ -236,7 +279,7 @@ impl Application {
             mappings: admin_mappings,
             admin_token: settings.admin.token.clone(),
             login,
-            controller_health: settings.default_controller().is_some().then_some(health),
+            controller_health: (!settings.controllers().is_empty()).then_some(health),
             deliveries,
             client_header,
             stopping: shutdown.clone(),

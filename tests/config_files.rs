@@ -98,7 +98,8 @@ fn shipped_dev_config_and_examples_plan_a_dry_run_launch_each() {
 }
 
 /// `controllers.default` is `controller:` under another spelling; naming both, naming a
-/// controller nobody configured, or (for now) a second controller, is refused with the key.
+/// controller nobody configured, or leaving a source without one when none is `default`, is
+/// refused with the key.
 #[test]
 fn controllers_are_named_and_checked() {
     let controller = "{url: \"http://127.0.0.1:9\", allow_insecure_http: true, \
@@ -133,7 +134,42 @@ fn controllers_are_named_and_checked() {
     let two = load(&format!(
         "controller: {controller}\ncontrollers: {{lab: {controller}}}\n"
     ))
-    .unwrap_err()
-    .to_string();
-    assert!(two.contains("default, lab cannot be used yet"), "{two}");
+    .expect("default and lab");
+    assert_eq!(
+        two.controllers().into_keys().collect::<Vec<_>>(),
+        ["default", "lab"]
+    );
+    let no_default = load(&format!("controllers: {{lab: {controller}}}\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        no_default.contains("no controller is named `default`"),
+        "{no_default}"
+    );
+}
+
+/// The two-controller example in deploy/ loads, with each source's default controller.
+#[test]
+fn two_controller_example_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "controller-password",
+        "lab-controller-password",
+        "servicenow-secret",
+        "github-secret",
+    ] {
+        std::fs::write(dir.path().join(f), format!("test-value-{f}-6b1d0e93\n")).unwrap();
+    }
+    let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
+    std::fs::write(dir.path().join("controller-token-key"), key).unwrap();
+    let text = std::fs::read_to_string("deploy/two-controllers.example.yaml")
+        .unwrap()
+        .replace("/run/secrets/", &format!("{}/", dir.path().display()));
+    let s = Settings::from_parts(Some(&text), None, false).expect("two-controller example");
+    assert_eq!(
+        s.controllers().into_keys().collect::<Vec<_>>(),
+        ["default", "lab"]
+    );
+    assert_eq!(s.source_controller("servicenow"), "default");
+    assert_eq!(s.source_controller("github"), "lab");
 }

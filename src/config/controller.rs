@@ -233,17 +233,20 @@ impl Settings {
                 _ => ConfigError(format!("controllers.{name}: {e}")),
             })?;
         }
-        let named: Vec<&str> = self.controllers().into_keys().collect();
-        if named.len() > 1 || named.iter().any(|n| *n != DEFAULT_CONTROLLER) {
-            // The launch rows, the rules and the sources already name their controller; the
-            // launcher and tracker per controller are the part still to come.
-            return Err(ConfigError(format!(
-                "this release launches on one controller, named `default` (`controller:`); \
-                 {} cannot be used yet",
-                named.join(", ")
-            )));
-        }
+        let named = self.controllers();
         for (name, source) in &self.sources {
+            // Without a `default`, a source that names none would plan launches no
+            // controller serves.
+            if source.controller.is_none()
+                && !named.is_empty()
+                && !named.contains_key(DEFAULT_CONTROLLER)
+            {
+                return Err(ConfigError(format!(
+                    "sources.{name}.controller: name the controller this source's rules launch \
+                     on (no controller is named `default`; {})",
+                    self.controller_names()
+                )));
+            }
             if let Some(c) = &source.controller {
                 if !self.controllers().contains_key(c.as_str()) {
                     return Err(ConfigError(format!(

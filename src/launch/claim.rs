@@ -34,7 +34,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         ctx.launch_starved.store(true, Ordering::SeqCst);
         return Ok(false);
     }
-    let stale = fence::claim_stale(&ctx.pool, free, lease, &ctx.replica).await?;
+    let stale = fence::claim_stale(&ctx.pool, free, lease, &ctx.replica, &ctx.lane).await?;
     let free = free - stale.len() as i64;
     let ready = controller.is_prepared();
     // One transaction under the claim lock: paused rules' launches are held first, so no pause
@@ -42,7 +42,8 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
     let mut tx = ctx.pool.begin().await?;
     fence::lock_claims(&mut tx).await?;
     let held = breaker::hold_planned(&mut tx, &ctx).await?;
-    let planned = fence::claim_planned(&mut tx, free, lease, &ctx.replica, ready).await?;
+    let planned =
+        fence::claim_planned(&mut tx, free, lease, &ctx.replica, ready, &ctx.lane).await?;
     tx.commit().await?;
     let claimed = !stale.is_empty() || !planned.is_empty() || held > 0;
     for row in stale {
@@ -67,8 +68,9 @@ async fn gate(ctx: &Context, c: &Controller) -> anyhow::Result<bool> {
     match c.probe().await {
         Ok(()) => {
             ctx.health.set(Health::Ok);
-            let n = fence::release_waiting(&ctx.pool).await?;
+            let n = fence::release_waiting(&ctx.pool, &ctx.lane).await?;
             tracing::info!(
+                controller = %ctx.lane,
                 released = n,
                 "controller answers again: waiting launches released"
             );

@@ -52,15 +52,20 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         .expect("tracker runs with a controller");
     // Holding the transaction holds the lock for the round.
     let mut lock = ctx.pool.begin().await?;
-    let ours: bool = sqlx::query_scalar(
-        "SELECT pg_try_advisory_xact_lock(hashtextextended('aap-bridge:tracker', 0))",
-    )
-    .fetch_one(&mut *lock)
-    .await?;
+    // One lock per controller: each controller's jobs are polled by one replica per round.
+    let key = match ctx.lane.as_str() {
+        crate::config::DEFAULT_CONTROLLER => "aap-bridge:tracker".to_string(),
+        lane => format!("aap-bridge:tracker:{lane}"),
+    };
+    let ours: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .fetch_one(&mut *lock)
+            .await?;
     if !ours {
         return Ok(false);
     }
-    let tracked = launches::launched(&ctx.pool, 20_000).await?;
+    let tracked = launches::launched(&ctx.pool, 20_000, &ctx.lane).await?;
     if tracked.is_empty() {
         return Ok(false);
     }

@@ -16,9 +16,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// The loops every replica runs once, whatever the controllers: the dispatcher, the notifier
+/// and retention. Each controller's launcher and tracker come from `start_lane`.
 pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<Task> {
     let every = Duration::from_millis(ctx.settings.poll_interval_ms);
-    let track_every = Duration::from_millis(ctx.settings.tracker_interval_ms);
     let c = ctx.clone();
     let slots = ctx.notify_slots.clone();
     let all = crate::postback::NOTIFY_CONCURRENCY as u32;
@@ -66,6 +67,16 @@ pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<Task> {
             }
         },
     ));
+    handles
+}
+
+/// One controller's launcher and tracker (none in dry-run). With one controller they run on
+/// the context `start` got; with several, each on its own (`Context::for_lane`).
+pub fn start_lane(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<Task> {
+    let every = Duration::from_millis(ctx.settings.poll_interval_ms);
+    let track_every = Duration::from_millis(ctx.settings.tracker_interval_ms);
+    let c = ctx.clone();
+    let mut handles = Vec::new();
     if ctx.controller.is_some() {
         let attempts = ctx.attempts.clone();
         handles.push(then_drain(
@@ -91,4 +102,15 @@ pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<Task> {
         ));
     }
     handles
+}
+
+/// Fans the shared launch wake (what the commit writer, the dispatcher and the admin actions
+/// notify) out to every controller's launcher.
+pub async fn fan_out(shared: Arc<Notify>, lanes: Vec<Arc<Notify>>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shared.notified() => lanes.iter().for_each(|w| w.notify_one()),
+            () = cancel.cancelled() => return,
+        }
+    }
 }

@@ -16,6 +16,7 @@ mod controller_calls;
 mod controller_tls;
 mod controller_token_at_rest;
 mod controller_tokens;
+mod controllers;
 mod crash;
 mod decide;
 mod deliveries;

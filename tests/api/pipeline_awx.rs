@@ -183,6 +183,7 @@ fn context(p: &Pipeline, pool: &PgPool) -> (Arc<Context>, Arc<Controller>) {
         pool: pool.clone(),
         settings: s.workers.clone(),
         controller: Some(c.clone()),
+        lane: "default".into(),
         mappings: SharedMappings::new(Mappings::empty()),
         record_skipped: false,
         notifier: Arc::new(Notifier::new(&s.sources).unwrap()),

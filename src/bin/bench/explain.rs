@@ -119,7 +119,7 @@ const QUERIES: &[(&str, &str, &[&str])] = &[
     (
         "launcher: claim_planned, one statement (launch::sql::fence)",
         aap_bridge::launch::sql::fence::CLAIM_PLANNED,
-        &["8", "'me'", "true", "60"],
+        &["8", "'me'", "true", "60", "'default'"],
     ),
     (
         "launcher: claim_stale (launch::sql::fence)",

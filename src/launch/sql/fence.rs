@@ -43,6 +43,7 @@ pub const CLAIM_PLANNED: &str = "WITH due AS (
              SELECT id, rule, max_concurrent, next_attempt_at, created_at,
                     row_number() OVER (PARTITION BY rule ORDER BY next_attempt_at, created_at) AS turn
              FROM launches WHERE state = 'planned' AND next_attempt_at <= now()
+               AND controller = $5
                AND rule NOT IN (SELECT rule FROM rule_pauses WHERE paused_at IS NOT NULL)
          ), busy AS (
              SELECT rule, count(*) AS n FROM launches
@@ -77,6 +78,7 @@ pub async fn claim_planned(
     lease_secs: u64,
     owner: &str,
     ready: bool,
+    controller: &str,
 ) -> Result<Vec<LaunchRow>, sqlx::Error> {
     if limit <= 0 {
         return Ok(Vec::new());
@@ -86,6 +88,7 @@ pub async fn claim_planned(
         .bind(owner)
         .bind(ready)
         .bind(lease_secs as f64)
+        .bind(controller)
         .fetch_all(conn)
         .await
 }
@@ -98,6 +101,7 @@ pub async fn claim_stale(
     limit: i64,
     lease_secs: u64,
     owner: &str,
+    controller: &str,
 ) -> Result<Vec<LaunchRow>, sqlx::Error> {
     if limit <= 0 {
         return Ok(Vec::new());
@@ -106,12 +110,14 @@ pub async fn claim_stale(
         "UPDATE launches SET owner = $3, attempts = attempts + 1,
              lease_until = now() + make_interval(secs => $2), updated_at = now()
          WHERE id IN (SELECT id FROM launches WHERE state = 'launching' AND lease_until < now()
+                        AND controller = $4
                       ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED)
          RETURNING {COLUMNS}"
     ))
     .bind(limit)
     .bind(lease_secs as f64)
     .bind(owner)
+    .bind(controller)
     .fetch_all(pool)
     .await
 }
@@ -282,18 +288,20 @@ pub async fn settle<'e, E: sqlx::PgExecutor<'e>>(
 
 /// The controller answers again: launches that waited for it are due now, and unclear ones
 /// are read again at once (instead of each at the end of its own backoff).
-pub async fn release_waiting(pool: &PgPool) -> Result<u64, sqlx::Error> {
+pub async fn release_waiting(pool: &PgPool, controller: &str) -> Result<u64, sqlx::Error> {
     let planned = sqlx::query(
         "UPDATE launches SET next_attempt_at = now()
-         WHERE state = 'planned' AND next_attempt_at > now()",
+         WHERE state = 'planned' AND next_attempt_at > now() AND controller = $1",
     )
+    .bind(controller)
     .execute(pool)
     .await?
     .rows_affected();
     sqlx::query(
         "UPDATE launches SET lease_until = now()
-         WHERE state = 'launching' AND owner IS NULL AND lease_until > now()",
+         WHERE state = 'launching' AND owner IS NULL AND lease_until > now() AND controller = $1",
     )
+    .bind(controller)
     .execute(pool)
     .await?;
     Ok(planned)

@@ -199,12 +199,18 @@ pub struct Tracked {
     pub missing_polls: i32,
 }
 
-pub async fn launched(pool: &PgPool, limit: i64) -> Result<Vec<Tracked>, sqlx::Error> {
+pub async fn launched(
+    pool: &PgPool,
+    limit: i64,
+    controller: &str,
+) -> Result<Vec<Tracked>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, job_id, job_status, missing_polls FROM launches
-         WHERE state = 'launched' AND job_id IS NOT NULL ORDER BY launched_at LIMIT $1",
+         WHERE state = 'launched' AND job_id IS NOT NULL AND controller = $2
+         ORDER BY launched_at LIMIT $1",
     )
     .bind(limit)
+    .bind(controller)
     .fetch_all(pool)
     .await
 }
