@@ -80,8 +80,12 @@ pub enum Command {
 pub enum ControllerCommand {
     /// Connect with the configured settings and print flavour, version, user and token state.
     /// Run this first after configuring `controller:`. Password mode uses (and if needed creates)
-    /// the same stored token as `serve`.
-    Check,
+    /// the same stored token as `serve`. With several controllers, checks each (or `--name`).
+    Check {
+        /// Only the controller of this name (`default` is `controller:`).
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// The configuration file to read: `explicit` (`--config` or `AAP_BRIDGE_CONFIG`), else
@@ -139,8 +143,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Controller {
-            command: ControllerCommand::Check,
-        } => controller_check(&settings).await,
+            command: ControllerCommand::Check { name },
+        } => controller_check(&settings, name.as_deref()).await,
         Command::Check => check(&settings),
         Command::Health { url } => health(&settings, url).await,
         Command::Simulate(args) => admin::simulate(&settings, &args),
@@ -152,10 +156,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn controller_check(settings: &Settings) -> anyhow::Result<()> {
-    let Some(cs) = settings.default_controller() else {
+async fn controller_check(settings: &Settings, name: Option<&str>) -> anyhow::Result<()> {
+    let all = settings.controllers();
+    if all.is_empty() {
         anyhow::bail!("no `controller:` section configured: the bridge runs in dry-run mode");
+    }
+    let chosen: Vec<(&str, &crate::config::ControllerSettings)> = match name {
+        Some(n) => match all.get_key_value(n) {
+            Some((n, c)) => vec![(*n, *c)],
+            None => anyhow::bail!(
+                "no controller is named `{n}` ({})",
+                settings.controller_names()
+            ),
+        },
+        None => all.into_iter().collect(),
     };
+    let several = chosen.len() > 1;
+    let mut failed = Vec::new();
+    for (name, cs) in chosen {
+        if several {
+            println!("== {name}");
+        }
+        if let Err(e) = check_one(settings, cs).await {
+            eprintln!("{name}: {e}");
+            failed.push(name);
+        }
+    }
+    match failed.is_empty() {
+        true => Ok(()),
+        false if several => anyhow::bail!("controller check failed for: {}", failed.join(", ")),
+        false => anyhow::bail!("controller check failed"),
+    }
+}
+
+async fn check_one(
+    settings: &Settings,
+    cs: &crate::config::ControllerSettings,
+) -> anyhow::Result<()> {
     let pool = match cs.auth {
         crate::config::AuthSettings::Password { .. } => {
             crate::store::ensure_database(&settings.database).await?;

@@ -39,6 +39,54 @@ async fn controller_check_prints_flavour_user_and_auth() {
 }
 
 #[tokio::test]
+async fn controller_check_checks_each_controller_or_the_one_named() {
+    let (awx, aap) = (
+        FakeController::start(Flavour::Awx).await,
+        FakeController::start(Flavour::Aap).await,
+    );
+    let one = |url: String| {
+        format!("{{url: \"{url}\", allow_insecure_http: true, auth: {{mode: basic, username: svc, password: svc-pass}}}}")
+    };
+    let config = format!(
+        "controller: {}\ncontrollers:\n  lab: {}\n",
+        one(awx.url()),
+        one(aap.url())
+    );
+    let out = run(&["controller", "check"], &config).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let (default_at, lab_at) = (
+        stdout.find("== default").unwrap(),
+        stdout.find("== lab").unwrap(),
+    );
+    assert!(default_at < lab_at, "{stdout}");
+    assert!(
+        stdout[default_at..lab_at].contains("Awx, API /api/v2/"),
+        "{stdout}"
+    );
+    assert!(
+        stdout[lab_at..].contains("Aap, API /api/controller/v2/"),
+        "{stdout}"
+    );
+
+    let out = run(&["controller", "check", "--name", "lab"], &config).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !stdout.contains("== "), "{stdout}");
+    assert!(
+        stdout.contains("Aap, API") && !stdout.contains("Awx, API"),
+        "{stdout}"
+    );
+
+    let out = run(&["controller", "check", "--name", "prod"], &config).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no controller is named `prod` (configured: default, lab)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn controller_check_without_controller_says_dry_run() {
     let out = run(&["controller", "check"], "log:\n  level: warn\n").await;
     assert!(!out.status.success());
