@@ -124,7 +124,8 @@ impl Application {
         };
         let notifier = Arc::new(Notifier::new(&settings.sources).map_err(|e| anyhow::anyhow!(e))?);
         let wake_dispatch = Arc::new(tokio::sync::Notify::new());
-        let health = Arc::new(crate::controller::ControllerHealth::new(
+        let health = Arc::new(crate::controller::ControllerHealth::named(
+            &lane,
             Duration::from_millis(settings.workers.probe_interval_ms.max(50)),
         ));
         let settle_secs = settings.workers.settle_secs(
@@ -197,7 +198,8 @@ impl Application {
                 // The first lane's health is the one the console and the login page read.
                 let lane_health = match i {
                     0 => health.clone(),
-                    _ => Arc::new(crate::controller::ControllerHealth::new(
+                    _ => Arc::new(crate::controller::ControllerHealth::named(
+                        name,
                         Duration::from_millis(settings.workers.probe_interval_ms.max(50)),
                     )),
                 };

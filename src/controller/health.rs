@@ -8,10 +8,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One gauge per state, 1 for the current one, so an alert can match on the label.
-fn publish(h: &Health) {
+fn publish(controller: &str, h: &Health) {
     for label in ["ok", "unreachable", "config_error"] {
         let v = if label == h.label() { 1.0 } else { 0.0 };
-        metrics::gauge!("aap_bridge_controller_health", "state" => label).set(v);
+        let name = controller.to_string();
+        metrics::gauge!("aap_bridge_controller_health", "controller" => name, "state" => label)
+            .set(v);
     }
 }
 
@@ -40,6 +42,8 @@ impl Health {
 }
 
 pub struct ControllerHealth {
+    /// The controller's configured name (the `controller` label of its gauge).
+    name: String,
     state: Mutex<(Health, Option<Instant>)>,
     /// When the state last changed (for "unreachable since 03:12").
     since: Mutex<DateTime<Utc>>,
@@ -48,8 +52,13 @@ pub struct ControllerHealth {
 
 impl ControllerHealth {
     pub fn new(probe_every: Duration) -> Self {
-        publish(&Health::Ok);
+        Self::named(crate::config::DEFAULT_CONTROLLER, probe_every)
+    }
+
+    pub fn named(name: &str, probe_every: Duration) -> Self {
+        publish(name, &Health::Ok);
         ControllerHealth {
+            name: name.to_string(),
             state: Mutex::new((Health::Ok, None)),
             since: Mutex::new(Utc::now()),
             probe_every,
@@ -79,7 +88,7 @@ impl ControllerHealth {
                     "CONTROLLER CONFIGURATION ERROR: launches wait until it is fixed"
                 ),
             }
-            publish(&h);
+            publish(&self.name, &h);
         }
         if st.0.label() != h.label() {
             *self.since.lock().unwrap_or_else(|e| e.into_inner()) = Utc::now();

@@ -60,7 +60,7 @@ pub(super) async fn attempt(
         Check::Send => post(ctx, c, row, f, template).await,
         Check::Held => Ok(()),
         Check::Lost => {
-            counted("lost");
+            counted(ctx, "lost");
             tracing::warn!(launch_id = %row.id, attempt = f.attempt,
                 "owner check failed before the POST: another replica owns this launch; not sent");
             Ok(())
@@ -162,7 +162,7 @@ async fn after_post_error(
         ControllerError::NoAnswer(_)
         | ControllerError::Unavailable { .. }
         | ControllerError::Protocol(_) => {
-            counted("unclear");
+            counted(ctx, "unclear");
             tracing::warn!(launch_id = %row.id, error = %text,
                 "launch answer unclear; the launch stays open until reconciliation decides");
             let after = ctx.settings.reconcile_interval_secs as f64;
@@ -197,10 +197,10 @@ pub(super) async fn not_sent(
     );
     let delay = backoff.delay(row.attempts.max(1) as u32);
     if attempts::back_to_planned(&ctx.pool, f, text, delay.as_millis() as u64).await? {
-        counted("retried");
+        counted(ctx, "retried");
         tracing::warn!(launch_id = %row.id, error = %text, ?delay, "not sent; will retry");
     } else {
-        lost(row, "retry");
+        lost(ctx, row, "retry");
     }
     Ok(())
 }
@@ -224,7 +224,7 @@ pub(super) async fn record_launched(
         ignored_fields: ignored,
     };
     if !attempts::mark_launched(&mut tx, f, &started).await? {
-        lost(row, "launched");
+        lost(ctx, row, "launched");
         return Ok(());
     }
     let news = PostbackNews::Launched {
@@ -234,7 +234,7 @@ pub(super) async fn record_launched(
     };
     postback::enqueue(&mut tx, ctx, &row.target(), news).await?;
     tx.commit().await?;
-    counted("launched");
+    counted(ctx, "launched");
     if let Some(received) = row.received_at {
         let waited = (chrono::Utc::now() - received)
             .num_microseconds()
@@ -257,7 +257,7 @@ pub(super) async fn give_up(
 ) -> anyhow::Result<()> {
     let mut tx = ctx.pool.begin().await?;
     if !attempts::settle(&mut *tx, f, state, why).await? {
-        lost(row, state.as_str());
+        lost(ctx, row, state.as_str());
         return Ok(());
     }
     let problem = match state {
@@ -273,13 +273,13 @@ pub(super) async fn give_up(
     };
     postback::enqueue(&mut tx, ctx, &row.target(), news).await?;
     tx.commit().await?;
-    counted(state.as_str());
+    counted(ctx, state.as_str());
     Ok(())
 }
 
 /// A fenced transition that changed nothing: another attempt owns the row. Never a launch.
-fn lost(row: &LaunchRow, transition: &str) {
-    counted("lost");
+fn lost(ctx: &Context, row: &LaunchRow, transition: &str) {
+    counted(ctx, "lost");
     tracing::info!(launch_id = %row.id, attempt = row.attempts, transition,
         "transition lost: the row belongs to another attempt now; nothing changed");
 }
@@ -290,6 +290,7 @@ pub(super) fn job_status(s: &str) -> JobStatus {
     s.parse().unwrap_or(JobStatus::Pending)
 }
 
-pub(super) fn counted(result: &'static str) {
-    metrics::counter!("aap_bridge_launches_total", "result" => result).increment(1);
+pub(super) fn counted(ctx: &Context, result: &'static str) {
+    metrics::counter!("aap_bridge_launches_total", "controller" => ctx.lane.clone(), "result" => result)
+        .increment(1);
 }

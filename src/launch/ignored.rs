@@ -69,7 +69,8 @@ pub async fn on_ignored_fields(
     }
     tx.commit().await?;
     if settled {
-        metrics::counter!("aap_bridge_launches_total", "result" => "rejected").increment(1);
+        metrics::counter!("aap_bridge_launches_total", "controller" => ctx.lane.clone(), "result" => "rejected")
+            .increment(1);
     }
     Ok(Verdict::Rejected { reason })
 }

@@ -97,7 +97,9 @@ pub async fn plan_refused(
     }
     tracing::warn!(event_id = %e.id, launch_id = %row.id, rule = %r.launch.rule, reason = %r.reason,
         "launch refused: a rendered value is not safe to send");
-    metrics::counter!("aap_bridge_launches_total", "result" => "rejected").increment(1);
+    let controller = r.launch.controller.clone();
+    metrics::counter!("aap_bridge_launches_total", "controller" => controller, "result" => "rejected")
+        .increment(1);
     // Dry-run posts nothing back.
     if ctx.controller.is_none() {
         return Ok(());

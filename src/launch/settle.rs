@@ -41,7 +41,7 @@ pub async fn reconcile(
             .and_then(Value::as_str)
             == Some(marker.as_str())
     }) {
-        counted("reconciled");
+        counted(ctx, "reconciled");
         tracing::info!(launch_id = %row.id, job_id = job.id, "reconciled: the job exists");
         return record_launched(ctx, c, row, f, job.id, job_status(&job.status), None).await;
     }

@@ -64,7 +64,7 @@ async fn metrics_cover_ingest_launches_callbacks_and_queues(pool: PgPool) {
         "{text}"
     );
     assert!(
-        text.contains("aap_bridge_launches_total{result=\"launched\"}"),
+        text.contains("aap_bridge_launches_total{controller=\"default\",result=\"launched\"}"),
         "{text}"
     );
     assert!(
