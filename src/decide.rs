@@ -20,6 +20,8 @@ pub struct Decider {
     pub mappings: crate::mapping::SharedMappings,
     /// No controller: launches are recorded `dry_run`.
     pub dry_run: bool,
+    /// Controllers marked `dry_run: true`: their launches are recorded `dry_run` too.
+    pub dry_controllers: std::collections::BTreeSet<String>,
     /// `mappings.record_skipped`.
     pub record_skipped: bool,
 }
@@ -45,15 +47,15 @@ impl Decider {
             return None;
         }
         let (state, reason) = outcome(&view, &decision);
-        let planned = if self.dry_run {
-            LaunchState::DryRun
-        } else {
-            LaunchState::Planned
-        };
+        let state_of =
+            |p: &Planned| match self.dry_run || self.dry_controllers.contains(&p.controller) {
+                true => LaunchState::DryRun,
+                false => LaunchState::Planned,
+            };
         let launches = decision
             .planned
             .iter()
-            .map(|p| planned_row(&view, p, planned))
+            .map(|p| planned_row(&view, p, state_of(p)))
             .collect();
         Some(Decided {
             received_at,

@@ -38,6 +38,8 @@ pub struct Context {
     /// The configured name of `controller`: this context's launcher and tracker serve the
     /// launches of that controller only (`default` with one controller, and in dry-run).
     pub lane: String,
+    /// Controllers marked `dry_run: true`: the dispatcher records their launches `dry_run`.
+    pub dry_controllers: std::collections::BTreeSet<String>,
     pub mappings: SharedMappings,
     /// `mappings.record_skipped`.
     pub record_skipped: bool,
@@ -82,6 +84,7 @@ impl Context {
             settings: self.settings.clone(),
             controller: Some(controller),
             lane: lane.to_string(),
+            dry_controllers: self.dry_controllers.clone(),
             mappings: self.mappings.clone(),
             record_skipped: self.record_skipped,
             notifier: self.notifier.clone(),

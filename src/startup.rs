@@ -101,6 +101,13 @@ impl Application {
         // controller's launches only, so one controller's outage never holds up another's.
         let mut lanes: Vec<(String, Arc<Controller>)> = Vec::new();
         for (name, c) in settings.controllers() {
+            if c.dry_run {
+                tracing::warn!(
+                    controller = name,
+                    "DRY-RUN controller: its launches are recorded, not sent"
+                );
+                continue;
+            }
             let c = Arc::new(Controller::new(c, Some(pool.clone()))?);
             // In the background: a controller that is down must not hold up the start.
             let probe = c.clone();
@@ -160,6 +167,7 @@ impl Application {
             settings: settings.workers.clone(),
             controller,
             lane,
+            dry_controllers: settings.dry_run_controllers(),
             mappings,
             record_skipped: settings.mappings.record_skipped,
             notifier,
@@ -220,6 +228,7 @@ impl Application {
         let decider = crate::decide::Decider {
             mappings: admin_mappings.clone(),
             dry_run: settings.controllers().is_empty(),
+            dry_controllers: settings.dry_run_controllers(),
             record_skipped: settings.mappings.record_skipped,
         };
         let wiring = crate::ingest::InboxWiring {

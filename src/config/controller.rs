@@ -39,6 +39,10 @@ pub struct ControllerSettings {
     /// Managed and OAuth2 tokens are replaced once this old, whatever their expiry.
     #[serde(default = "default_token_max_age")]
     pub token_max_age_secs: u64,
+    /// Record what would be launched on this controller, and send it nothing (not even a
+    /// login): a new rule can be tried against production mappings without launching.
+    #[serde(default)]
+    pub dry_run: bool,
     /// Base64 of 32 bytes: encrypts the stored token (`token_key_file: /path` reads it from a
     /// file). Without it the token is stored in plain text, with a warning at start-up.
     pub token_key: Option<SecretString>,
@@ -257,6 +261,14 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The controllers marked `dry_run: true`: their launches are recorded, never sent.
+    pub fn dry_run_controllers(&self) -> std::collections::BTreeSet<String> {
+        let all = self.controllers().into_iter();
+        all.filter(|(_, c)| c.dry_run)
+            .map(|(n, _)| n.to_string())
+            .collect()
     }
 
     /// "configured: a, b" or "none is configured", for errors.

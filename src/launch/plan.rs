@@ -68,7 +68,8 @@ pub async fn plan(
         (Some(key), Some(secs)) => rows::coalesce_target(conn, key, secs as i64).await?,
         _ => None,
     };
-    let state = match (target, ctx.controller.is_some()) {
+    let sends = ctx.controller.is_some() && !ctx.dry_controllers.contains(&p.controller);
+    let state = match (target, sends) {
         (Some(_), _) => LaunchState::Coalesced,
         (None, true) => LaunchState::Planned,
         (None, false) => LaunchState::DryRun,
@@ -101,7 +102,7 @@ pub async fn plan_refused(
     metrics::counter!("aap_bridge_launches_total", "controller" => controller, "result" => "rejected")
         .increment(1);
     // Dry-run posts nothing back.
-    if ctx.controller.is_none() {
+    if ctx.controller.is_none() || ctx.dry_controllers.contains(&r.launch.controller) {
         return Ok(());
     }
     let stored = rows::get(conn, row.id).await?;

@@ -33,6 +33,11 @@ struct Two {
 /// `default` is an AWX, `lab` an AAP gateway; both have template 15, and a template named
 /// "disk cleanup" with a different id on each.
 async fn start(pool: PgPool) -> Two {
+    start_with(pool, "").await
+}
+
+/// `lab_extra`: more YAML lines (indented by 4) for the `lab` controller.
+async fn start_with(pool: PgPool, lab_extra: &str) -> Two {
     let (awx, aap) = (
         FakeController::start(Flavour::Awx).await,
         FakeController::start(Flavour::Aap).await,
@@ -64,7 +69,7 @@ async fn start(pool: PgPool) -> Two {
     yaml.push_str(&format!(
         "controllers:\n  lab:\n    url: \"{}\"\n    allow_insecure_http: true\n    \
          retry: {{max_attempts: 2, base_delay_ms: 20, max_delay_ms: 50}}\n    \
-         auth: {{mode: basic, username: svc, password: svc-pass}}\n",
+         auth: {{mode: basic, username: svc, password: svc-pass}}\n{lab_extra}",
         aap.url()
     ));
     let app = TestApp::spawn_hooked(pool.clone(), pool, &yaml, Default::default()).await;
@@ -172,4 +177,33 @@ async fn one_controller_down_delays_nothing_on_the_other(pool: PgPool) {
         "once each"
     );
     eprintln!("healthy launches {healthy:?} into the outage; waiting ones {recovered:?} after it");
+}
+
+/// `dry_run: true` on one controller: its launches are recorded `dry_run` and it is sent
+/// nothing at all, while the other launches as usual.
+#[sqlx::test]
+async fn a_dry_run_controller_is_sent_nothing(pool: PgPool) {
+    let t = start_with(pool.clone(), "    dry_run: true\n").await;
+    for i in 0..2 {
+        deliver(&t.app, Sender::Github, &format!("gh-{i}")).await;
+        deliver(&t.app, Sender::ServiceNow, &format!("sn-{i}")).await;
+    }
+    wait_for("the live controller's launches", 20, || async {
+        (t.awx.jobs_launched() == 2).then_some(())
+    })
+    .await;
+    wait_quiescent(&pool, &t.awx, 30).await;
+    let dry: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT controller, count(*) FROM launches WHERE state = 'dry_run' GROUP BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(dry, [("lab".to_string(), 2)]);
+    assert_eq!(t.aap.jobs_launched(), 0);
+    assert_eq!(
+        t.aap.requests("GET", "/") + t.aap.requests("POST", "/"),
+        0,
+        "not even a ping"
+    );
 }

@@ -184,6 +184,7 @@ fn context(p: &Pipeline, pool: &PgPool) -> (Arc<Context>, Arc<Controller>) {
         settings: s.workers.clone(),
         controller: Some(c.clone()),
         lane: "default".into(),
+        dry_controllers: Default::default(),
         mappings: SharedMappings::new(Mappings::empty()),
         record_skipped: false,
         notifier: Arc::new(Notifier::new(&s.sources).unwrap()),

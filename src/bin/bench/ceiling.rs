@@ -163,6 +163,7 @@ async fn storage_on(
     let decider = Decider {
         mappings: SharedMappings::new(Mappings::empty()),
         dry_run: true,
+        dry_controllers: Default::default(),
         record_skipped: false,
     };
     let wiring = InboxWiring {
