@@ -135,13 +135,12 @@ impl Application {
             &lane,
             Duration::from_millis(settings.workers.probe_interval_ms.max(50)),
         ));
-        let settle_secs = settings.workers.settle_secs(
-            settings
-                .controllers()
-                .values()
-                .next()
-                .map_or(30, |c| c.timeout_secs),
-        );
+        // The first lane's own timeout (it is the one this context launches on).
+        let timeout = settings
+            .controllers()
+            .get(lane.as_str())
+            .map_or(30, |c| c.timeout_secs);
+        let settle_secs = settings.workers.settle_secs(timeout);
         let panic_writer = hooks.panic_commit_writer.clone();
         let catch_up = Arc::new(
             crate::catch_up::CatchUp::new(

@@ -297,7 +297,12 @@ fn launch_lines(l: &Value) -> String {
     };
     let state = s_or(&l["state"]);
     let what = match state.as_str() {
-        "dry_run" => "dry run: no controller is configured, nothing was launched".to_string(),
+        "dry_run" => match l["controller"].as_str() {
+            Some(c) if c != crate::config::DEFAULT_CONTROLLER => {
+                format!("dry run: controller \"{c}\" is marked dry_run, nothing was launched")
+            }
+            _ => "dry run: no controller is configured, nothing was launched".to_string(),
+        },
         "coalesced" => format!(
             "coalesced into launch {}: nothing new launched",
             s_or(&l["coalesced_into"])

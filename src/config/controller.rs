@@ -252,7 +252,7 @@ impl Settings {
                 )));
             }
             if let Some(c) = &source.controller {
-                if !self.controllers().contains_key(c.as_str()) {
+                if !named.contains_key(c.as_str()) {
                     return Err(ConfigError(format!(
                         "sources.{name}.controller: no controller is named `{c}` ({})",
                         self.controller_names()

@@ -60,6 +60,7 @@ impl Known {
         self.sources.get(source).map(|s| s.kind)
     }
 
+    /// No source is configured.
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty()
     }
