@@ -177,7 +177,7 @@ async fn controller_check(settings: &Settings, name: Option<&str>) -> anyhow::Re
         if several {
             println!("== {name}");
         }
-        if let Err(e) = check_one(settings, cs).await {
+        if let Err(e) = check_one(settings, name, cs).await {
             eprintln!("{name}: {e}");
             failed.push(name);
         }
@@ -191,6 +191,7 @@ async fn controller_check(settings: &Settings, name: Option<&str>) -> anyhow::Re
 
 async fn check_one(
     settings: &Settings,
+    name: &str,
     cs: &crate::config::ControllerSettings,
 ) -> anyhow::Result<()> {
     let pool = match cs.auth {
@@ -203,7 +204,7 @@ async fn check_one(
         }
         _ => None,
     };
-    let controller = crate::controller::Controller::new(cs, pool)?;
+    let controller = crate::controller::Controller::new(name, cs, pool)?;
     let report = controller
         .check()
         .await

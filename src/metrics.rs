@@ -50,7 +50,7 @@ fn describe() {
     );
     describe_counter!(
         "aap_bridge_controller_requests_total",
-        "Controller API calls by outcome (ok, error)"
+        "Controller API calls by controller and outcome (ok, error)"
     );
     describe_counter!(
         "aap_bridge_callback_attempts_total",
@@ -64,13 +64,17 @@ fn describe() {
     describe_histogram!(
         "aap_bridge_controller_request_duration_seconds",
         Unit::Seconds,
-        "Controller API call duration"
+        "Controller API call duration, by controller"
     );
     describe_gauge!("aap_bridge_queue_depth", "Rows waiting, by queue");
     describe_gauge!("aap_bridge_launches", "Launches by state");
     describe_gauge!(
         "aap_bridge_controller_token_age_seconds",
-        "Age of the managed controller token"
+        "Age of each controller's managed token, by controller"
+    );
+    describe_gauge!(
+        "aap_bridge_controller_launches_waiting",
+        "Launches planned or launching, by the controller they go to"
     );
     describe_gauge!(
         "aap_bridge_database_up",
@@ -117,15 +121,17 @@ pub fn render(handle: &PrometheusHandle) -> String {
 
 /// Recomputes the database gauges every `every` until cancelled; each round is bounded by
 /// `every` (at least 2 s) so a slow database cannot pile rounds up.
+/// `tokens`: each live controller's name and the `controller_tokens` row of its token.
 pub async fn refresh_loop(
     pool: PgPool,
     mappings: SharedMappings,
+    tokens: Vec<(String, String)>,
     every: Duration,
     stop: CancellationToken,
 ) {
     let bound = every.max(Duration::from_secs(2));
     loop {
-        let ok = tokio::time::timeout(bound, refresh(&pool, &mappings)).await;
+        let ok = tokio::time::timeout(bound, refresh(&pool, &mappings, &tokens)).await;
         let up = matches!(ok, Ok(Ok(())));
         if !up {
             tracing::debug!("metrics refresh failed or timed out");
@@ -138,7 +144,11 @@ pub async fn refresh_loop(
     }
 }
 
-async fn refresh(pool: &PgPool, mappings: &SharedMappings) -> Result<(), sqlx::Error> {
+async fn refresh(
+    pool: &PgPool,
+    mappings: &SharedMappings,
+    tokens: &[(String, String)],
+) -> Result<(), sqlx::Error> {
     let depths = crate::store::overview::queue_depths(pool).await?;
     for (queue, n) in depths {
         metrics::gauge!("aap_bridge_queue_depth", "queue" => queue).set(n as f64);
@@ -154,9 +164,18 @@ async fn refresh(pool: &PgPool, mappings: &SharedMappings) -> Result<(), sqlx::E
             .map_or(0, |(_, n)| *n);
         metrics::gauge!("aap_bridge_launches", "state" => *state).set(n as f64);
     }
-    let age = crate::store::overview::token_age_secs(pool).await?;
-    if let Some(age) = age {
-        metrics::gauge!("aap_bridge_controller_token_age_seconds").set(age);
+    let keys: Vec<&str> = tokens.iter().map(|(_, k)| k.as_str()).collect();
+    for (key, age) in crate::store::overview::token_ages(pool, &keys).await? {
+        for (name, _) in tokens.iter().filter(|(_, k)| *k == key) {
+            metrics::gauge!("aap_bridge_controller_token_age_seconds", "controller" => name.clone())
+                .set(age);
+        }
+    }
+    let waiting = crate::store::overview::waiting_by_controller(pool).await?;
+    let mut names: BTreeMap<String, f64> = tokens.iter().map(|(n, _)| (n.clone(), 0.0)).collect();
+    names.extend(waiting.into_iter().map(|(n, c)| (n, c as f64)));
+    for (name, n) in names {
+        metrics::gauge!("aap_bridge_controller_launches_waiting", "controller" => name).set(n);
     }
     // Every loaded rule reports 0 or 1, and so does any rule with a breaker row (so a rule
     // resumed after it was removed from the files goes back to 0).

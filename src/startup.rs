@@ -99,7 +99,8 @@ impl Application {
         }
         // One lane per controller, `default` first: its launcher and tracker serve that
         // controller's launches only, so one controller's outage never holds up another's.
-        let mut lanes: Vec<(String, Arc<Controller>)> = Vec::new();
+        let probe_every = Duration::from_millis(settings.workers.probe_interval_ms.max(50));
+        let mut lanes = Vec::new();
         for (name, c) in settings.controllers() {
             if c.dry_run {
                 tracing::warn!(
@@ -108,33 +109,35 @@ impl Application {
                 );
                 continue;
             }
-            let c = Arc::new(Controller::new(c, Some(pool.clone()))?);
+            let controller = Arc::new(Controller::new(name, c, Some(pool.clone()))?);
             // In the background: a controller that is down must not hold up the start.
-            let probe = c.clone();
+            let probe = controller.clone();
             tokio::spawn(async move { probe.warn_about_jinja().await });
-            lanes.push((name.to_string(), c));
+            lanes.push(crate::controller::Lane {
+                name: name.to_string(),
+                controller,
+                health: Arc::new(crate::controller::ControllerHealth::named(
+                    name,
+                    probe_every,
+                )),
+            });
         }
-        if let Some(at) = lanes
-            .iter()
-            .position(|(n, _)| n == crate::config::DEFAULT_CONTROLLER)
-        {
-            lanes.swap(0, at);
-        }
-        if lanes.is_empty() {
+        let fleet = crate::controller::Fleet::new(lanes, settings.dry_run_controllers());
+        if fleet.is_empty() {
             tracing::warn!(
                 "no controller configured: DRY-RUN mode, launches are recorded, not sent"
             );
         }
-        let (lane, controller) = match lanes.first() {
-            Some((name, c)) => (name.clone(), Some(c.clone())),
-            None => (crate::config::DEFAULT_CONTROLLER.to_string(), None),
+        let (lane, controller, health) = match fleet.first() {
+            Some(l) => (l.name.clone(), Some(l.controller.clone()), l.health.clone()),
+            None => (
+                crate::config::DEFAULT_CONTROLLER.to_string(),
+                None,
+                Arc::new(crate::controller::ControllerHealth::new(probe_every)),
+            ),
         };
         let notifier = Arc::new(Notifier::new(&settings.sources).map_err(|e| anyhow::anyhow!(e))?);
         let wake_dispatch = Arc::new(tokio::sync::Notify::new());
-        let health = Arc::new(crate::controller::ControllerHealth::named(
-            &lane,
-            Duration::from_millis(settings.workers.probe_interval_ms.max(50)),
-        ));
         // The first lane's own timeout (it is the one this context launches on).
         let timeout = settings
             .controllers()
@@ -154,7 +157,6 @@ impl Application {
         for (name, handle) in workers::catch_up::start(catch_up.clone(), shutdown.child_token()) {
             tasks.add(name, handle);
         }
-        let admin_controller = controller.clone();
         let login = crate::operators::login::LoginPolicy::new(&settings.admin, controller.clone());
         let admin_notifier = notifier.clone();
         let wakes = crate::admin::Wakes {
@@ -195,27 +197,20 @@ impl Application {
         for (name, handle) in workers::start(ctx.clone(), shutdown.child_token()) {
             tasks.add(name, handle);
         }
-        if lanes.len() <= 1 {
+        if fleet.lanes().len() <= 1 {
             for (name, handle) in workers::start_lane(ctx, shutdown.child_token()) {
                 tasks.add(name, handle);
             }
         } else {
             let mut wakes = Vec::new();
-            for (i, (name, c)) in lanes.iter().enumerate() {
-                // The first lane's health is the one the console and the login page read.
-                let lane_health = match i {
-                    0 => health.clone(),
-                    _ => Arc::new(crate::controller::ControllerHealth::named(
-                        name,
-                        Duration::from_millis(settings.workers.probe_interval_ms.max(50)),
-                    )),
-                };
+            for l in fleet.lanes() {
                 let timeout = settings
                     .controllers()
-                    .get(name.as_str())
+                    .get(l.name.as_str())
                     .map_or(30, |c| c.timeout_secs);
                 let settle = settings.workers.settle_secs(timeout);
-                let lane = Arc::new(ctx.for_lane(name, c.clone(), lane_health, settle));
+                let lane = ctx.for_lane(&l.name, l.controller.clone(), l.health.clone(), settle);
+                let lane = Arc::new(lane);
                 wakes.push(lane.wake_launch.clone());
                 for (task, handle) in workers::start_lane(lane, shutdown.child_token()) {
                     tasks.add(task, handle);
@@ -261,6 +256,11 @@ impl Application {
         let refresher = tokio::spawn(crate::metrics::refresh_loop(
             admin_pool.clone(),
             admin_mappings.clone(),
+            fleet
+                .lanes()
+                .iter()
+                .filter_map(|l| Some((l.name.clone(), l.controller.token_row()?.to_string())))
+                .collect(),
             Duration::from_millis(settings.server.metrics_refresh_ms),
             shutdown.child_token(),
         ));
@@ -270,12 +270,7 @@ impl Application {
             admin_pool.clone(),
             sources.clone(),
             admin_mappings.clone(),
-            admin_controller.zip(
-                settings
-                    .default_controller()
-                    .is_some()
-                    .then(|| health.clone()),
-            ),
+            Some(fleet.clone()),
         )
         .with_notifier(admin_notifier, Some(wakes))
         .with_catch_up(catch_up);
@@ -289,7 +284,7 @@ impl Application {
             mappings: admin_mappings,
             admin_token: settings.admin.token.clone(),
             login,
-            controller_health: (!settings.controllers().is_empty()).then_some(health),
+            fleet: fleet.clone(),
             deliveries,
             client_header,
             stopping: shutdown.clone(),

@@ -3,7 +3,6 @@
 use super::overview::{Overview, Queue};
 use super::Admin;
 use crate::controller::Health;
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// One thing to look at, and where.
@@ -29,29 +28,42 @@ fn day(rows: &[crate::store::overview::StateCount], state: &str) -> i64 {
 impl Admin {
     /// What in `o` needs a human now.
     pub fn attention(&self, o: &Overview) -> Vec<Attention> {
-        of(o, self.health.as_ref().map(|h| h.get_since().1))
+        of(o)
     }
 }
 
-/// `health_since`: when the controller's health last changed.
-fn of(o: &Overview, health_since: Option<DateTime<Utc>>) -> Vec<Attention> {
+fn of(o: &Overview) -> Vec<Attention> {
     let mut out = Vec::new();
-    let waiting = depth(&o.queues, "launches_planned") + depth(&o.queues, "launches_launching");
-    if let Some(h) = &o.controller.health {
-        let since = health_since
-            .map(|t| format!(" since {}", t.format("%H:%M UTC")))
-            .unwrap_or_default();
-        match h {
-            Health::Ok => {}
-            Health::Unreachable { error } | Health::ConfigError { error } => out.push(Attention {
-                level: "bad",
-                text: format!(
-                    "The controller is {}{since}: {waiting} launch(es) wait for it. Last error: {error}",
-                    h.label().replace('_', " ")
-                ),
-                link: "/ui/events?state=dispatched".into(),
-            }),
-        }
+    for c in &o.controllers {
+        let (Health::Unreachable { error } | Health::ConfigError { error }) = &c.health else {
+            continue;
+        };
+        // With one controller it is "the controller", as the operator configured it.
+        let who = match o.controllers.len() {
+            1 => "The controller".to_string(),
+            _ => format!("Controller {}", c.name),
+        };
+        out.push(Attention {
+            level: "bad",
+            text: format!(
+                "{who} is {} since {}: {} launch(es) wait for it. Last error: {error}",
+                c.health.label().replace('_', " "),
+                c.health_since.format("%H:%M UTC"),
+                c.waiting
+            ),
+            link: "/ui/events?state=dispatched".into(),
+        });
+    }
+    for q in &o.unserved {
+        out.push(Attention {
+            level: "bad",
+            text: format!(
+                "{} launch(es) wait for controller {}, which is not live on this replica \
+                 (not configured, or dry_run).",
+                q.depth, q.name
+            ),
+            link: "/ui/events?state=dispatched".into(),
+        });
     }
     for r in &o.paused {
         out.push(Attention {

@@ -30,7 +30,7 @@ impl Admin {
         let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
         let mut launches = store::launches_of(&self.pool, &ids).await?;
         if launches.iter().any(|l| l.state.is_open()) {
-            let controller = self.health.as_ref().map(|h| h.get_since());
+            let controller = self.fleet.as_ref().map(|f| f.health_by_name());
             let event_ids: Vec<EventId> = ids.iter().map(|id| EventId(*id)).collect();
             let mut waits = wait::of_events(&self.pool, &event_ids, &controller).await?;
             for l in &mut launches {
@@ -58,7 +58,7 @@ impl Admin {
             .await?
             .ok_or_else(|| Error::NotFound(format!("no event {id}")))?;
         if e.launches.iter().any(|l| l.state.is_open()) {
-            let controller = self.health.as_ref().map(|h| h.get_since());
+            let controller = self.fleet.as_ref().map(|f| f.health_by_name());
             let mut waits = wait::of_events(&self.pool, &[id.into()], &controller).await?;
             for l in &mut e.launches {
                 l.waiting = waits.remove(&l.id.into());

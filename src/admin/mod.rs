@@ -22,7 +22,7 @@ pub use overview::{ControllerView, Overview, Queue};
 pub use rules::{RuleRow, RulesPage};
 pub use simulate::{header_map, simulate, Simulation, SIMULATED};
 
-use crate::controller::{Controller, ControllerHealth};
+use crate::controller::Fleet;
 use crate::mapping::SharedMappings;
 use crate::notify::Notifier;
 use crate::sources::Sources;
@@ -63,8 +63,8 @@ pub struct Admin {
     pool: PgPool,
     sources: Arc<Sources>,
     mappings: SharedMappings,
-    controller: Option<Arc<Controller>>,
-    health: Option<Arc<ControllerHealth>>,
+    /// The live controllers and their health; None where no launcher runs (the CLI).
+    fleet: Option<Fleet>,
     /// Writes the tickets' notes when held launches are dropped.
     notifier: Arc<Notifier>,
     /// This replica's launcher and notifier, woken after a resume (None in the CLI: the
@@ -86,15 +86,13 @@ impl Admin {
         pool: PgPool,
         sources: Arc<Sources>,
         mappings: SharedMappings,
-        controller: Option<(Arc<Controller>, Arc<ControllerHealth>)>,
+        fleet: Option<Fleet>,
     ) -> Self {
-        let (controller, health) = controller.unzip();
         Admin {
             pool,
             sources,
             mappings,
-            controller,
-            health,
+            fleet,
             notifier: Arc::new(Notifier::default()),
             wake: None,
             catch_up: None,

@@ -301,7 +301,9 @@ fn launch_lines(l: &Value) -> String {
             Some(c) if c != crate::config::DEFAULT_CONTROLLER => {
                 format!("dry run: controller \"{c}\" is marked dry_run, nothing was launched")
             }
-            _ => "dry run: no controller is configured, nothing was launched".to_string(),
+            _ => "dry run: no controller is configured, or it is marked dry_run; nothing was \
+                  launched"
+                .to_string(),
         },
         "coalesced" => format!(
             "coalesced into launch {}: nothing new launched",

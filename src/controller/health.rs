@@ -79,11 +79,14 @@ impl ControllerHealth {
         let mut st = self.lock();
         if st.0 != h {
             match &h {
-                Health::Ok => tracing::info!("controller reachable again"),
-                Health::Unreachable { error } => {
-                    tracing::warn!(%error, "controller unreachable: launches wait for it")
-                }
+                Health::Ok => tracing::info!(controller = %self.name, "controller reachable again"),
+                Health::Unreachable { error } => tracing::warn!(
+                    controller = %self.name,
+                    %error,
+                    "controller unreachable: launches wait for it"
+                ),
                 Health::ConfigError { error } => tracing::error!(
+                    controller = %self.name,
                     %error,
                     "CONTROLLER CONFIGURATION ERROR: launches wait until it is fixed"
                 ),

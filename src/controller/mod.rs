@@ -3,6 +3,7 @@
 
 mod api;
 pub mod auth;
+mod fleet;
 mod health;
 mod settings;
 mod transport;
@@ -11,6 +12,7 @@ mod unreached;
 mod users;
 
 pub use auth::{ApiInfo, AuthState};
+pub use fleet::{Fleet, HealthByName, Lane};
 pub use health::{ControllerHealth, Health};
 pub use settings::JinjaSetting;
 pub use types::*;
@@ -25,6 +27,8 @@ use sqlx::PgPool;
 use transport::Transport;
 
 pub struct Controller {
+    /// Its configured name: the `controller` label of its request metrics.
+    name: String,
     t: Transport,
     /// For people's console logins (`users`): no cookie jar, never the service's credential.
     login_t: Transport,
@@ -52,13 +56,19 @@ pub struct CheckReport {
 }
 
 impl Controller {
-    /// `pool` holds the managed token (password mode); without it the token lives in memory only.
-    pub fn new(s: &ControllerSettings, pool: Option<PgPool>) -> Result<Self, ControllerError> {
+    /// `name` is the controller's configured name. `pool` holds the managed token (password
+    /// mode); without it the token lives in memory only.
+    pub fn new(
+        name: &str,
+        s: &ControllerSettings,
+        pool: Option<PgPool>,
+    ) -> Result<Self, ControllerError> {
         let session = matches!(s.auth, crate::config::AuthSettings::Session { .. });
         let t = Transport::new(s, session)?;
         let mut auth = Auth::new(&s.auth, &t.base, pool)?;
         auth.configure(s)?;
         Ok(Self {
+            name: name.to_string(),
             t,
             login_t: Transport::new(s, false)?,
             auth,
@@ -76,6 +86,15 @@ impl Controller {
 
     pub fn base_url(&self) -> &str {
         &self.t.base
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `controller_tokens` row this controller's token lives in (managed token modes).
+    pub fn token_row(&self) -> Option<&str> {
+        self.auth.stored_key()
     }
 
     /// The API root and flavour, discovered once (retried later if the controller was down).
@@ -244,15 +263,17 @@ impl Controller {
             let started = std::time::Instant::now();
             let result = self.t.execute(rb).await;
             let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
-            metrics::histogram!("aap_bridge_controller_request_duration_seconds")
-                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!("aap_bridge_controller_request_duration_seconds",
+                "controller" => self.name.clone())
+            .record(started.elapsed().as_secs_f64());
             let outcome = if result.is_err() || status >= 500 {
                 "error"
             } else {
                 "ok"
             };
-            metrics::counter!("aap_bridge_controller_requests_total", "outcome" => outcome)
-                .increment(1);
+            metrics::counter!("aap_bridge_controller_requests_total",
+                "controller" => self.name.clone(), "outcome" => outcome)
+            .increment(1);
             if status == 401 {
                 if let (Some(api), Some(cred), false) = (api, &cred, recovered) {
                     recovered = true;

@@ -13,10 +13,11 @@ pub async fn healthz() -> Json<Value> {
 
 /// Ready to accept deliveries: the database answers (migrations ran before the listener opened).
 /// Not ready once shutdown has begun, so load balancers stop sending during the drain.
-/// The controller's state is detail only: deliveries are stored durably while it is away.
+/// The controllers' states are detail only: deliveries are stored durably while one is away.
+/// `controller` is the first (`default`); `controllers` has each by name.
 #[utoipa::path(get, path = "/readyz", tag = "health", summary = "The database answers within 1 s",
     responses(
-        (status = 200, description = "`{\"status\": \"ready\", \"controller\": {\"state\": …}}`", body = Object),
+        (status = 200, description = "`{\"status\": \"ready\", \"controller\": {\"state\": …}, \"controllers\": {\"default\": {\"state\": …}}}`", body = Object),
         (status = 503, description = "Database unreachable, or shutting down", body = crate::error::ErrorBody)
     ))]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -24,11 +25,21 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError
         return Err(ApiError::unavailable("shutting down"));
     }
     if crate::store::ping(&app.admin_pool).await {
-        let controller = match &app.controller_health {
-            Some(h) => serde_json::to_value(h.get()).unwrap_or(Value::Null),
-            None => json!({"state": "dry_run"}),
+        let dry = json!({"state": "dry_run"});
+        let health = |h: &crate::controller::ControllerHealth| {
+            serde_json::to_value(h.get()).unwrap_or(Value::Null)
         };
-        Ok(Json(json!({"status": "ready", "controller": controller})))
+        let first = app.fleet.first().map_or(dry.clone(), |l| health(&l.health));
+        let mut each = serde_json::Map::new();
+        for l in app.fleet.lanes() {
+            each.insert(l.name.clone(), health(&l.health));
+        }
+        for name in app.fleet.dry() {
+            each.insert(name.clone(), dry.clone());
+        }
+        Ok(Json(
+            json!({"status": "ready", "controller": first, "controllers": each}),
+        ))
     } else {
         Err(ApiError::unavailable("database unreachable"))
     }

@@ -59,7 +59,8 @@ pub struct AppStateData {
     /// `admin.token`; None disables the admin API.
     pub admin_token: Option<secrecy::SecretString>,
     /// None in dry-run (no controller configured).
-    pub controller_health: Option<Arc<crate::controller::ControllerHealth>>,
+    /// The live controllers and their health (`/readyz` shows each).
+    pub fleet: crate::controller::Fleet,
     /// Every `/hooks` request, refused ones included.
     pub deliveries: crate::deliveries::DeliveryLog,
     /// `server.client_address_header`.

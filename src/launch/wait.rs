@@ -1,9 +1,9 @@
 //! Why an open launch (`planned`, `launching`, `held`) waits, as data: the same words the API,
 //! the CLI and the console show. Decided from the row, its rule's pause and storm cap, and this
-//! replica's view of the controller, in the order the claim decides them.
+//! replica's view of the launch's own controller, in the order the claim decides them.
 
 use super::sql::rows::{self, OpenLaunch};
-use crate::controller::Health;
+use crate::controller::{Health, HealthByName};
 use crate::domain::{EventId, LaunchId, LaunchState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -18,6 +18,8 @@ pub enum WaitReason {
     ControllerUnreachable,
     /// The controller answered something an operator must fix (no API at the URL, say).
     ControllerMisconfigured,
+    /// Its controller is not live on this replica (no longer configured, or marked `dry_run`).
+    ControllerNotServed,
     /// Its rule is paused: the next claim holds it.
     RulePaused,
     /// Held while its rule is paused; released or dropped on resume.
@@ -45,8 +47,9 @@ pub struct Waiting {
     pub detail: String,
 }
 
-/// The controller as this replica sees it, and since when (None: dry-run).
-pub type ControllerView = Option<(Health, DateTime<Utc>)>;
+/// Each live controller as this replica sees it, and since when. None where the process runs
+/// no launcher (the CLI): then the controller reasons are left out.
+pub type ControllerView = Option<HealthByName>;
 
 /// Why each open launch of these events waits, by launch id.
 pub async fn of_events(
@@ -88,8 +91,16 @@ pub fn why(l: &OpenLaunch, controller: &ControllerView) -> Option<Waiting> {
                 let detail = format!("{}; the next claim holds it", pause());
                 return wait(WaitReason::RulePaused, l.paused_at, None, detail);
             }
-            match controller {
-                Some((Health::Unreachable { error }, since)) => {
+            match controller.as_ref().map(|c| c.get(&l.controller)) {
+                Some(None) => {
+                    let detail = format!(
+                        "no live controller `{}` on this replica (not configured, or dry_run); \
+                         it waits until a replica that has it claims it",
+                        l.controller
+                    );
+                    return wait(WaitReason::ControllerNotServed, None, None, detail);
+                }
+                Some(Some((Health::Unreachable { error }, since))) => {
                     return wait(
                         WaitReason::ControllerUnreachable,
                         Some(*since),
@@ -97,7 +108,7 @@ pub fn why(l: &OpenLaunch, controller: &ControllerView) -> Option<Waiting> {
                         error.clone(),
                     )
                 }
-                Some((Health::ConfigError { error }, since)) => {
+                Some(Some((Health::ConfigError { error }, since))) => {
                     return wait(
                         WaitReason::ControllerMisconfigured,
                         Some(*since),
@@ -155,6 +166,7 @@ mod tests {
         OpenLaunch {
             id: LaunchId::new(),
             state,
+            controller: "default".into(),
             created_at: now,
             next_attempt_at: now,
             launching_at: None,
@@ -177,16 +189,21 @@ mod tests {
 
     #[test]
     fn the_claims_order_decides() {
-        let ok: ControllerView = Some((Health::Ok, Utc::now()));
-        let down: ControllerView = Some((
-            Health::Unreachable {
-                error: "503".into(),
-            },
-            Utc::now(),
-        ));
+        let one = |h: Health| -> ControllerView {
+            Some([("default".to_string(), (h, Utc::now()))].into())
+        };
+        let ok = one(Health::Ok);
+        let down = one(Health::Unreachable {
+            error: "503".into(),
+        });
         let mut l = open(LaunchState::Planned);
         assert_eq!(reason(&l, &ok), Some(WaitReason::Queued));
+        assert_eq!(reason(&l, &None), Some(WaitReason::Queued), "the CLI");
         assert_eq!(reason(&l, &down), Some(WaitReason::ControllerUnreachable));
+        l.controller = "lab".into();
+        assert_eq!(reason(&l, &ok), Some(WaitReason::ControllerNotServed));
+        assert_eq!(reason(&l, &down), Some(WaitReason::ControllerNotServed));
+        l.controller = "default".into();
         l.max_concurrent = Some(2);
         l.running = 2;
         assert_eq!(reason(&l, &ok), Some(WaitReason::Capped));

@@ -53,13 +53,24 @@ pub async fn queue_depths(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Err
     .await
 }
 
-/// Seconds since the newest stored controller token was created (None: no stored token).
-pub async fn token_age_secs(pool: &PgPool) -> Result<Option<f64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT extract(epoch FROM now() - created_at)::float8 FROM controller_tokens
-         ORDER BY created_at DESC LIMIT 1",
+/// Seconds since each of these stored controller tokens was created, by `controller_key`.
+pub async fn token_ages(pool: &PgPool, keys: &[&str]) -> Result<Vec<(String, f64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT controller_key, extract(epoch FROM now() - created_at)::float8
+         FROM controller_tokens WHERE controller_key = ANY($1)",
     )
-    .fetch_optional(pool)
+    .bind(keys)
+    .fetch_all(pool)
+    .await
+}
+
+/// Launches `planned` or `launching`, by the controller they go to.
+pub async fn waiting_by_controller(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT controller, count(*) FROM launches
+         WHERE state IN ('planned', 'launching') GROUP BY controller ORDER BY controller",
+    )
+    .fetch_all(pool)
     .await
 }
 

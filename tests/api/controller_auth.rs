@@ -7,7 +7,7 @@ use aap_bridge::controller::{Controller, ControllerError, TemplateKind};
 use serde_json::json;
 
 fn client(fake: &FakeController, auth: &str) -> Controller {
-    Controller::new(&controller_settings(&fake.url(), auth, ""), None).unwrap()
+    Controller::new("default", &controller_settings(&fake.url(), auth, ""), None).unwrap()
 }
 
 const SESSION: &str = "    mode: session\n    username: svc\n    password: svc-pass\n";

@@ -13,7 +13,12 @@ const BASIC: &str = "    mode: basic\n    username: svc\n    password: svc-pass\
 const OAUTH: &str = "    mode: oauth2_app\n    username: svc\n    password: svc-pass\n    client_id: bridge-app\n    client_secret: bridge-app-secret\n";
 
 fn client(fake: &FakeController, auth: &str, pool: Option<&PgPool>) -> Controller {
-    Controller::new(&controller_settings(&fake.url(), auth, ""), pool.cloned()).unwrap()
+    Controller::new(
+        "default",
+        &controller_settings(&fake.url(), auth, ""),
+        pool.cloned(),
+    )
+    .unwrap()
 }
 
 async fn failed_job(fake: &FakeController, c: &Controller) -> i64 {

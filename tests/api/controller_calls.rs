@@ -11,7 +11,12 @@ use serde_json::json;
 const BASIC: &str = "    mode: basic\n    username: svc\n    password: svc-pass\n";
 
 fn client(fake: &FakeController) -> Controller {
-    Controller::new(&controller_settings(&fake.url(), BASIC, ""), None).unwrap()
+    Controller::new(
+        "default",
+        &controller_settings(&fake.url(), BASIC, ""),
+        None,
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -45,6 +50,7 @@ async fn discovers_flavour_and_builds_links() {
     assert!(report.version.is_some());
 
     let custom = Controller::new(
+        "default",
         &controller_settings(
             &aap.url(),
             BASIC,
@@ -67,6 +73,7 @@ async fn nothing_listening_is_a_connect_error() {
         .unwrap()
         .port();
     let c = Controller::new(
+        "default",
         &controller_settings(&format!("http://127.0.0.1:{port}"), BASIC, ""),
         None,
     )
@@ -186,6 +193,7 @@ async fn launch_outcomes_are_typed() {
 
     fake.add_user("viewer", "viewer-pass", false);
     let viewer = Controller::new(
+        "default",
         &controller_settings(
             &fake.url(),
             "    mode: basic\n    username: viewer\n    password: viewer-pass\n",
@@ -365,6 +373,7 @@ async fn recent_jobs_carry_their_extra_vars_and_stdout_tail() {
 async fn controller_check_reports_the_token(pool: sqlx::PgPool) {
     let fake = FakeController::start(Flavour::Aap).await;
     let c = Controller::new(
+        "default",
         &controller_settings(&fake.url(), SVC_PASSWORD_AUTH, ""),
         Some(pool),
     )
@@ -383,7 +392,7 @@ async fn ca_file_is_read_and_a_bad_one_is_a_config_error() {
     let extra = format!("  ca_file: \"{}\"\n", path.display());
     let s = controller_settings("https://aap.example.com", BASIC, &extra);
     assert!(s.ca.is_some(), "ca_file is read into `ca`");
-    let err = Controller::new(&s, None)
+    let err = Controller::new("default", &s, None)
         .err()
         .expect("no certificate in the file");
     assert!(

@@ -17,7 +17,12 @@ fn trusting(ca: &TestCa) -> String {
 }
 
 fn client(fake: &FakeController, auth: &str, extra: &str) -> Controller {
-    Controller::new(&controller_settings(&fake.url(), auth, extra), None).unwrap()
+    Controller::new(
+        "default",
+        &controller_settings(&fake.url(), auth, extra),
+        None,
+    )
+    .unwrap()
 }
 
 #[tokio::test]

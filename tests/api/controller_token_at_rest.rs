@@ -16,6 +16,7 @@ fn key(byte: u8) -> String {
 
 fn bridge(fake: &FakeController, pool: &PgPool, auth: &str, extra: &str) -> Controller {
     Controller::new(
+        "default",
         &controller_settings(&fake.url(), auth, extra),
         Some(pool.clone()),
     )

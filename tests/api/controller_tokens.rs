@@ -8,7 +8,7 @@ use sqlx::PgPool;
 
 fn bridge(fake: &FakeController, pool: &PgPool) -> Controller {
     let s = controller_settings(&fake.url(), SVC_PASSWORD_AUTH, "");
-    Controller::new(&s, Some(pool.clone())).unwrap()
+    Controller::new("default", &s, Some(pool.clone())).unwrap()
 }
 
 async fn stored_token_id(pool: &PgPool) -> i64 {
@@ -96,7 +96,12 @@ async fn two_bridges_starting_at_once_create_one_token(pool: PgPool) {
 async fn wrong_service_password_is_a_clear_error(pool: PgPool) {
     let fake = FakeController::start(Flavour::Awx).await;
     let auth = "    mode: password\n    username: svc\n    password: wrong\n";
-    let c = Controller::new(&controller_settings(&fake.url(), auth, ""), Some(pool)).unwrap();
+    let c = Controller::new(
+        "default",
+        &controller_settings(&fake.url(), auth, ""),
+        Some(pool),
+    )
+    .unwrap();
     let err = c.me().await.unwrap_err().to_string();
     assert!(err.contains("svc") && err.contains("refused"), "{err}");
     assert_eq!(fake.tokens_created(), 0);

@@ -178,7 +178,7 @@ fn context(p: &Pipeline, pool: &PgPool) -> (Arc<Context>, Arc<Controller>) {
         &Tuning::default(),
     );
     let s = Settings::from_parts(Some(&yaml), None, false).unwrap();
-    let c = Arc::new(Controller::new(s.controller.as_ref().unwrap(), None).unwrap());
+    let c = Arc::new(Controller::new("default", s.controller.as_ref().unwrap(), None).unwrap());
     let ctx = Context {
         pool: pool.clone(),
         settings: s.workers.clone(),

@@ -33,6 +33,10 @@ struct Current {
 }
 
 impl ManagedToken {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     pub fn new(
         base: &str,
         username: &str,

@@ -199,6 +199,15 @@ impl Auth {
         }
     }
 
+    /// The `controller_tokens` key of a stored token (managed and OAuth2 modes).
+    pub fn stored_key(&self) -> Option<&str> {
+        match self {
+            Auth::Managed(m) => Some(m.key()),
+            Auth::OAuth(o) => Some(o.key()),
+            Auth::Static { .. } | Auth::Session(_) | Auth::Tower(_) => None,
+        }
+    }
+
     pub async fn state(&self) -> AuthState {
         match self {
             Auth::Static { mode, .. } => AuthState {

@@ -37,6 +37,10 @@ struct Current {
 }
 
 impl OAuthApp {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     pub fn new(
         base: &str,
         username: &str,

@@ -297,6 +297,8 @@ pub async fn set_missing(pool: &PgPool, id: LaunchId, missing: bool) -> Result<i
 pub struct OpenLaunch {
     pub id: LaunchId,
     pub state: LaunchState,
+    /// The controller it goes to.
+    pub controller: String,
     pub created_at: DateTime<Utc>,
     pub next_attempt_at: DateTime<Utc>,
     pub launching_at: Option<DateTime<Utc>>,
@@ -320,7 +322,7 @@ pub async fn open_of_events(
     events: &[EventId],
 ) -> Result<Vec<OpenLaunch>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT l.id, l.state, l.created_at, l.next_attempt_at, l.launching_at, l.sent_at,
+        "SELECT l.id, l.state, l.controller, l.created_at, l.next_attempt_at, l.launching_at, l.sent_at,
                 l.owner, l.lease_until, l.held_at, l.last_error, l.max_concurrent,
                 (SELECT count(*) FROM launches r WHERE r.rule = l.rule
                    AND r.state IN ('launching', 'launched')) AS running,
