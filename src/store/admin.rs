@@ -45,6 +45,8 @@ pub struct LaunchBrief {
     #[serde(skip)]
     pub event_id: Uuid,
     pub rule: String,
+    /// The configured name of the controller it goes to.
+    pub controller: String,
     pub state: LaunchState,
     pub job_id: Option<i64>,
     pub job_status: Option<String>,
@@ -60,7 +62,7 @@ pub async fn launches_of(pool: &PgPool, events: &[Uuid]) -> Result<Vec<LaunchBri
         return Ok(Vec::new());
     }
     sqlx::query_as(
-        "SELECT id, event_id, rule, state, job_id, job_status, job_url FROM launches
+        "SELECT id, event_id, rule, controller, state, job_id, job_status, job_url FROM launches
          WHERE event_id = ANY($1) ORDER BY created_at, id",
     )
     .bind(events)

@@ -248,7 +248,8 @@ async fn shows_the_outage(t: &Two, pool: &PgPool) {
         ready["controller"]["state"], "ok",
         "the first is `default`: {ready}"
     );
-    let page = Console::logged_in(&t.app.base).await.get("/ui/").await;
+    let console = Console::logged_in(&t.app.base).await;
+    let page = console.get("/ui/").await;
     page.assert_has("Controller lab is unreachable since");
     page.assert_has("3 launch(es) wait for it");
     assert!(
@@ -267,6 +268,12 @@ async fn shows_the_outage(t: &Two, pool: &PgPool) {
     assert_eq!(
         detail["launches"][0]["waiting"]["reason"], "controller_unreachable",
         "{detail}"
+    );
+    assert_eq!(detail["launches"][0]["controller"], "lab", "{detail}");
+    // The events list tags the launches that are not on `default`.
+    let list = console.get("/ui/events").await;
+    list.assert_has(
+        "<span class=\"tag\">lab</span> <span class=\"wait\">waiting: controller unreachable",
     );
 }
 
