@@ -5,7 +5,9 @@
 use crate::support::console::Console;
 use crate::support::fake_controller::{FakeController, Flavour, TemplateSpec};
 use crate::support::fake_tickets::FakeTickets;
-use crate::support::pipeline::{config_tuned, wait_for, wait_quiescent, Tuning};
+use crate::support::pipeline::{
+    config_tuned, deadlocks, jobs_per_launch, wait_for, wait_quiescent, Tuning,
+};
 use crate::support::{Sender, TestApp};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
@@ -26,6 +28,8 @@ rules:
 
 struct Two {
     app: TestApp,
+    /// The configuration, for more replicas on the same database.
+    yaml: String,
     awx: FakeController,
     aap: FakeController,
     _tickets: FakeTickets,
@@ -82,6 +86,7 @@ async fn start_with(pool: PgPool, lab_extra: &str) -> Two {
     let app = TestApp::spawn_hooked(pool.clone(), pool, &yaml, Default::default()).await;
     Two {
         app,
+        yaml,
         awx,
         aap,
         _tickets: tickets,
@@ -275,6 +280,48 @@ async fn shows_the_outage(t: &Two, pool: &PgPool) {
     list.assert_has(
         "<span class=\"tag\">lab</span> <span class=\"wait\">waiting: controller unreachable",
     );
+}
+
+/// Three replicas on one database, both controllers: `lab` looks its template up slowly and its
+/// gateway goes down for a while in the middle. Every event still makes exactly one job on its
+/// controller, and no replica deadlocks another.
+#[sqlx::test]
+async fn three_replicas_launch_once_on_each_controller(pool: PgPool) {
+    let t = start(pool.clone()).await;
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        others.push(
+            TestApp::spawn_hooked(pool.clone(), pool.clone(), &t.yaml, Default::default()).await,
+        );
+    }
+    let apps: Vec<&TestApp> = std::iter::once(&t.app).chain(others.iter()).collect();
+    t.aap.set_lookup_delay(Duration::from_millis(300));
+    for n in 0..60 {
+        let sender = match n % 2 {
+            0 => Sender::Github,
+            _ => Sender::ServiceNow,
+        };
+        deliver(apps[n % apps.len()], sender, &format!("r-{n}")).await;
+        match n {
+            20 => t.aap.set_gateway_down(true),
+            40 => t.aap.set_gateway_down(false),
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_quiescent(&pool, &t.aap, 60).await;
+    wait_quiescent(&pool, &t.awx, 60).await;
+    assert_eq!((t.awx.jobs_launched(), t.aap.jobs_launched()), (30, 30));
+    for c in [&t.awx, &t.aap] {
+        let per = jobs_per_launch(c);
+        assert_eq!(per.len(), 30);
+        assert!(per.values().all(|n| *n == 1), "{per:?}");
+    }
+    assert_eq!(
+        by_controller(&pool).await,
+        [("default".to_string(), 30), ("lab".to_string(), 30)]
+    );
+    assert_eq!(deadlocks(&pool).await, 0);
 }
 
 /// `dry_run: true` on one controller: its launches are recorded `dry_run` and it is sent

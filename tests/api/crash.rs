@@ -1,5 +1,6 @@
 //! kill -9 at random moments under a stream of deliveries that are retried like a sender
-//! retries them: every acknowledged delivery stored, every mapped event exactly one job.
+//! retries them: every acknowledged delivery stored, every mapped event exactly one job (one on
+//! each controller when a second rule sends it to a second controller).
 
 use crate::support::fake_controller::{FakeController, Flavour, TemplateSpec};
 use crate::support::fake_tickets::FakeTickets;
@@ -20,6 +21,16 @@ rules:
     extra_vars:
       incident_number: "{{ ticket.number }}"
     reply: work_notes
+"#;
+
+/// With a second controller: the same events also launch on `lab` (an AAP).
+const LAB_RULE: &str = r#"
+  - name: remediate-lab
+    source: snow
+    category: disk_full
+    controller: lab
+    launch: 15
+    reply: none
 "#;
 
 fn free_port() -> u16 {
@@ -75,18 +86,44 @@ async fn start(config: &std::path::Path, base: &str) -> Child {
 
 #[sqlx::test]
 async fn repeated_kill_9_under_load_loses_nothing_and_launches_once(pool: PgPool) {
-    let controller = FakeController::start(Flavour::Awx).await;
-    controller.set_job_duration(Duration::from_millis(200));
-    controller.add_job_template(TemplateSpec {
+    kill_9_under_load(pool, false).await;
+}
+
+/// The same with two controllers: each event one job on each, whatever the kills.
+#[sqlx::test]
+async fn repeated_kill_9_with_two_controllers_launches_once_on_each(pool: PgPool) {
+    kill_9_under_load(pool, true).await;
+}
+
+async fn fake(flavour: Flavour) -> FakeController {
+    let c = FakeController::start(flavour).await;
+    c.set_job_duration(Duration::from_millis(200));
+    c.add_job_template(TemplateSpec {
         id: Some(15),
         name: "template-15".into(),
         ..Default::default()
     });
+    c
+}
+
+async fn kill_9_under_load(pool: PgPool, two: bool) {
+    let controller = fake(Flavour::Awx).await;
+    let lab = fake(Flavour::Aap).await;
     let tickets = FakeTickets::start().await;
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
-    std::fs::write(rules.join("rules.yaml"), RULES).unwrap();
+    let lab_rule = if two { LAB_RULE } else { "" };
+    std::fs::write(rules.join("rules.yaml"), format!("{RULES}{lab_rule}")).unwrap();
+    let lab_controller = match two {
+        true => format!(
+            "controllers:\n  lab:\n    url: \"{}\"\n    allow_insecure_http: true\n    \
+             timeout_secs: 1\n    retry: {{max_attempts: 2, base_delay_ms: 20, max_delay_ms: 50}}\n    \
+             auth: {{mode: basic, username: svc, password: svc-pass}}\n",
+            lab.url()
+        ),
+        false => String::new(),
+    };
     let opts = pool.connect_options();
     let db = opts.get_database().unwrap_or("postgres").to_string();
     let port = free_port();
@@ -125,7 +162,7 @@ sources:
     signature_header: X-Bridge-Signature
     timestamp_header: X-Bridge-Timestamp
     reply: {{api_url: "{tickets}", allow_insecure_http: true, username: snow-bot, password: snow-pass, timeout_secs: 2}}
-"#,
+{lab_controller}"#,
             rules = rules.display(),
             controller = controller.url(),
             tickets = tickets.url(),
@@ -201,4 +238,13 @@ sources:
     let per_launch = jobs_per_launch(&controller);
     assert_eq!(per_launch.len(), 80);
     assert!(per_launch.values().all(|n| *n == 1), "{per_launch:?}");
+    if two {
+        let jobs = wait_quiescent(&pool, &lab, 60).await;
+        assert_eq!(jobs, 80, "one job on lab per event ({kills} kills)");
+        let per_launch = jobs_per_launch(&lab);
+        assert_eq!(per_launch.len(), 80);
+        assert!(per_launch.values().all(|n| *n == 1), "{per_launch:?}");
+    } else {
+        assert_eq!(lab.jobs_launched(), 0);
+    }
 }
