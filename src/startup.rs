@@ -1,10 +1,10 @@
 //! `Application::build` wires settings into a running service; tests use it with port 0.
 
+mod lanes;
 mod serve;
 mod supervise;
 
 use crate::config::Settings;
-use crate::controller::Controller;
 use crate::http::{routers, AppState, AppStateData, HookLimits};
 use crate::ingest::Inbox;
 use crate::mapping::{Mappings, SharedMappings};
@@ -97,43 +97,15 @@ impl Application {
             ));
             tasks.add("mapping watcher", watcher);
         }
-        // One lane per controller, `default` first: its launcher and tracker serve that
-        // controller's launches only, so one controller's outage never holds up another's.
-        let probe_every = Duration::from_millis(settings.workers.probe_interval_ms.max(50));
-        let mut lanes = Vec::new();
-        for (name, c) in settings.controllers() {
-            if c.dry_run {
-                tracing::warn!(
-                    controller = name,
-                    "DRY-RUN controller: its launches are recorded, not sent"
-                );
-                continue;
-            }
-            let controller = Arc::new(Controller::new(name, c, Some(pool.clone()))?);
-            // In the background: a controller that is down must not hold up the start.
-            let probe = controller.clone();
-            tokio::spawn(async move { probe.warn_about_jinja().await });
-            lanes.push(crate::controller::Lane {
-                name: name.to_string(),
-                controller,
-                health: Arc::new(crate::controller::ControllerHealth::named(
-                    name,
-                    probe_every,
-                )),
-            });
-        }
-        let fleet = crate::controller::Fleet::new(lanes, settings.dry_run_controllers());
-        if fleet.is_empty() {
-            tracing::warn!(
-                "no controller configured: DRY-RUN mode, launches are recorded, not sent"
-            );
-        }
+        let fleet = lanes::fleet(&settings, &pool)?;
         let (lane, controller, health) = match fleet.first() {
             Some(l) => (l.name.clone(), Some(l.controller.clone()), l.health.clone()),
             None => (
                 crate::config::DEFAULT_CONTROLLER.to_string(),
                 None,
-                Arc::new(crate::controller::ControllerHealth::new(probe_every)),
+                Arc::new(crate::controller::ControllerHealth::new(
+                    lanes::probe_every(&settings),
+                )),
             ),
         };
         let notifier = Arc::new(Notifier::new(&settings.sources).map_err(|e| anyhow::anyhow!(e))?);
@@ -187,9 +159,7 @@ impl Application {
             launch_starved: Default::default(),
             health: health.clone(),
             settle_secs,
-            down_sources: workers::DownSources::new(Duration::from_millis(
-                settings.workers.probe_interval_ms.max(50),
-            )),
+            down_sources: workers::DownSources::new(lanes::probe_every(&settings)),
             attempts: workers::Detached::new("launch attempt"),
             output_waits: workers::Detached::new("job output wait"),
         });
@@ -197,28 +167,7 @@ impl Application {
         for (name, handle) in workers::start(ctx.clone(), shutdown.child_token()) {
             tasks.add(name, handle);
         }
-        if fleet.lanes().len() <= 1 {
-            for (name, handle) in workers::start_lane(ctx, shutdown.child_token()) {
-                tasks.add(name, handle);
-            }
-        } else {
-            let mut wakes = Vec::new();
-            for l in fleet.lanes() {
-                let timeout = settings
-                    .controllers()
-                    .get(l.name.as_str())
-                    .map_or(30, |c| c.timeout_secs);
-                let settle = settings.workers.settle_secs(timeout);
-                let lane = ctx.for_lane(&l.name, l.controller.clone(), l.health.clone(), settle);
-                let lane = Arc::new(lane);
-                wakes.push(lane.wake_launch.clone());
-                for (task, handle) in workers::start_lane(lane, shutdown.child_token()) {
-                    tasks.add(task, handle);
-                }
-            }
-            let fan = workers::fan_out(ctx.wake_launch.clone(), wakes, shutdown.child_token());
-            tasks.add("launch wake fan-out", tokio::spawn(fan));
-        }
+        lanes::start(&ctx, &fleet, &settings, &shutdown, &mut tasks);
         let decider = crate::decide::Decider {
             mappings: admin_mappings.clone(),
             dry_run: settings.controllers().is_empty(),
