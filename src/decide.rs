@@ -3,7 +3,9 @@
 //!
 //! Most events are decided before their commit and written once, with their launches. Those
 //! whose planning needs the database (a coalescing rule, a refused value that tells the ticket,
-//! `on_ignored_fields: fail`) are stored `pending`, and the dispatcher plans them as before.
+//! `on_ignored_fields: fail`, a rule with `approval:`) and those that may carry an approval
+//! command (a new GitHub comment, a PagerDuty note) are stored `pending`, and the dispatcher
+//! plans them.
 
 use crate::domain::ticket::ReplyTarget;
 use crate::domain::{EventState, LaunchState, Reply};
@@ -36,13 +38,17 @@ impl Decider {
         event: &Event,
         received_at: DateTime<Utc>,
     ) -> Option<Decided> {
-        if event.ignored.is_some() {
+        if event.ignored.is_some() || crate::approval::may_be_command(event.kind, &event.event_type)
+        {
             return None;
         }
         let view = EventView::from_event(id, event, received_at);
         let decision = m.evaluate(&view);
-        let needs_db =
-            |p: &Planned| p.coalesce_secs.is_some() || p.on_ignored_fields != OnIgnored::Warn;
+        let needs_db = |p: &Planned| {
+            p.coalesce_secs.is_some()
+                || p.on_ignored_fields != OnIgnored::Warn
+                || p.approval.is_some()
+        };
         if !decision.refused.is_empty() || decision.planned.iter().any(needs_db) {
             return None;
         }

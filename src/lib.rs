@@ -1,6 +1,7 @@
 //! aap-bridge: signed webhooks in, Ansible controller jobs out, results posted back.
 
 pub mod admin;
+pub mod approval;
 pub mod catch_up;
 pub mod cli;
 pub mod config;

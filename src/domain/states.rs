@@ -3,7 +3,8 @@
 text_enum! {
     /// `planned → launching → launched → finished`, or `rejected` (the controller refused),
     /// `unknown` (cannot tell whether it launched), `dry_run`, `coalesced`; `held` while its
-    /// rule is paused (never sent), then `planned` again or `dropped`.
+    /// rule is paused (never sent), then `planned` again or `dropped`; `awaiting_approval`
+    /// when its rule needs a person's yes, then `planned`, `denied` or `expired`.
     pub enum LaunchState {
         Planned => "planned",
         Launching => "launching",
@@ -15,6 +16,9 @@ text_enum! {
         Coalesced => "coalesced",
         Held => "held",
         Dropped => "dropped",
+        AwaitingApproval => "awaiting_approval",
+        Denied => "denied",
+        Expired => "expired",
     }
 }
 
@@ -23,7 +27,10 @@ impl LaunchState {
     pub fn is_open(self) -> bool {
         matches!(
             self,
-            LaunchState::Planned | LaunchState::Launching | LaunchState::Held
+            LaunchState::Planned
+                | LaunchState::Launching
+                | LaunchState::Held
+                | LaunchState::AwaitingApproval
         )
     }
 }
@@ -77,6 +84,14 @@ text_enum! {
         Held => "held",
         /// A held launch an operator dropped on resume: it will never run.
         Dropped => "dropped",
+        /// What waits for approval and how to give it.
+        Approval => "approval",
+        /// A command that changed nothing (not allowed, self-approval): said once per launch.
+        ApprovalRefused => "approval_refused",
+        /// Denied or expired: it will never run.
+        ApprovalDecided => "approval_decided",
+        /// A command after the decision ("already approved by …"): said once per launch.
+        ApprovalLate => "approval_late",
     }
 }
 
@@ -148,5 +163,7 @@ text_enum! {
         CallbackRetry => "callback.retry",
         CallbacksRetryAll => "callbacks.retry_all",
         CatchUp => "catch_up",
+        Approve => "launch.approve",
+        Deny => "launch.deny",
     }
 }

@@ -71,6 +71,7 @@ pub async fn plan(
     let sends = ctx.controller.is_some() && !ctx.dry_controllers.contains(&p.controller);
     let state = match (target, sends) {
         (Some(_), _) => LaunchState::Coalesced,
+        (None, true) if p.approval.is_some() => LaunchState::AwaitingApproval,
         (None, true) => LaunchState::Planned,
         (None, false) => LaunchState::DryRun,
     };
@@ -78,6 +79,9 @@ pub async fn plan(
     (row.coalesce_key, row.coalesced_into) = (key, target);
     if rows::insert(conn, e, &row).await? {
         tracing::info!(event_id = %e.id, launch_id = %row.id, rule = %p.rule, %state, "launch planned");
+        if state == LaunchState::AwaitingApproval {
+            crate::approval::request(conn, ctx, e, p, row.id).await?;
+        }
     }
     Ok(())
 }

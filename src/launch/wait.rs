@@ -24,6 +24,8 @@ pub enum WaitReason {
     RulePaused,
     /// Held while its rule is paused; released or dropped on resume.
     Held,
+    /// Its rule needs a person's `/approve` on the ticket (or in the console) first.
+    AwaitingApproval,
     /// Its rule runs `max_concurrent` jobs already.
     Capped,
     /// Not sent; tried again after a backoff.
@@ -80,6 +82,12 @@ pub fn why(l: &OpenLaunch, controller: &ControllerView) -> Option<Waiting> {
         None => "rule paused".to_string(),
     };
     match l.state {
+        LaunchState::AwaitingApproval => wait(
+            WaitReason::AwaitingApproval,
+            Some(l.created_at),
+            l.approval_expires_at,
+            "`/approve` on the ticket, or approve it in the console; `/deny` cancels it".into(),
+        ),
         LaunchState::Held => wait(
             WaitReason::Held,
             l.held_at,
@@ -179,6 +187,7 @@ mod tests {
             running: 0,
             paused_at: None,
             pause_reason: None,
+            approval_expires_at: None,
             db_now: now,
         }
     }

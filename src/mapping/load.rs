@@ -140,6 +140,11 @@ impl Loader<'_> {
             self.error(file, line_of(m), "pause_after_failures must be at least 1");
         }
         let guard = self.guard(file, &spec);
+        if let (Some(a), Some(kind)) = (&spec.approval, kind) {
+            if let Some(problem) = a.value.problem(kind) {
+                self.error(file, line_of(a), problem);
+            }
+        }
 
         let fields = self.fields(file, &name, &spec);
         if self.errors.len() > before {
@@ -161,6 +166,7 @@ impl Loader<'_> {
             on_ignored_fields: spec.on_ignored_fields.map(|s| s.value).unwrap_or_default(),
             pause_after_failures: spec.pause_after_failures.map(|m| m.value),
             guard,
+            approval: spec.approval.map(|a| a.value),
         })
     }
 

@@ -172,6 +172,9 @@ pub struct Planned {
     pub coalesce_secs: Option<u64>,
     #[serde(default)]
     pub on_ignored_fields: OnIgnored,
+    /// Set when a person must approve it on the ticket first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<crate::approval::Policy>,
 }
 
 fn default_controller() -> String {
@@ -311,6 +314,7 @@ impl Mappings {
                 max_concurrent: rule.max_concurrent,
                 coalesce_secs: rule.coalesce_secs,
                 on_ignored_fields: rule.on_ignored_fields,
+                approval: rule.approval.clone(),
             };
             match verdict {
                 Ok(()) => decision.planned.push(launch),

@@ -52,6 +52,8 @@ pub(crate) struct Rule {
     pub pause_after_failures: Option<u32>,
     /// Checks on the rendered values (event text) before anything is launched.
     pub guard: Guard,
+    /// Each launch waits for a person's `/approve` on the ticket.
+    pub approval: Option<crate::approval::Policy>,
 }
 
 /// A loaded rule as an operator reads it (the console's rules page).

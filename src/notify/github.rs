@@ -26,7 +26,19 @@ pub(super) fn prepare_status(
     msg: &Message,
     context: &str,
 ) -> Result<Prepared, String> {
-    let (state, description) = if msg.phase == Phase::Held {
+    let approval = matches!(
+        msg.phase,
+        Phase::Approval | Phase::ApprovalRefused | Phase::ApprovalLate | Phase::ApprovalDecided
+    );
+    let (state, description) = if approval {
+        // Waiting for a person's yes is pending; a denial or expiry ends it.
+        let state = match msg.phase {
+            Phase::ApprovalDecided => "error",
+            _ => "pending",
+        };
+        let problem = msg.problem.as_deref().unwrap_or("awaiting approval");
+        (state, format!("{POSTBACK_MARKER} {problem}"))
+    } else if msg.phase == Phase::Held {
         (
             "pending",
             format!(
@@ -70,7 +82,7 @@ pub(super) fn prepare_status(
                     msg.job_id, msg.template
                 ),
             ),
-            Phase::Finished | Phase::Held | Phase::Dropped => {
+            _ => {
                 let state = match msg.status.as_deref() {
                     Some("successful") => "success",
                     Some("failed") => "failure",

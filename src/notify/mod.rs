@@ -131,6 +131,11 @@ impl Message {
                     self.template, self.rule
                 )
             }
+            // The approval module writes the whole sentence.
+            Phase::Approval
+            | Phase::ApprovalRefused
+            | Phase::ApprovalDecided
+            | Phase::ApprovalLate => return format!("{POSTBACK_MARKER} {why}"),
             Phase::Launched | Phase::Finished => {}
         }
         if self.dry_run {
@@ -160,8 +165,8 @@ impl Message {
                 self.rule,
                 self.url_suffix()
             ),
-            // Held and dropped returned above.
-            Phase::Finished | Phase::Held | Phase::Dropped => format!(
+            // Held, dropped and the approval phases returned above.
+            _ => format!(
                 "{POSTBACK_MARKER} Job {} finished: {}{}{}",
                 self.job_id,
                 self.status.as_deref().unwrap_or("unknown"),

@@ -67,6 +67,32 @@ impl Notifier {
         )
     }
 
+    /// A GET through the source's reply client (its credentials and API URL): the answer's
+    /// status and JSON body (Null when it is not JSON). Used to check who may approve.
+    pub async fn read(&self, source: &str, path: &str) -> Result<(u16, serde_json::Value), String> {
+        let client = self
+            .clients
+            .get(source)
+            .ok_or_else(|| format!("source `{source}` has no `reply:` settings"))?;
+        if !safe_path(path) {
+            return Err("not a plain API path".into());
+        }
+        let rb = client
+            .http
+            .get(format!("{}{path}", client.base))
+            .header(AUTHORIZATION, client.auth.clone());
+        let rb = match client.kind {
+            SourceKind::Github => rb
+                .header(ACCEPT, "application/vnd.github+json")
+                .header("X-GitHub-Api-Version", "2022-11-28"),
+            _ => rb.header(ACCEPT, "application/json"),
+        };
+        let resp = rb.send().await.map_err(|e| describe(e.without_url()))?;
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        Ok((status, body))
+    }
+
     /// Sends one prepared post-back; `Ok` carries the 2xx status.
     pub async fn send(&self, source: &str, p: &Prepared) -> Result<u16, SendError> {
         let client = self

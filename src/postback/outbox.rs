@@ -64,6 +64,14 @@ pub enum PostbackNews<'a> {
     Held { why: String },
     /// A held launch an operator dropped: it will never run.
     Dropped { why: String },
+    /// What waits for approval and how to give it (`approval` writes each sentence).
+    Approval { text: String },
+    /// A command that changed nothing.
+    ApprovalRefused { text: String },
+    /// Denied or expired: it will never run.
+    ApprovalDecided { text: String },
+    /// A command after the decision.
+    ApprovalLate { text: String },
 }
 
 impl PostbackNews<'_> {
@@ -73,6 +81,10 @@ impl PostbackNews<'_> {
             PostbackNews::Finished { .. } | PostbackNews::NoJob { .. } => Phase::Finished,
             PostbackNews::Held { .. } => Phase::Held,
             PostbackNews::Dropped { .. } => Phase::Dropped,
+            PostbackNews::Approval { .. } => Phase::Approval,
+            PostbackNews::ApprovalRefused { .. } => Phase::ApprovalRefused,
+            PostbackNews::ApprovalDecided { .. } => Phase::ApprovalDecided,
+            PostbackNews::ApprovalLate { .. } => Phase::ApprovalLate,
         }
     }
 
@@ -129,6 +141,10 @@ impl PostbackNews<'_> {
                 m.status = Some("dropped".into());
                 m.problem = Some(why);
             }
+            PostbackNews::Approval { text }
+            | PostbackNews::ApprovalRefused { text }
+            | PostbackNews::ApprovalDecided { text }
+            | PostbackNews::ApprovalLate { text } => m.problem = Some(text),
         }
         m
     }

@@ -36,6 +36,22 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
             payload: crate::event::Payload::from_value(e.payload.0),
             received_at: e.received_at,
         };
+        // A command is only a command: no rule launches on it.
+        if let Some(cmd) = crate::approval::command_of(&view) {
+            crate::approval::record(&mut tx, &view, &cmd).await?;
+            let reason = format!("approval command: /{} by {}", cmd.verb.as_str(), cmd.actor);
+            let none = crate::mapping::Decision::default().stored(skips);
+            dispatch::settle(
+                &mut tx,
+                view.id,
+                EventState::Dispatched,
+                Some(&reason),
+                &none,
+                version,
+            )
+            .await?;
+            continue;
+        }
         let decision = mappings.evaluate(&view);
         decided.push((view, decision));
     }

@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// The loops every replica runs once, whatever the controllers: the dispatcher, the notifier
-/// and retention. Each controller's launcher and tracker come from `start_lane`.
+/// The loops every replica runs once, whatever the controllers: the dispatcher, the notifier,
+/// approvals and retention. Each controller's launcher and tracker come from `start_lane`.
 pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<Task> {
     let every = Duration::from_millis(ctx.settings.poll_interval_ms);
     let c = ctx.clone();
@@ -50,6 +50,17 @@ pub fn start(ctx: Arc<Context>, cancel: CancellationToken) -> Vec<Task> {
             },
         ),
     ];
+    // Approval commands and expiries: polled, since a person's answer is not in a hurry.
+    handles.push(spawn_loop(
+        "approvals",
+        cancel.clone(),
+        Arc::new(Notify::new()),
+        every,
+        {
+            let c = c.clone();
+            move || crate::approval::step(c.clone())
+        },
+    ));
     let prune_every = Duration::from_secs(ctx.retention.interval_secs.max(1));
     handles.push(spawn_loop(
         "retention",

@@ -2,6 +2,7 @@
 mod support;
 
 mod admin;
+mod approval;
 mod breaker;
 mod breaker_console;
 mod catch_up;

@@ -49,6 +49,10 @@ struct State {
     tables: table::Tables,
     /// Paths (by prefix) answered only after a delay.
     slow: Vec<(String, std::time::Duration)>,
+    /// GitHub: (repo, login) -> permission (`read` for anyone not set).
+    gh_permissions: HashMap<(String, String), String>,
+    /// GitHub: `org/team` -> active member logins.
+    gh_teams: HashMap<String, Vec<String>>,
 }
 
 /// Handle on the running fake; clones share state. The server stops when the last clone drops.
@@ -185,6 +189,22 @@ impl FakeTickets {
         st.slow.push((prefix.to_string(), delay));
     }
 
+    /// GitHub's permission of `login` on `repo` (admin, maintain, write, triage, read).
+    pub fn set_github_permission(&self, repo: &str, login: &str, permission: &str) {
+        self.st()
+            .gh_permissions
+            .insert((repo.into(), login.into()), permission.into());
+    }
+
+    /// `login` is an active member of `org/team`.
+    pub fn add_github_team_member(&self, team: &str, login: &str) {
+        self.st()
+            .gh_teams
+            .entry(team.into())
+            .or_default()
+            .push(login.into());
+    }
+
     pub fn set_down(&self, down: bool) {
         self.st().fail = down.then_some((usize::MAX, 503, None));
     }
@@ -277,6 +297,16 @@ fn route(st: &mut State, req: &Req) -> Resp {
             }
         }
         (_, ["repos", ..]) => github(st, method, &segs[1..], h, body),
+        ("GET", ["orgs", org, "teams", team, "memberships", login]) => match github_checks(st, h) {
+            Some(refused) => refused,
+            None => {
+                let members = st.gh_teams.get(&format!("{org}/{team}"));
+                match members.is_some_and(|m| m.iter().any(|x| x == login)) {
+                    true => resp(200, json!({"state": "active", "role": "member"})),
+                    false => gh_error(404, "Not Found"),
+                }
+            }
+        },
         ("POST", ["incidents", id, "notes"]) => pagerduty(st, id, h, body),
         _ => resp(
             404,
@@ -447,6 +477,18 @@ fn github(st: &mut State, method: &str, segs: &[&str], h: &HeaderMap, body: &[u8
                 format!("https://api.github.com/repos/{repo}/issues/comments/{id}"),
             ));
             r
+        }
+        ("GET", ["collaborators", login, "permission"]) => {
+            let permission = st
+                .gh_permissions
+                .get(&(repo.clone(), login.to_string()))
+                .cloned()
+                .unwrap_or_else(|| "read".into());
+            resp(
+                200,
+                json!({"permission": permission, "role_name": permission,
+                    "user": {"login": login, "type": "User"}}),
+            )
         }
         ("POST", ["statuses", sha]) => {
             if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -312,6 +312,8 @@ pub struct OpenLaunch {
     pub running: i64,
     pub paused_at: Option<DateTime<Utc>>,
     pub pause_reason: Option<String>,
+    /// Awaiting approval until then.
+    pub approval_expires_at: Option<DateTime<Utc>>,
     pub db_now: DateTime<Utc>,
 }
 
@@ -326,9 +328,10 @@ pub async fn open_of_events(
                 l.owner, l.lease_until, l.held_at, l.last_error, l.max_concurrent,
                 (SELECT count(*) FROM launches r WHERE r.rule = l.rule
                    AND r.state IN ('launching', 'launched')) AS running,
-                p.paused_at, p.reason AS pause_reason, now() AS db_now
+                p.paused_at, p.reason AS pause_reason, l.approval_expires_at, now() AS db_now
          FROM launches l LEFT JOIN rule_pauses p ON p.rule = l.rule AND p.paused_at IS NOT NULL
-         WHERE l.event_id = ANY($1) AND l.state IN ('planned', 'launching', 'held')",
+         WHERE l.event_id = ANY($1)
+           AND l.state IN ('planned', 'launching', 'held', 'awaiting_approval')",
     )
     .bind(events)
     .fetch_all(pool)

@@ -1,0 +1,65 @@
+//! A rule's `approval:` block, as written and as stored on each launch it plans.
+
+use serde::{Deserialize, Serialize};
+
+/// `approval: {timeout_secs: 86400, approvers: [...], allow_self_approval: false}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// How long the request stands; then the launch settles `expired`.
+    #[serde(default = "a_day")]
+    pub timeout_secs: u64,
+    /// Who may approve besides the repository's writers (GitHub): user logins or `org/team`;
+    /// PagerDuty user ids. Empty on GitHub: anyone with write access.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// The person who raised the event may approve it too.
+    #[serde(default)]
+    pub allow_self_approval: bool,
+}
+
+fn a_day() -> u64 {
+    86_400
+}
+
+/// Shortest and longest `timeout_secs`.
+pub const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 60..=30 * 86_400;
+
+impl Policy {
+    /// What is wrong with it for a source of `kind`, if anything.
+    pub fn problem(&self, kind: crate::config::SourceKind) -> Option<String> {
+        use crate::config::SourceKind;
+        if !TIMEOUT_RANGE.contains(&self.timeout_secs) {
+            return Some(format!(
+                "approval.timeout_secs must be between {} and {} (30 days)",
+                TIMEOUT_RANGE.start(),
+                TIMEOUT_RANGE.end()
+            ));
+        }
+        if self.approvers.iter().any(|a| a.trim().is_empty()) {
+            return Some("approval.approvers has an empty entry".into());
+        }
+        match kind {
+            SourceKind::Pagerduty if self.approvers.is_empty() => Some(
+                "approval on a PagerDuty source needs approvers (PagerDuty user ids): \
+                 PagerDuty has no permission the bridge could check"
+                    .into(),
+            ),
+            SourceKind::Servicenow => Some(
+                "approval is not available for ServiceNow sources yet; approve from the console \
+                 or use a GitHub or PagerDuty source"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// What a launch keeps of its rule's policy, and who raised its event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
+    pub approvers: Vec<String>,
+    pub allow_self_approval: bool,
+    /// The sender of the event that planned it (GitHub login, PagerDuty user id).
+    pub raised_by: Option<String>,
+}

@@ -1,0 +1,258 @@
+//! Approval from the ticket (README "Approval"): a rule with `approval:` waits for `/approve` on
+//! the same GitHub issue or PagerDuty incident, from someone allowed to give it, and then
+//! launches exactly once; `/deny`, expiry and refused commands are said on the ticket.
+
+use crate::support::pipeline::{wait_for, wait_quiescent, Options, Pipeline};
+use crate::support::{Sender, TestApp};
+use aap_bridge::sign::{github_signature, pagerduty_signature};
+use serde_json::json;
+use sqlx::PgPool;
+
+const RULES: &str = r#"
+rules:
+  - name: gh-cleanup
+    source: gh
+    category: disk_full
+    launch: 15
+    approval: {timeout_secs: 3600}
+  - name: pd-restart
+    source: pd
+    category: web-tier
+    launch: 15
+    approval: {approvers: [PALICE], timeout_secs: 3600}
+"#;
+
+const REPO: &str = "acme/ops";
+const INCIDENT: &str = "PABC123";
+
+async fn start(pool: PgPool) -> Pipeline {
+    Pipeline::start(
+        pool,
+        Options {
+            rules: RULES,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// A new comment on acme/ops#42 by `login`.
+async fn comment(app: &TestApp, delivery: &str, login: &str, text: &str) {
+    let body = serde_json::to_vec(&json!({
+        "action": "created",
+        "issue": {"number": 42, "html_url": "https://github.com/acme/ops/issues/42",
+                  "labels": [{"name": "disk_full"}], "title": "disk full on web01"},
+        "comment": {"id": 9, "body": text, "user": {"login": login}},
+        "repository": {"full_name": REPO},
+        "sender": {"login": login}
+    }))
+    .unwrap();
+    let headers = vec![
+        ("Content-Type".to_string(), "application/json".to_string()),
+        ("X-GitHub-Event".into(), "issue_comment".into()),
+        ("X-GitHub-Delivery".into(), delivery.into()),
+        (
+            "X-Hub-Signature-256".into(),
+            github_signature("github-new", &body),
+        ),
+    ];
+    let (status, answer) = app.post("gh", &headers, &body).await;
+    assert!(status == 202 || status == 200, "{status} {answer}");
+}
+
+/// A note on the incident by PagerDuty user `agent`.
+async fn note(app: &TestApp, event_id: &str, agent: &str, text: &str) {
+    let body = serde_json::to_vec(&json!({"event": {
+        "id": event_id,
+        "event_type": "incident.annotated",
+        "resource_type": "incident",
+        "occurred_at": "2026-12-07T10:00:00Z",
+        "agent": {"id": agent, "type": "user_reference"},
+        "data": {"incident": {"id": INCIDENT, "type": "incident_reference",
+                              "html_url": "https://acme.pagerduty.com/incidents/PABC123"},
+                 "content": text, "trimmed": false, "type": "incident_note"}
+    }}))
+    .unwrap();
+    let headers = vec![
+        ("Content-Type".to_string(), "application/json".to_string()),
+        (
+            "X-PagerDuty-Signature".into(),
+            pagerduty_signature("pagerduty-new", &body),
+        ),
+    ];
+    let (status, answer) = app.post("pd", &headers, &body).await;
+    assert!(status == 202 || status == 200, "{status} {answer}");
+}
+
+async fn states(pool: &PgPool, rule: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT state FROM launches WHERE rule = $1 ORDER BY created_at")
+        .bind(rule)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn wait_state(pool: &PgPool, rule: &str, want: &str) {
+    wait_for(&format!("{rule} {want}"), 20, || async {
+        (states(pool, rule).await == [want]).then_some(())
+    })
+    .await;
+}
+
+async fn wait_comment(p: &Pipeline, needle: &str) -> Vec<String> {
+    wait_for(&format!("a comment with {needle:?}"), 20, || async {
+        let all = p.tickets.github_comments(REPO, 42);
+        all.iter().any(|c| c.contains(needle)).then_some(all)
+    })
+    .await
+}
+
+async fn wait_note(p: &Pipeline, needle: &str) -> Vec<String> {
+    wait_for(&format!("a note with {needle:?}"), 20, || async {
+        let all = p.tickets.pagerduty_notes(INCIDENT);
+        all.iter().any(|c| c.contains(needle)).then_some(all)
+    })
+    .await
+}
+
+#[sqlx::test]
+async fn github_approve_by_a_writer_launches_once(pool: PgPool) {
+    let p = start(pool.clone()).await;
+    p.app.deliver(Sender::Github, "raise-1").await;
+    wait_state(&pool, "gh-cleanup", "awaiting_approval").await;
+    let asked = wait_comment(&p, "Awaiting approval").await;
+    assert!(
+        asked[0].contains("someone with write access comments `/approve`"),
+        "{asked:?}"
+    );
+    assert_eq!(
+        p.controller.jobs_launched(),
+        0,
+        "nothing runs before the yes"
+    );
+
+    // octocat raised it: approving their own event is refused.
+    p.tickets.set_github_permission(REPO, "octocat", "admin");
+    comment(&p.app, "c-self", "octocat", "/approve").await;
+    wait_comment(&p, "cannot approve it").await;
+    // A reader may not approve.
+    comment(&p.app, "c-reader", "mallory", "/approve now").await;
+    wait_for("the reader's command settled", 20, || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM approval_commands WHERE state <> 'pending'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        (n == 2).then_some(())
+    })
+    .await;
+    assert_eq!(states(&pool, "gh-cleanup").await, ["awaiting_approval"]);
+
+    // A writer approves; the same comment delivered twice is one approval.
+    p.tickets.set_github_permission(REPO, "alice", "write");
+    comment(&p.app, "c-alice", "alice", "/approve").await;
+    comment(&p.app, "c-alice-again", "alice", "/approve").await;
+    wait_for("one job", 20, || async {
+        (p.controller.jobs_launched() == 1).then_some(())
+    })
+    .await;
+    wait_quiescent(&pool, &p.controller, 30).await;
+    assert_eq!(p.controller.jobs_launched(), 1);
+    let (by, at): (Option<String>, Option<chrono::DateTime<chrono::Utc>>) =
+        sqlx::query_as("SELECT approved_by, approved_at FROM launches WHERE rule = 'gh-cleanup'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(by.as_deref(), Some("alice"));
+    assert!(at.is_some());
+
+    // A later /deny changes nothing and is answered.
+    p.tickets.set_github_permission(REPO, "bob", "maintain");
+    comment(&p.app, "c-bob", "bob", "/deny").await;
+    let all = wait_comment(&p, "already approved by alice").await;
+    assert_eq!(p.controller.jobs_launched(), 1);
+    // The bridge's own comments quote `/approve`: none of them counted.
+    let refusals = all.iter().filter(|c| c.contains("changes nothing")).count();
+    assert_eq!(
+        refusals, 2,
+        "one refusal said per launch, one late answer: {all:?}"
+    );
+}
+
+#[sqlx::test]
+async fn github_deny_and_expiry_launch_nothing(pool: PgPool) {
+    let p = start(pool.clone()).await;
+    p.app.deliver(Sender::Github, "raise-deny").await;
+    wait_state(&pool, "gh-cleanup", "awaiting_approval").await;
+    p.tickets.set_github_permission(REPO, "carol", "write");
+    comment(&p.app, "c-carol", "carol", "/deny not during the freeze").await;
+    wait_state(&pool, "gh-cleanup", "denied").await;
+    wait_comment(&p, "was denied by carol").await;
+
+    // Another event on the same issue; nobody answers and it expires.
+    p.app.deliver(Sender::Github, "raise-expire").await;
+    wait_for("the second request", 20, || async {
+        (states(&pool, "gh-cleanup").await == ["denied", "awaiting_approval"]).then_some(())
+    })
+    .await;
+    sqlx::query(
+        "UPDATE launches SET approval_expires_at = now() WHERE state = 'awaiting_approval'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    wait_for("expired", 20, || async {
+        (states(&pool, "gh-cleanup").await == ["denied", "expired"]).then_some(())
+    })
+    .await;
+    wait_comment(&p, "the request expired").await;
+    wait_quiescent(&pool, &p.controller, 30).await;
+    assert_eq!(p.controller.jobs_launched(), 0);
+}
+
+#[sqlx::test]
+async fn pagerduty_approvers_decide(pool: PgPool) {
+    let p = start(pool.clone()).await;
+    p.app.deliver(Sender::PagerDuty, "raise-pd").await;
+    wait_state(&pool, "pd-restart", "awaiting_approval").await;
+    let asked = wait_note(&p, "Awaiting approval").await;
+    assert!(
+        asked[0].contains("one of PALICE adds a note `/approve`"),
+        "{asked:?}"
+    );
+    note(&p.app, "n-eve", "PEVE", "/approve").await;
+    wait_note(&p, "PEVE is not in the rule's approvers").await;
+    assert_eq!(states(&pool, "pd-restart").await, ["awaiting_approval"]);
+    note(&p.app, "n-alice", "PALICE", "/approve").await;
+    note(&p.app, "n-alice", "PALICE", "/approve").await; // PagerDuty's retry: same event id
+    wait_for("one job", 20, || async {
+        (p.controller.jobs_launched() == 1).then_some(())
+    })
+    .await;
+    wait_quiescent(&pool, &p.controller, 30).await;
+    assert_eq!(p.controller.jobs_launched(), 1);
+}
+
+/// Two replicas, the approval delivered to both at the same moment, and a restart of the one
+/// that planned it while it waited: one job.
+#[sqlx::test]
+async fn two_replicas_and_a_restart_make_one_job(pool: PgPool) {
+    let mut p = start(pool.clone()).await;
+    p.app.deliver(Sender::Github, "raise-r").await;
+    wait_state(&pool, "gh-cleanup", "awaiting_approval").await;
+    p.app.shutdown.cancel();
+    let _ = p.app.handle.take().unwrap().await;
+    let first = p.replica(Default::default()).await;
+    let other = p.replica(Default::default()).await;
+    p.tickets.set_github_permission(REPO, "alice", "admin");
+    tokio::join!(
+        comment(&first, "c-both", "alice", "/approve"),
+        comment(&other, "c-both", "alice", "/approve"),
+    );
+    wait_for("one job", 20, || async {
+        (p.controller.jobs_launched() == 1).then_some(())
+    })
+    .await;
+    wait_quiescent(&pool, &p.controller, 30).await;
+    assert_eq!(p.controller.jobs_launched(), 1);
+}
