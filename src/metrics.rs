@@ -73,6 +73,14 @@ fn describe() {
         "Age of each controller's managed token, by controller"
     );
     describe_gauge!(
+        "aap_bridge_approval_oldest_seconds",
+        "Age of the oldest launch awaiting approval (0 when none waits)"
+    );
+    describe_counter!(
+        "aap_bridge_approvals_total",
+        "Approval decisions by result (approved, denied)"
+    );
+    describe_gauge!(
         "aap_bridge_controller_launches_waiting",
         "Launches planned or launching, by the controller they go to"
     );
@@ -171,6 +179,8 @@ async fn refresh(
                 .set(age);
         }
     }
+    let oldest = crate::store::overview::oldest_approval_secs(pool).await?;
+    metrics::gauge!("aap_bridge_approval_oldest_seconds").set(oldest.unwrap_or(0.0));
     let waiting = crate::store::overview::waiting_by_controller(pool).await?;
     let mut names: BTreeMap<String, f64> = tokens.iter().map(|(n, _)| (n.clone(), 0.0)).collect();
     names.extend(waiting.into_iter().map(|(n, c)| (n, c as f64)));

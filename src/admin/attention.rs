@@ -65,6 +65,14 @@ fn of(o: &Overview) -> Vec<Attention> {
             link: "/ui/events?state=dispatched".into(),
         });
     }
+    let awaiting = depth(&o.queues, "launches_awaiting_approval");
+    if awaiting > 0 {
+        out.push(Attention {
+            level: "warn",
+            text: format!("{awaiting} launch(es) await approval on their ticket."),
+            link: "/ui/events?launch_state=awaiting_approval".into(),
+        });
+    }
     for r in &o.paused {
         out.push(Attention {
             level: "warn",

@@ -2,6 +2,7 @@
 //! `simulate` / `events` / `replay` commands do. Queries live in `store::admin`; each front end
 //! only turns its input into these calls and the answers into its own format.
 
+mod approvals;
 mod attention;
 mod audit;
 mod breaker;

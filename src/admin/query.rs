@@ -24,6 +24,9 @@ pub struct EventQuery {
     /// pending, dispatched, unmapped, ignored or failed.
     #[serde(default, deserialize_with = "event_state")]
     pub state: Option<EventState>,
+    /// Only events with a launch in this state (`awaiting_approval`, `held`, `planned`, …).
+    #[serde(default, deserialize_with = "launch_state")]
+    pub launch_state: Option<crate::domain::LaunchState>,
     #[serde(default, deserialize_with = "text")]
     pub category: Option<String>,
     /// e.g. `incident.insert`.
@@ -58,6 +61,7 @@ impl EventQuery {
         EventFilter {
             source: self.source.clone(),
             state: self.state,
+            launch_state: self.launch_state,
             category: self.category.clone(),
             event_type: self.event_type.clone(),
             ticket: self.ticket.clone(),
@@ -176,6 +180,7 @@ macro_rules! parameter {
 }
 
 parameter!(event_state("state"): EventState = word);
+parameter!(launch_state("launch_state"): crate::domain::LaunchState = word);
 parameter!(delivery_outcome("outcome"): DeliveryOutcome = word);
 parameter!(status("status"): i16 = http_status);
 parameter!(row_id_before("before"): i64 = row_id);

@@ -17,10 +17,12 @@
 
 mod check;
 mod command;
+mod operator;
 mod policy;
 mod sql;
 
 pub use command::{command_of, may_be_command, raised_by, ticket_key, Command, Verb};
+pub use operator::{decide as decide_by_operator, NotDecided};
 pub use policy::{Policy, Stored};
 
 use crate::domain::{LaunchId, LaunchState, SourceKind};

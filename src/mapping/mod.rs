@@ -17,6 +17,8 @@ mod spec;
 mod watch;
 
 #[cfg(test)]
+mod tests_approval;
+#[cfg(test)]
 mod tests_eval;
 #[cfg(test)]
 mod tests_files;

@@ -5,7 +5,7 @@ use super::*;
 use std::path::Path;
 
 /// Loads `yaml` as `rules.yaml` in a fresh directory; returns (line, message) of each error.
-fn errors(yaml: &str) -> Vec<(usize, String)> {
+pub(super) fn errors(yaml: &str) -> Vec<(usize, String)> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rules.yaml");
     std::fs::write(&file, yaml).unwrap();
@@ -20,7 +20,7 @@ fn errors(yaml: &str) -> Vec<(usize, String)> {
 
 /// The single error of `yaml`, which must be on `line` and contain `text`.
 #[track_caller]
-fn one_error(yaml: &str, line: usize, text: &str) {
+pub(super) fn one_error(yaml: &str, line: usize, text: &str) {
     let errs = errors(yaml);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].0, line, "{errs:?}");

@@ -127,7 +127,13 @@ pub struct LaunchView {
     pub coalesced_into: Option<Uuid>,
     /// When it was held because its rule was paused (kept after a release).
     pub held_at: Option<DateTime<Utc>>,
-    /// Why an open launch (`planned`, `launching`, `held`) waits; null for the others.
+    /// Its rule needs approval: the request stands until then.
+    pub approval_expires_at: Option<DateTime<Utc>>,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub denied_by: Option<String>,
+    /// Why an open launch (`planned`, `launching`, `held`, `awaiting_approval`) waits; null for
+    /// the others.
     #[sqlx(skip)]
     pub waiting: Option<crate::launch::wait::Waiting>,
 }
@@ -196,7 +202,8 @@ pub async fn event_detail(pool: &PgPool, id: Uuid) -> Result<Option<EventDetail>
     let launches: Vec<LaunchView> = sqlx::query_as(
         "SELECT id, rule, controller, state, template_kind, template_id, template_name,
                 template_org, request, job_id, job_status, job_url, ignored_fields, attempts, sends, last_error, created_at,
-                launched_at, started_at, finished_at, elapsed_secs, coalesced_into, held_at
+                launched_at, started_at, finished_at, elapsed_secs, coalesced_into, held_at,
+                approval_expires_at, approved_by, approved_at, denied_by
          FROM launches WHERE event_id = $1 ORDER BY created_at, id",
     )
     .bind(id)

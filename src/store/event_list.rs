@@ -20,6 +20,8 @@ pub const PAYLOAD_WINDOW: i64 = 20_000;
 pub struct EventFilter {
     pub source: Option<String>,
     pub state: Option<EventState>,
+    /// Only events with a launch in this state.
+    pub launch_state: Option<crate::domain::LaunchState>,
     pub category: Option<String>,
     pub event_type: Option<String>,
     /// `ticket.number`, exactly as the source gave it.
@@ -78,6 +80,8 @@ pub async fn list_events(
            AND ($7::uuid IS NULL OR id < $7)
            AND ($9::text IS NULL OR ticket ->> 'number' = $9)
            AND ($11::uuid IS NULL OR id > $11)
+           AND ($13::text IS NULL OR EXISTS (SELECT 1 FROM launches l
+                                             WHERE l.event_id = events.id AND l.state = $13))
            {search}
          ORDER BY id {} LIMIT $8",
         if up { "ASC" } else { "DESC" }
@@ -94,6 +98,7 @@ pub async fn list_events(
     .bind(f.search.as_deref().map(fragment))
     .bind(f.after)
     .bind(PAYLOAD_WINDOW)
+    .bind(f.launch_state)
     .fetch_all(pool)
     .await?;
     let page = paging::cut(rows, f.limit, f.before.is_some(), f.after.is_some());

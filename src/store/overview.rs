@@ -46,6 +46,8 @@ pub async fn queue_depths(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Err
          UNION ALL SELECT 'launches_launching', count(*) FROM launches WHERE state = 'launching'
          UNION ALL SELECT 'launches_running', count(*) FROM launches WHERE state = 'launched'
          UNION ALL SELECT 'launches_held', count(*) FROM launches WHERE state = 'held'
+         UNION ALL SELECT 'launches_awaiting_approval', count(*) FROM launches
+             WHERE state = 'awaiting_approval'
          UNION ALL SELECT 'callbacks_pending', count(*) FROM callbacks WHERE state = 'pending'
          UNION ALL SELECT 'callbacks_dead', count(*) FROM callbacks WHERE state = 'dead'",
     )
@@ -61,6 +63,16 @@ pub async fn token_ages(pool: &PgPool, keys: &[&str]) -> Result<Vec<(String, f64
     )
     .bind(keys)
     .fetch_all(pool)
+    .await
+}
+
+/// Seconds since the oldest launch still awaiting approval was planned (None: none waits).
+pub async fn oldest_approval_secs(pool: &PgPool) -> Result<Option<f64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT extract(epoch FROM now() - min(created_at))::float8 FROM launches
+         WHERE state = 'awaiting_approval'",
+    )
+    .fetch_one(pool)
     .await
 }
 

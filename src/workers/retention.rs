@@ -50,7 +50,8 @@ pub const EVENTS: &str = "WITH gone AS (
          WHERE e.received_at < now() - make_interval(days => $1)
            AND e.state <> 'pending'
            AND NOT EXISTS (SELECT 1 FROM launches l WHERE l.event_id = e.id
-                           AND l.state IN ('planned', 'launching', 'launched', 'held'))
+                           AND l.state IN ('planned', 'launching', 'launched', 'held',
+                                           'awaiting_approval'))
            AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.event_id = e.id
                            AND c.state = 'pending')
          LIMIT $2 FOR UPDATE SKIP LOCKED)

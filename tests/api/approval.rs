@@ -256,3 +256,106 @@ async fn two_replicas_and_a_restart_make_one_job(pool: PgPool) {
     wait_quiescent(&pool, &p.controller, 30).await;
     assert_eq!(p.controller.jobs_launched(), 1);
 }
+
+/// An operator approves one launch and denies another through the admin API; the console shows
+/// the buttons and the filter finds what waits. The bridge's own note quoting `/approve` is
+/// ignored at ingest.
+#[sqlx::test]
+async fn an_operator_decides_through_the_api_and_console(pool: PgPool) {
+    let p = start(pool.clone()).await;
+    p.app.deliver(Sender::Github, "raise-op").await;
+    wait_state(&pool, "gh-cleanup", "awaiting_approval").await;
+    let asked = wait_comment(&p, "Awaiting approval").await;
+    comment(&p.app, "c-own", "aap-bridge[bot]", &asked[0]).await;
+    let own: String = sqlx::query_scalar("SELECT state FROM events WHERE delivery_id = 'c-own'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(own, "ignored", "the bridge's own comment is not a command");
+
+    let (code, page) = p
+        .app
+        .admin("GET", "/events?launch_state=awaiting_approval", None)
+        .await;
+    assert_eq!(code, 200, "{page}");
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{page}");
+    let event = events[0]["id"].as_str().unwrap().to_string();
+    let (_, detail) = p.app.admin("GET", &format!("/events/{event}"), None).await;
+    let launch = detail["launches"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        detail["launches"][0]["waiting"]["reason"], "awaiting_approval",
+        "{detail}"
+    );
+    assert!(
+        detail["launches"][0]["approval_expires_at"].is_string(),
+        "{detail}"
+    );
+
+    let console = crate::support::console::Console::logged_in(&p.app.base).await;
+    let shown = console.get(&format!("/ui/events/{event}")).await;
+    shown.assert_has("awaiting approval</span> until");
+    shown.assert_has(&format!("/ui/launches/{launch}/approve"));
+
+    let (code, answer) = p
+        .app
+        .admin("POST", &format!("/launches/{launch}/approve"), None)
+        .await;
+    assert_eq!(
+        (code, answer["state"].as_str()),
+        (200, Some("planned")),
+        "{answer}"
+    );
+    let (code, again) = p
+        .app
+        .admin("POST", &format!("/launches/{launch}/deny"), None)
+        .await;
+    assert_eq!(code, 409, "{again}");
+    assert!(again["error"]
+        .as_str()
+        .unwrap()
+        .contains("only a launch awaiting approval"));
+    wait_for("one job", 20, || async {
+        (p.controller.jobs_launched() == 1).then_some(())
+    })
+    .await;
+    let (_, detail) = p.app.admin("GET", &format!("/events/{event}"), None).await;
+    assert_eq!(
+        detail["launches"][0]["approved_by"], "admin-token",
+        "{detail}"
+    );
+
+    p.app.deliver(Sender::PagerDuty, "raise-op-pd").await;
+    wait_state(&pool, "pd-restart", "awaiting_approval").await;
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM launches WHERE rule = 'pd-restart'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (code, answer) = p
+        .app
+        .admin("POST", &format!("/launches/{id}/deny"), None)
+        .await;
+    assert_eq!(
+        (code, answer["state"].as_str()),
+        (200, Some("denied")),
+        "{answer}"
+    );
+    wait_note(&p, "was denied by admin-token in the aap-bridge console").await;
+    let (code, _) = p
+        .app
+        .admin(
+            "POST",
+            &format!("/launches/{}/approve", uuid::Uuid::now_v7()),
+            None,
+        )
+        .await;
+    assert_eq!(code, 404);
+    let (_, audit) = p.app.admin("GET", "/audit", None).await;
+    let text = audit.to_string();
+    assert!(
+        text.contains("launch.approve") && text.contains("launch.deny"),
+        "{text}"
+    );
+    wait_quiescent(&pool, &p.controller, 30).await;
+    assert_eq!(p.controller.jobs_launched(), 1);
+}

@@ -1,6 +1,6 @@
 //! The admin API under `/api/v1/`: look at events, launches and post-backs, replay an event,
-//! retry a dead post-back, simulate a delivery against the current rules, and pause or resume a
-//! rule (its circuit breaker).
+//! retry a dead post-back, simulate a delivery against the current rules, pause or resume a
+//! rule (its circuit breaker), and approve or deny a launch awaiting approval.
 //!
 //! Every route except `openapi.json` needs `Authorization: Bearer <admin.token>`; without a
 //! configured token the whole API answers 401.
@@ -10,6 +10,7 @@ mod callbacks;
 mod catch_up;
 mod deliveries;
 mod events;
+mod launches;
 mod rules;
 mod simulate;
 
@@ -32,6 +33,8 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
         .routes(routes!(events::detail))
         .routes(routes!(events::replay))
+        .routes(routes!(launches::approve))
+        .routes(routes!(launches::deny))
         .routes(routes!(callbacks::list))
         .routes(routes!(callbacks::retry))
         .routes(routes!(simulate::simulate))

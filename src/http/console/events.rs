@@ -20,6 +20,7 @@ use serde::Serialize;
 struct FormValues {
     source: String,
     state: String,
+    launch_state: String,
     category: String,
     event_type: String,
     ticket: String,
@@ -38,6 +39,7 @@ impl FormValues {
         FormValues {
             source: text(&q.source),
             state: q.state.map(|s| s.to_string()).unwrap_or_default(),
+            launch_state: q.launch_state.map(|s| s.to_string()).unwrap_or_default(),
             category: text(&q.category),
             event_type: text(&q.event_type),
             ticket: text(&q.ticket),
@@ -55,6 +57,7 @@ fn page_link(q: &EventQuery, cursor: Option<(&str, uuid::Uuid)>) -> String {
     for (k, v) in [
         ("source", f.source),
         ("state", f.state),
+        ("launch_state", f.launch_state),
         ("category", f.category),
         ("event_type", f.event_type),
         ("ticket", f.ticket),

@@ -5,6 +5,7 @@
 //! page. Every POST must carry the session's CSRF token, checked here before any handler runs.
 //! No page has script, and the Content-Security-Policy forbids it.
 
+mod approvals;
 mod audit;
 mod deliveries;
 mod events;
@@ -48,6 +49,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/ui/deliveries", get(deliveries::list))
         .route("/ui/audit", get(audit::page))
         .route("/ui/events/{id}/replay", post(events::replay))
+        .route("/ui/launches/{id}/approve", post(approvals::approve))
+        .route("/ui/launches/{id}/deny", post(approvals::deny))
         .route("/ui/rules", get(rules::page))
         .route("/ui/rules/pause", post(rules::pause))
         .route("/ui/rules/resume", post(rules::resume))
