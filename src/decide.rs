@@ -38,8 +38,14 @@ impl Decider {
         event: &Event,
         received_at: DateTime<Utc>,
     ) -> Option<Decided> {
-        if event.ignored.is_some() || crate::approval::may_be_command(event.kind, &event.event_type)
-        {
+        if event.ignored.is_some() {
+            return None;
+        }
+        let fields = match event.kind {
+            crate::domain::SourceKind::Servicenow => m.approval_fields(&event.source),
+            _ => Vec::new(),
+        };
+        if crate::approval::may_be_command(event.kind, &event.event_type, &fields) {
             return None;
         }
         let view = EventView::from_event(id, event, received_at);

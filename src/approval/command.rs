@@ -1,5 +1,6 @@
 //! `/approve` and `/deny` as they arrive on a ticket, read from the stored event.
 
+use super::policy::Field;
 use crate::domain::SourceKind;
 use crate::mapping::EventView;
 use serde_json::Value;
@@ -30,22 +31,39 @@ pub struct Command {
 }
 
 /// Events that may carry a command: the commit writer leaves them to the dispatcher, which
-/// reads the command from the stored document.
-pub fn may_be_command(kind: SourceKind, event_type: &str) -> bool {
-    matches!(
-        (kind, event_type),
-        (SourceKind::Github, "issue_comment.created")
-            | (SourceKind::Pagerduty, "incident.annotated")
-    )
+/// reads the command from the stored document. `fields`: the ServiceNow approval fields of the
+/// event's source (a ServiceNow update is a command when one of them holds its value).
+pub fn may_be_command(kind: SourceKind, event_type: &str, fields: &[Field]) -> bool {
+    match kind {
+        SourceKind::Github => event_type == "issue_comment.created",
+        SourceKind::Pagerduty => event_type == "incident.annotated",
+        SourceKind::Servicenow => !fields.is_empty(),
+    }
 }
 
 /// The command in `e`, if it is one: a new comment or note whose first word is `/approve` or
-/// `/deny`. The bridge's own post-backs never get here: they are ignored at ingest.
-pub fn command_of(e: &EventView) -> Option<Command> {
-    if !may_be_command(e.kind, &e.event_type) {
+/// `/deny`, or (ServiceNow) a record whose approval field holds the approving or denying
+/// value, set by `sys_updated_by`. The bridge's own post-backs never get here: they are
+/// ignored at ingest.
+pub fn command_of(e: &EventView, fields: &[Field]) -> Option<Command> {
+    if !may_be_command(e.kind, &e.event_type, fields) {
         return None;
     }
     let doc = e.payload.value();
+    if e.kind == SourceKind::Servicenow {
+        let verb = fields.iter().find_map(|f| {
+            let v = doc.get(&f.name)?;
+            let v = v.get("value").unwrap_or(v).as_str()?;
+            (v == f.approve)
+                .then_some(Verb::Approve)
+                .or((v == f.deny).then_some(Verb::Deny))
+        })?;
+        return Some(Command {
+            verb,
+            actor: text_at(doc, "/sys_updated_by")?.to_string(),
+            ticket: ticket_key(&e.source, e.kind, &e.ticket)?,
+        });
+    }
     let (text, actor) = match e.kind {
         SourceKind::Github => (
             text_at(doc, "/comment/body"),

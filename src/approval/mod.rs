@@ -23,7 +23,7 @@ mod sql;
 
 pub use command::{command_of, may_be_command, raised_by, ticket_key, Command, Verb};
 pub use operator::{decide as decide_by_operator, NotDecided};
-pub use policy::{Policy, Stored};
+pub use policy::{Field, Policy, Stored};
 
 use crate::domain::{LaunchId, LaunchState, SourceKind};
 use crate::launch::sql::approval as launches;
@@ -70,6 +70,7 @@ pub async fn request(
         approvers: policy.approvers.clone(),
         allow_self_approval: policy.allow_self_approval,
         raised_by: raised_by(e),
+        field: policy.field(),
     };
     let Some(expires) =
         launches::request(conn, launch, &stored, &ticket, policy.timeout_secs).await?
@@ -93,14 +94,25 @@ fn how_to_approve(row: &LaunchRow, s: &Stored, expires: DateTime<Utc>) -> String
         ),
         (_, _) => format!("one of {}", s.approvers.join(", ")),
     };
+    let what = row.target().template_label();
+    if let Some(f) = &s.field {
+        let who = match s.approvers.is_empty() {
+            true => "someone".to_string(),
+            false => format!("one of {}", s.approvers.join(", ")),
+        };
+        return format!(
+            "Awaiting approval: {what} for rule {} will run when {who} sets {} to {} \
+             (expires {when}); {} cancels it.",
+            row.rule, f.name, f.approve, f.deny
+        );
+    }
     let how = match row.kind {
         SourceKind::Pagerduty => "adds a note",
         _ => "comments",
     };
     format!(
-        "Awaiting approval: {} for rule {} will run when {who} {how} `/approve` (expires {when}); \
-         `/deny` cancels it.",
-        row.target().template_label(),
+        "Awaiting approval: {what} for rule {} will run when {who} {how} `/approve` (expires \
+         {when}); `/deny` cancels it.",
         row.rule
     )
 }
@@ -153,6 +165,7 @@ async fn apply_next(ctx: &Context) -> anyhow::Result<bool> {
             approvers: Vec::new(),
             allow_self_approval: false,
             raised_by: None,
+            field: None,
         });
         let ask = Ask {
             notifier: &ctx.notifier,

@@ -16,6 +16,19 @@ pub struct Policy {
     /// The person who raised the event may approve it too.
     #[serde(default)]
     pub allow_self_approval: bool,
+    /// ServiceNow: the record field whose value approves or denies (`u_automation_approval`),
+    /// with those two values.
+    pub field: Option<String>,
+    pub approve: Option<String>,
+    pub deny: Option<String>,
+}
+
+/// A ServiceNow approval field and the values that approve and deny.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    pub name: String,
+    pub approve: String,
+    pub deny: String,
 }
 
 fn a_day() -> u64 {
@@ -39,19 +52,37 @@ impl Policy {
         if self.approvers.iter().any(|a| a.trim().is_empty()) {
             return Some("approval.approvers has an empty entry".into());
         }
+        let set = [&self.field, &self.approve, &self.deny].map(Option::is_some);
         match kind {
             SourceKind::Pagerduty if self.approvers.is_empty() => Some(
                 "approval on a PagerDuty source needs approvers (PagerDuty user ids): \
                  PagerDuty has no permission the bridge could check"
                     .into(),
             ),
-            SourceKind::Servicenow => Some(
-                "approval is not available for ServiceNow sources yet; approve from the console \
-                 or use a GitHub or PagerDuty source"
+            SourceKind::Servicenow if set != [true; 3] => Some(
+                "approval on a ServiceNow source needs field, approve and deny (the record \
+                 field a person sets, and its values that approve and deny)"
+                    .into(),
+            ),
+            SourceKind::Servicenow if self.approve == self.deny => {
+                Some("approval.approve and approval.deny must differ".into())
+            }
+            SourceKind::Github | SourceKind::Pagerduty if set.contains(&true) => Some(
+                "approval.field, approve and deny are for ServiceNow sources; this source's \
+                 people comment /approve or /deny"
                     .into(),
             ),
             _ => None,
         }
+    }
+
+    /// The ServiceNow field, when set.
+    pub fn field(&self) -> Option<Field> {
+        Some(Field {
+            name: self.field.clone()?,
+            approve: self.approve.clone()?,
+            deny: self.deny.clone()?,
+        })
     }
 }
 
@@ -60,6 +91,10 @@ impl Policy {
 pub struct Stored {
     pub approvers: Vec<String>,
     pub allow_self_approval: bool,
-    /// The sender of the event that planned it (GitHub login, PagerDuty user id).
+    /// The sender of the event that planned it (GitHub login, PagerDuty user id, ServiceNow
+    /// `sys_updated_by`).
     pub raised_by: Option<String>,
+    /// ServiceNow: the field a person sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<Field>,
 }

@@ -260,6 +260,18 @@ impl Mappings {
         self.rules.iter().map(Rule::info).collect()
     }
 
+    /// The ServiceNow approval fields of `source`'s rules (`approval.field`).
+    pub fn approval_fields(&self, source: &str) -> Vec<crate::approval::Field> {
+        let mut fields: Vec<_> = self
+            .rules
+            .iter()
+            .filter(|r| r.source == source)
+            .filter_map(|r| r.approval.as_ref()?.field())
+            .collect();
+        fields.dedup();
+        fields
+    }
+
     pub fn rule_names(&self) -> Vec<String> {
         self.rules.iter().map(|r| r.name.clone()).collect()
     }

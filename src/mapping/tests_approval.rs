@@ -34,8 +34,29 @@ fn checked_at_its_line() {
     one_error(
         &with("servicenow", "{approvers: [a]}"),
         5,
-        "not available for ServiceNow",
+        "needs field, approve and deny",
     );
+    one_error(
+        &with("servicenow", "{field: u_ok, approve: x, deny: x}"),
+        5,
+        "must differ",
+    );
+    one_error(
+        &with("github", "{field: u_ok, approve: yes, deny: no}"),
+        5,
+        "are for ServiceNow sources",
+    );
+    let snow = load_str(&with(
+        "servicenow",
+        "{field: u_ok, approve: approved, deny: rejected}",
+    ));
+    let fields = snow.approval_fields("servicenow");
+    assert_eq!(fields.len(), 1);
+    assert_eq!(
+        (fields[0].name.as_str(), fields[0].approve.as_str()),
+        ("u_ok", "approved")
+    );
+    assert!(snow.approval_fields("github").is_empty());
     one_error(&with("github", "{approvers: [\" \"]}"), 5, "empty entry");
     assert_eq!(errors(&with("github", "{timeout_secs: 31536000}")).len(), 1);
 }

@@ -37,7 +37,8 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
             received_at: e.received_at,
         };
         // A command is only a command: no rule launches on it.
-        if let Some(cmd) = crate::approval::command_of(&view) {
+        let fields = mappings.approval_fields(&view.source);
+        if let Some(cmd) = crate::approval::command_of(&view, &fields) {
             crate::approval::record(&mut tx, &view, &cmd).await?;
             let reason = format!("approval command: /{} by {}", cmd.verb.as_str(), cmd.actor);
             let none = crate::mapping::Decision::default().stored(skips);

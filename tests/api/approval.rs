@@ -20,7 +20,14 @@ rules:
     category: web-tier
     launch: 15
     approval: {approvers: [PALICE], timeout_secs: 3600}
+  - name: snow-cleanup
+    source: snow
+    category: disk_full
+    launch: 15
+    approval: {field: u_automation_approval, approve: approved, deny: rejected, approvers: [bob, carol]}
 "#;
+
+const SYS_ID: &str = "9d385017c611228701d22104cc95c371";
 
 const REPO: &str = "acme/ops";
 const INCIDENT: &str = "PABC123";
@@ -81,6 +88,26 @@ async fn note(app: &TestApp, event_id: &str, agent: &str, text: &str) {
         ),
     ];
     let (status, answer) = app.post("pd", &headers, &body).await;
+    assert!(status == 202 || status == 200, "{status} {answer}");
+}
+
+/// An update of the incident by `user`, with its approval field set to `value`.
+async fn snow_update(app: &TestApp, n: u32, user: &str, value: &str) {
+    let body = serde_json::to_vec(&json!({
+        "table": "incident",
+        "sys_id": SYS_ID,
+        "number": "INC0010001",
+        "sys_updated_on": format!("2026-12-07 10:00:0{n}"),
+        "sys_mod_count": n,
+        "operation": "update",
+        "category": "disk_full",
+        "sys_updated_by": user,
+        "u_automation_approval": {"value": value, "display_value": value},
+    }))
+    .unwrap();
+    let delivery = format!("snow-update-{n}");
+    let headers = Sender::ServiceNow.signed_headers("servicenow-new", &delivery, &body);
+    let (status, answer) = app.post("snow", &headers, &body).await;
     assert!(status == 202 || status == 200, "{status} {answer}");
 }
 
@@ -230,6 +257,71 @@ async fn pagerduty_approvers_decide(pool: PgPool) {
     })
     .await;
     wait_quiescent(&pool, &p.controller, 30).await;
+    assert_eq!(p.controller.jobs_launched(), 1);
+}
+
+#[sqlx::test]
+async fn servicenow_field_decides(pool: PgPool) {
+    let p = start(pool.clone()).await;
+    p.app.deliver(Sender::ServiceNow, "raise-snow").await;
+    wait_state(&pool, "snow-cleanup", "awaiting_approval").await;
+    let notes = || {
+        p.tickets
+            .servicenow_notes(SYS_ID)
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect::<Vec<_>>()
+    };
+    let asked = wait_for("the request note", 20, || async {
+        let all = notes();
+        all.iter()
+            .any(|n| n.contains("Awaiting approval"))
+            .then_some(all)
+    })
+    .await;
+    assert!(
+        asked[0].contains("one of bob, carol sets u_automation_approval to approved"),
+        "{asked:?}"
+    );
+    // Someone not in approvers sets the field: nothing changes, the ticket is told.
+    snow_update(&p.app, 1, "mallory", "approved").await;
+    wait_for("the refusal", 20, || async {
+        notes()
+            .iter()
+            .any(|n| n.contains("mallory is not in the rule's approvers"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(states(&pool, "snow-cleanup").await, ["awaiting_approval"]);
+    // bob approves; the update sent twice is one approval.
+    snow_update(&p.app, 2, "bob", "approved").await;
+    snow_update(&p.app, 2, "bob", "approved").await;
+    wait_for("one job", 20, || async {
+        (p.controller.jobs_launched() == 1).then_some(())
+    })
+    .await;
+    wait_quiescent(&pool, &p.controller, 30).await;
+    assert_eq!(p.controller.jobs_launched(), 1);
+    assert_eq!(states(&pool, "snow-cleanup").await, ["finished"]);
+
+    // A second incident event; carol rejects it.
+    p.app.deliver(Sender::ServiceNow, "raise-snow-2").await;
+    wait_for("the second request", 20, || async {
+        (states(&pool, "snow-cleanup").await == ["finished", "awaiting_approval"]).then_some(())
+    })
+    .await;
+    snow_update(&p.app, 3, "carol", "rejected").await;
+    wait_for("denied", 20, || async {
+        (states(&pool, "snow-cleanup").await == ["finished", "denied"]).then_some(())
+    })
+    .await;
+    wait_for("the denial note", 20, || async {
+        notes()
+            .iter()
+            .any(|n| n.contains("was denied by carol"))
+            .then_some(())
+    })
+    .await;
     assert_eq!(p.controller.jobs_launched(), 1);
 }
 
