@@ -45,7 +45,7 @@ impl Decider {
             crate::domain::SourceKind::Servicenow => m.approval_fields(&event.source),
             _ => Vec::new(),
         };
-        if crate::approval::may_be_command(event.kind, &event.event_type, &fields) {
+        if crate::domain::approval::may_be_command(event.kind, &event.event_type, &fields) {
             return None;
         }
         let view = EventView::from_event(id, event, received_at);

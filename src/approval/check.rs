@@ -3,7 +3,7 @@
 //! the source's reply token.
 
 use super::command::Verb;
-use super::policy::Stored;
+use crate::domain::approval::Stored;
 use crate::domain::SourceKind;
 use crate::notify::Notifier;
 

@@ -1,6 +1,6 @@
 //! `/approve` and `/deny` as they arrive on a ticket, read from the stored event.
 
-use super::policy::Field;
+use crate::domain::approval::{may_be_command, Field};
 use crate::domain::SourceKind;
 use crate::mapping::EventView;
 use serde_json::Value;
@@ -28,17 +28,6 @@ pub struct Command {
     pub actor: String,
     /// The ticket it is about (`ticket_key`).
     pub ticket: String,
-}
-
-/// Events that may carry a command: the commit writer leaves them to the dispatcher, which
-/// reads the command from the stored document. `fields`: the ServiceNow approval fields of the
-/// event's source (a ServiceNow update is a command when one of them holds its value).
-pub fn may_be_command(kind: SourceKind, event_type: &str, fields: &[Field]) -> bool {
-    match kind {
-        SourceKind::Github => event_type == "issue_comment.created",
-        SourceKind::Pagerduty => event_type == "incident.annotated",
-        SourceKind::Servicenow => !fields.is_empty(),
-    }
 }
 
 /// The command in `e`, if it is one: a new comment or note whose first word is `/approve` or

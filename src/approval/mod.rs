@@ -18,12 +18,11 @@
 mod check;
 mod command;
 mod operator;
-mod policy;
 mod sql;
 
-pub use command::{command_of, may_be_command, raised_by, ticket_key, Command, Verb};
+pub use crate::domain::approval::{may_be_command, Field, Policy, Stored};
+pub use command::{command_of, raised_by, ticket_key, Command, Verb};
 pub use operator::{decide as decide_by_operator, NotDecided};
-pub use policy::{Field, Policy, Stored};
 
 use crate::domain::{LaunchId, LaunchState, SourceKind};
 use crate::launch::sql::approval as launches;

@@ -78,6 +78,7 @@ macro_rules! text_enum {
     };
 }
 
+pub mod approval;
 mod ids;
 mod kinds;
 pub mod paging;

@@ -53,7 +53,8 @@ pub fn with_marker(request: &Value, event_id: EventId, launch_id: LaunchId) -> V
 }
 
 /// Plans `p` in the dispatcher's transaction: attached to an earlier launch of the same ticket
-/// within the rule's coalescing window, else `planned` (`dry_run` without a controller). The
+/// within the rule's coalescing window, else `planned` (`dry_run` without a controller,
+/// `awaiting_approval` when its rule needs approval: its id is returned, for the request). The
 /// caller holds the coalescing key's lock (`sql::rows::lock_coalesce_keys`). A paused rule's
 /// launch is planned all the same: the claim holds it under the claim lock, which orders it
 /// against pauses and resumes.
@@ -62,7 +63,7 @@ pub async fn plan(
     ctx: &Context,
     e: &EventView,
     p: &Planned,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<LaunchId>> {
     let key = coalesce_key(e, p);
     let target = match (&key, p.coalesce_secs) {
         (Some(key), Some(secs)) => rows::coalesce_target(conn, key, secs as i64).await?,
@@ -79,11 +80,9 @@ pub async fn plan(
     (row.coalesce_key, row.coalesced_into) = (key, target);
     if rows::insert(conn, e, &row).await? {
         tracing::info!(event_id = %e.id, launch_id = %row.id, rule = %p.rule, %state, "launch planned");
-        if state == LaunchState::AwaitingApproval {
-            crate::approval::request(conn, ctx, e, p, row.id).await?;
-        }
+        return Ok((state == LaunchState::AwaitingApproval).then_some(row.id));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// A launch the bridge itself refused because of a rendered value (see `mapping::guard`):

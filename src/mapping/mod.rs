@@ -176,7 +176,7 @@ pub struct Planned {
     pub on_ignored_fields: OnIgnored,
     /// Set when a person must approve it on the ticket first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval: Option<crate::approval::Policy>,
+    pub approval: Option<crate::domain::approval::Policy>,
 }
 
 fn default_controller() -> String {
@@ -261,7 +261,7 @@ impl Mappings {
     }
 
     /// The ServiceNow approval fields of `source`'s rules (`approval.field`).
-    pub fn approval_fields(&self, source: &str) -> Vec<crate::approval::Field> {
+    pub fn approval_fields(&self, source: &str) -> Vec<crate::domain::approval::Field> {
         let mut fields: Vec<_> = self
             .rules
             .iter()

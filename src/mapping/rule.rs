@@ -53,7 +53,7 @@ pub(crate) struct Rule {
     /// Checks on the rendered values (event text) before anything is launched.
     pub guard: Guard,
     /// Each launch waits for a person's `/approve` on the ticket.
-    pub approval: Option<crate::approval::Policy>,
+    pub approval: Option<crate::domain::approval::Policy>,
 }
 
 /// A loaded rule as an operator reads it (the console's rules page).

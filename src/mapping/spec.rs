@@ -51,7 +51,7 @@ pub(crate) struct RuleSpec {
     pub allow_templates_in_values: Option<bool>,
     pub max_value_chars: Option<Spanned<usize>>,
     /// A person approves each launch on the ticket first (README "Approval").
-    pub approval: Option<Spanned<crate::approval::Policy>>,
+    pub approval: Option<Spanned<crate::domain::approval::Policy>>,
 }
 
 /// 1-based line of a spanned value (0 when the parser could not tell).

@@ -76,7 +76,10 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
             continue;
         }
         for p in &decision.planned {
-            launch::plan(&mut tx, &ctx, view, p).await?;
+            if let Some(id) = launch::plan(&mut tx, &ctx, view, p).await? {
+                crate::approval::request(&mut tx, &ctx, view, p, id).await?;
+                told = true;
+            }
         }
         dispatch::settle(
             &mut tx,

@@ -3,7 +3,7 @@
 //! decision wins and a second one, on any replica, changes nothing.
 
 use super::rows::{LaunchRow, COLUMNS};
-use crate::approval::Stored;
+use crate::domain::approval::Stored;
 use crate::domain::LaunchId;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;

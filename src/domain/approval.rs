@@ -1,4 +1,5 @@
-//! A rule's `approval:` block, as written and as stored on each launch it plans.
+//! A rule's `approval:` block, as written and as stored on each launch it plans (the
+//! lifecycle itself is in `approval`).
 
 use serde::{Deserialize, Serialize};
 
@@ -40,8 +41,8 @@ pub const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 60..=30 * 86_400;
 
 impl Policy {
     /// What is wrong with it for a source of `kind`, if anything.
-    pub fn problem(&self, kind: crate::config::SourceKind) -> Option<String> {
-        use crate::config::SourceKind;
+    pub fn problem(&self, kind: super::SourceKind) -> Option<String> {
+        use super::SourceKind;
         if !TIMEOUT_RANGE.contains(&self.timeout_secs) {
             return Some(format!(
                 "approval.timeout_secs must be between {} and {} (30 days)",
@@ -97,4 +98,15 @@ pub struct Stored {
     /// ServiceNow: the field a person sets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<Field>,
+}
+
+/// Events that may carry a command: the commit writer leaves them to the dispatcher, which
+/// reads the command from the stored document. `fields`: the ServiceNow approval fields of the
+/// event's source (a ServiceNow update is a command when one of them holds its value).
+pub fn may_be_command(kind: super::SourceKind, event_type: &str, fields: &[Field]) -> bool {
+    match kind {
+        super::SourceKind::Github => event_type == "issue_comment.created",
+        super::SourceKind::Pagerduty => event_type == "incident.annotated",
+        super::SourceKind::Servicenow => !fields.is_empty(),
+    }
 }
