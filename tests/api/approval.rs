@@ -14,7 +14,7 @@ rules:
     source: gh
     category: disk_full
     launch: 15
-    approval: {timeout_secs: 3600}
+    approval: {timeout_secs: 3600, approvers: [acme/sre]}
   - name: pd-restart
     source: pd
     category: web-tier
@@ -149,7 +149,7 @@ async fn github_approve_by_a_writer_launches_once(pool: PgPool) {
     wait_state(&pool, "gh-cleanup", "awaiting_approval").await;
     let asked = wait_comment(&p, "Awaiting approval").await;
     assert!(
-        asked[0].contains("someone with write access comments `/approve`"),
+        asked[0].contains("someone with write access (or one of acme/sre) comments `/approve`"),
         "{asked:?}"
     );
     assert_eq!(
@@ -175,10 +175,11 @@ async fn github_approve_by_a_writer_launches_once(pool: PgPool) {
     .await;
     assert_eq!(states(&pool, "gh-cleanup").await, ["awaiting_approval"]);
 
-    // A writer approves; the same comment delivered twice is one approval.
-    p.tickets.set_github_permission(REPO, "alice", "write");
-    comment(&p.app, "c-alice", "alice", "/approve").await;
-    comment(&p.app, "c-alice-again", "alice", "/approve").await;
+    // A member of the approvers' team (only a reader on the repository) approves; the same
+    // comment redelivered with a fresh delivery id is one approval.
+    p.tickets.add_github_team_member("acme/sre", "dave");
+    comment(&p.app, "c-dave", "dave", "/approve").await;
+    comment(&p.app, "c-dave-again", "dave", "/approve").await;
     wait_for("one job", 20, || async {
         (p.controller.jobs_launched() == 1).then_some(())
     })
@@ -190,13 +191,13 @@ async fn github_approve_by_a_writer_launches_once(pool: PgPool) {
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert_eq!(by.as_deref(), Some("alice"));
+    assert_eq!(by.as_deref(), Some("dave"));
     assert!(at.is_some());
 
     // A later /deny changes nothing and is answered.
     p.tickets.set_github_permission(REPO, "bob", "maintain");
     comment(&p.app, "c-bob", "bob", "/deny").await;
-    let all = wait_comment(&p, "already approved by alice").await;
+    let all = wait_comment(&p, "already approved by dave").await;
     assert_eq!(p.controller.jobs_launched(), 1);
     // The bridge's own comments quote `/approve`: none of them counted.
     let refusals = all.iter().filter(|c| c.contains("changes nothing")).count();
