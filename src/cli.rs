@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod catch_up;
+mod db;
 mod rules;
 mod send;
 use std::path::{Path, PathBuf};
@@ -74,6 +75,11 @@ pub enum Command {
     /// what the bridge decided.
     #[command(long_about = send::SEND_HELP)]
     Send(send::SendArgs),
+    /// The private PostgreSQL `serve` starts in dev_mode when database.url does not answer.
+    Db {
+        #[command(subcommand)]
+        command: db::DbCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,10 +136,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match command {
         Command::Serve => {
-            let app = Application::build(settings).await?;
-            cancel_on_signal(app.shutdown_token());
-            app.run_until_stopped().await
+            let mut settings = settings;
+            let private = db::private_if_needed(&mut settings).await?;
+            let served = match Application::build(settings).await {
+                Ok(app) => {
+                    cancel_on_signal(app.shutdown_token());
+                    app.run_until_stopped().await
+                }
+                Err(e) => Err(e),
+            };
+            if let Some(pg) = private {
+                match pg.stop() {
+                    Ok(()) => tracing::info!("private PostgreSQL stopped"),
+                    Err(e) => tracing::error!(error = %e, "could not stop the private PostgreSQL"),
+                }
+            }
+            served
         }
+        Command::Db { command } => db::run(&settings, &command),
         Command::Migrate => {
             crate::store::ensure_database(&settings.database).await?;
             let options = crate::store::connect_options(&settings.database)?;

@@ -6,6 +6,7 @@ pub mod dispatch;
 pub mod event_list;
 pub mod events;
 pub mod overview;
+pub mod private_pg;
 
 use crate::config::DatabaseSettings;
 use secrecy::ExposeSecret;

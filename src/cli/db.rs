@@ -1,0 +1,98 @@
+//! `aap-bridge db start|stop|status|psql`: the private PostgreSQL that `serve` starts in
+//! `dev_mode` when the configured server does not answer, and how `serve` uses it.
+
+use crate::config::Settings;
+use crate::store::private_pg::{self, PrivatePg, Status};
+use clap::Subcommand;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Create (first time) and start the private server in ./.aap-bridge/postgres.
+    Start,
+    /// Stop it.
+    Stop,
+    /// Whether it exists and runs, where, and the database.url that reaches it.
+    Status,
+    /// Open psql on the bridge's database in it.
+    Psql,
+}
+
+fn database_name(settings: &Settings) -> String {
+    crate::store::connect_options(&settings.database)
+        .ok()
+        .and_then(|o| o.get_database().map(str::to_string))
+        .unwrap_or_else(|| "aap_bridge".to_string())
+}
+
+pub fn run(settings: &Settings, command: &DbCommand) -> anyhow::Result<()> {
+    let pg = PrivatePg::locate(Path::new(private_pg::DEFAULT_DIR)).map_err(anyhow::Error::msg)?;
+    let db = database_name(settings);
+    match command {
+        DbCommand::Start => {
+            let started = pg.start().map_err(anyhow::Error::msg)?;
+            let how = if started { "started" } else { "already running" };
+            println!("private PostgreSQL {how} in {}", pg.root.display());
+            println!("database.url: {}", pg.url(&db));
+        }
+        DbCommand::Stop => {
+            pg.stop().map_err(anyhow::Error::msg)?;
+            println!("private PostgreSQL in {} is stopped", pg.root.display());
+        }
+        DbCommand::Status => {
+            let state = match pg.status() {
+                Status::NotCreated => "not created",
+                Status::Stopped => "stopped",
+                Status::Running => "running",
+            };
+            println!("private PostgreSQL in {}: {state}", pg.root.display());
+            println!("binaries: {}", pg.bindir().display());
+            println!("database.url: {}", pg.url(&db));
+            println!("log: {}", pg.log_file().display());
+        }
+        DbCommand::Psql => pg.psql(&db).map_err(anyhow::Error::msg)?,
+    }
+    Ok(())
+}
+
+/// `serve` in `dev_mode` when `database.url` does not answer: starts (or reuses) the private
+/// server and points the settings at it. Returns it when this call started it, so `serve`
+/// stops it on the way out. Outside `dev_mode`, or when the server answers, nothing changes.
+pub async fn private_if_needed(settings: &mut Settings) -> anyhow::Result<Option<PrivatePg>> {
+    if !settings.dev_mode {
+        return Ok(None);
+    }
+    let options = crate::store::connect_options(&settings.database)?;
+    if private_pg::answers(&options, Duration::from_secs(2)).await {
+        return Ok(None);
+    }
+    let configured = match options.get_socket() {
+        Some(dir) => format!("the socket in {}", dir.display()),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    let pg = PrivatePg::locate(Path::new(private_pg::DEFAULT_DIR)).map_err(|e| {
+        anyhow::anyhow!(
+            "PostgreSQL does not answer at {configured} (database.url), and dev_mode could not \
+             start a private one: {e}"
+        )
+    })?;
+    let started = pg.start().map_err(|e| {
+        anyhow::anyhow!("PostgreSQL does not answer at {configured} (database.url), and the private one did not start: {e}")
+    })?;
+    let db = database_name(settings);
+    let url = pg.url(&db);
+    tracing::warn!(
+        "PostgreSQL does not answer at {configured} (database.url). dev_mode {} a private \
+         PostgreSQL with the installed binaries ({}): data in {}, a Unix socket there and no TCP \
+         port, trust auth for this user only; its log is {}. It stops when this process exits \
+         (`aap-bridge db stop` stops one left running). To use a real server instead, start it \
+         or set database.url (AAP_BRIDGE__DATABASE__URL).",
+        if started { "started" } else { "reuses" },
+        pg.bindir().display(),
+        pg.root.display(),
+        pg.log_file().display(),
+    );
+    settings.database.url = url.into();
+    Ok(started.then_some(pg))
+}
