@@ -32,7 +32,11 @@ pub fn run(settings: &Settings, command: &DbCommand) -> anyhow::Result<()> {
     match command {
         DbCommand::Start => {
             let started = pg.start().map_err(anyhow::Error::msg)?;
-            let how = if started { "started" } else { "already running" };
+            let how = if started {
+                "started"
+            } else {
+                "already running"
+            };
             println!("private PostgreSQL {how} in {}", pg.root.display());
             println!("database.url: {}", pg.url(&db));
         }

@@ -88,7 +88,17 @@ impl PrivatePg {
             let data = self.data().to_string_lossy().into_owned();
             self.run(
                 "initdb",
-                &["-D", &data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-instructions"],
+                &[
+                    "-D",
+                    &data,
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ],
             )?;
         }
         if self.status() == Status::Running {
@@ -102,7 +112,9 @@ impl PrivatePg {
         let log = self.log_file().to_string_lossy().into_owned();
         self.run(
             "pg_ctl",
-            &["start", "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options],
+            &[
+                "start", "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options,
+            ],
         )
         .map_err(|e| format!("{e} (its log: {log})"))?;
         Ok(true)
@@ -114,7 +126,10 @@ impl PrivatePg {
             return Ok(());
         }
         let data = self.data().to_string_lossy().into_owned();
-        self.run("pg_ctl", &["stop", "-D", &data, "-m", "fast", "-w", "-t", "60"])
+        self.run(
+            "pg_ctl",
+            &["stop", "-D", &data, "-m", "fast", "-w", "-t", "60"],
+        )
     }
 
     /// `psql` on database `db`, attached to this terminal.
@@ -154,7 +169,11 @@ impl PrivatePg {
             return Ok(());
         }
         let said = String::from_utf8_lossy(&out.stderr);
-        Err(format!("{program} failed ({}): {}", out.status, said.trim()))
+        Err(format!(
+            "{program} failed ({}): {}",
+            out.status,
+            said.trim()
+        ))
     }
 
     /// As root, the folder belongs to the user the server runs as.
@@ -226,15 +245,11 @@ pub fn find_bindir() -> Result<PathBuf, String> {
     tried.push("/Applications/Postgres.app/Contents/Versions/latest/bin".into());
     tried.push("/usr/local/bin".into());
     tried.push("/usr/bin".into());
-    tried
-        .iter()
-        .find(|d| usable(d))
-        .cloned()
-        .ok_or_else(|| {
-            "no PostgreSQL binaries found (initdb and pg_ctl): install PostgreSQL (e.g. \
+    tried.iter().find(|d| usable(d)).cloned().ok_or_else(|| {
+        "no PostgreSQL binaries found (initdb and pg_ctl): install PostgreSQL (e.g. \
              `apt install postgresql`, `brew install postgresql@16`) or set AAP_BRIDGE_PG_BINDIR"
-                .to_string()
-        })
+            .to_string()
+    })
 }
 
 /// `<prefix><version>/bin` for each installed version, newest first (`/usr/lib/postgresql/16/bin`).

@@ -34,6 +34,7 @@ mod outage;
 mod pipeline;
 mod pipeline_awx;
 mod pipeline_faults;
+mod private_db;
 mod quickstart;
 mod recovery;
 mod replicas;

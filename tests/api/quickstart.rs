@@ -9,9 +9,9 @@ use std::process::Output;
 use std::time::Duration;
 use tokio::process::Command;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+pub(crate) const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -20,7 +20,7 @@ fn free_port() -> u16 {
 }
 
 /// The binary in `dir` with no --config, no AAP_BRIDGE_CONFIG and no AAP_BRIDGE__* overrides.
-fn bridge(dir: &Path) -> Command {
+pub(crate) fn bridge(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aap-bridge"));
     cmd.current_dir(dir)
         .env_remove("AAP_BRIDGE_CONFIG")
@@ -33,7 +33,7 @@ fn bridge(dir: &Path) -> Command {
     cmd
 }
 
-async fn run(dir: &Path, args: &[&str]) -> (Output, String, String) {
+pub(crate) async fn run(dir: &Path, args: &[&str]) -> (Output, String, String) {
     let out = tokio::time::timeout(Duration::from_secs(60), bridge(dir).args(args).output())
         .await
         .expect("the command ends")
@@ -43,7 +43,7 @@ async fn run(dir: &Path, args: &[&str]) -> (Output, String, String) {
     (out, stdout, stderr)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
