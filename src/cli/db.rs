@@ -10,9 +10,20 @@ use std::time::Duration;
 #[derive(Subcommand, Debug)]
 pub enum DbCommand {
     /// Create (first time) and start the private server in ./.aap-bridge/postgres.
-    Start,
+    Start {
+        /// Another folder (the test runner uses target/private-pg).
+        #[arg(long, hide = true)]
+        dir: Option<std::path::PathBuf>,
+        /// Also listen on 127.0.0.1:PORT, tuned for throwaway test data (the test runner).
+        #[arg(long, hide = true)]
+        test_port: Option<u16>,
+    },
     /// Stop it.
-    Stop,
+    Stop {
+        /// Another folder (the test runner's: target/private-pg/cluster).
+        #[arg(long, hide = true)]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Whether it exists and runs, where, and the database.url that reaches it.
     Status,
     /// Open psql on the bridge's database in it.
@@ -27,10 +38,17 @@ fn database_name(settings: &Settings) -> String {
 }
 
 pub fn run(settings: &Settings, command: &DbCommand) -> anyhow::Result<()> {
-    let pg = PrivatePg::locate(Path::new(private_pg::DEFAULT_DIR)).map_err(anyhow::Error::msg)?;
+    let dir = match command {
+        DbCommand::Start { dir: Some(d), .. } | DbCommand::Stop { dir: Some(d) } => d.as_path(),
+        _ => Path::new(private_pg::DEFAULT_DIR),
+    };
+    let mut pg = PrivatePg::locate(dir).map_err(anyhow::Error::msg)?;
     let db = database_name(settings);
     match command {
-        DbCommand::Start => {
+        DbCommand::Start { test_port, .. } => {
+            if let Some(port) = test_port {
+                pg = pg.for_tests(*port);
+            }
             let started = pg.start().map_err(anyhow::Error::msg)?;
             let how = if started {
                 "started"
@@ -40,7 +58,7 @@ pub fn run(settings: &Settings, command: &DbCommand) -> anyhow::Result<()> {
             println!("private PostgreSQL {how} in {}", pg.root.display());
             println!("database.url: {}", pg.url(&db));
         }
-        DbCommand::Stop => {
+        DbCommand::Stop { .. } => {
             pg.stop().map_err(anyhow::Error::msg)?;
             println!("private PostgreSQL in {} is stopped", pg.root.display());
         }

@@ -18,6 +18,8 @@ pub struct PrivatePg {
     bindir: PathBuf,
     /// PostgreSQL refuses to run as root: as root it runs as this user (`postgres`).
     run_as: Option<String>,
+    /// Also listen on this loopback port (the tests' cluster: `DATABASE_URL`'s address).
+    tcp_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +42,15 @@ impl PrivatePg {
             root,
             bindir,
             run_as,
+            tcp_port: None,
         })
+    }
+
+    /// For the tests: listens on 127.0.0.1:`port` too, and trades durability for speed (the
+    /// data is thrown away).
+    pub fn for_tests(mut self, port: u16) -> Self {
+        self.tcp_port = Some(port);
+        self
     }
 
     fn data(&self) -> PathBuf {
@@ -104,10 +114,18 @@ impl PrivatePg {
         if self.status() == Status::Running {
             return Ok(false);
         }
-        let options = format!(
-            "-c listen_addresses='' -c unix_socket_directories='{}' -p {PORT}",
-            self.root.display()
-        );
+        let options = match self.tcp_port {
+            None => format!(
+                "-c listen_addresses='' -c unix_socket_directories='{}' -p {PORT}",
+                self.root.display()
+            ),
+            Some(port) => format!(
+                "-c listen_addresses='127.0.0.1' -c unix_socket_directories='{}' -p {port} \
+                 -c max_connections=300 -c fsync=off -c synchronous_commit=off \
+                 -c full_page_writes=off",
+                self.root.display()
+            ),
+        };
         let data = self.data().to_string_lossy().into_owned();
         let log = self.log_file().to_string_lossy().into_owned();
         self.run(

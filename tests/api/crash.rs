@@ -124,8 +124,6 @@ async fn kill_9_under_load(pool: PgPool, two: bool) {
         ),
         false => String::new(),
     };
-    let opts = pool.connect_options();
-    let db = opts.get_database().unwrap_or("postgres").to_string();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let config = dir.path().join("bridge.yaml");
@@ -135,7 +133,7 @@ async fn kill_9_under_load(pool: PgPool, two: bool) {
             r#"
 dev_mode: true
 server: {{listen: "127.0.0.1:{port}", shutdown_grace_secs: 2, drain_secs: 0}}
-database: {{url: "postgres://postgres@127.0.0.1:5432/{db}", create_if_missing: false}}
+database: {{url: "{db_url}", create_if_missing: false}}
 log: {{level: warn}}
 mappings: {{path: "{rules}"}}
 workers:
@@ -164,6 +162,7 @@ sources:
     reply: {{api_url: "{tickets}", allow_insecure_http: true, username: snow-bot, password: snow-pass, timeout_secs: 2}}
 {lab_controller}"#,
             rules = rules.display(),
+            db_url = crate::support::database_url(&pool),
             controller = controller.url(),
             tickets = tickets.url(),
         ),

@@ -92,7 +92,6 @@ fn signed(kind: &str, body: &[u8], delivery: &str) -> Vec<(String, String)> {
 
 #[sqlx::test]
 async fn serve_reads_aap_bridge_yaml_and_send_shows_each_decision(pool: PgPool) {
-    let db = pool.connect_options().get_database().unwrap().to_string();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
@@ -104,7 +103,7 @@ async fn serve_reads_aap_bridge_yaml_and_send_shows_each_decision(pool: PgPool) 
     assert!(shipped.contains(listen) && shipped.contains(url));
     let config = shipped
         .replace(listen, &format!("listen: \"127.0.0.1:{port}\""))
-        .replace(url, &format!("postgres://postgres@127.0.0.1:5432/{db}"));
+        .replace(url, &crate::support::database_url(&pool));
     std::fs::write(dir.path().join("aap-bridge.yaml"), config).unwrap();
     copy_dir(
         &Path::new(ROOT).join("mappings"),

@@ -37,8 +37,6 @@ fn drain<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
 /// Starts `serve` with a config of `server:` (a free port, no drain), `database:` (the test's)
 /// and `extra` (other top-level keys), and waits until `/readyz` answers 200.
 pub async fn serve(pool: &PgPool, extra: &str) -> Served {
-    let db = pool.connect_options();
-    let db = db.get_database().unwrap_or("postgres").to_string();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -50,7 +48,8 @@ pub async fn serve(pool: &PgPool, extra: &str) -> Served {
         &config,
         format!(
             "server: {{listen: \"127.0.0.1:{port}\", drain_secs: 0, shutdown_grace_secs: 2}}\n\
-             database: {{url: \"postgres://postgres@127.0.0.1:5432/{db}\"}}\n{extra}"
+             database: {{url: \"{}\"}}\n{extra}",
+            super::database_url(pool)
         ),
     )
     .unwrap();

@@ -237,3 +237,15 @@ fn settings_from(yaml: &str) -> Settings {
 
 pub const SVC_PASSWORD_AUTH: &str =
     "    mode: password\n    username: svc\n    password: svc-pass\n";
+
+/// `database.url` for a bridge process on this test's database: the same server as
+/// `DATABASE_URL` (the machine's, or the runner's private one on another port).
+pub fn database_url(pool: &PgPool) -> String {
+    let o = pool.connect_options();
+    format!(
+        "postgres://postgres@{}:{}/{}",
+        o.get_host(),
+        o.get_port(),
+        o.get_database().unwrap_or("postgres")
+    )
+}
