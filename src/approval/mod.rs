@@ -175,26 +175,10 @@ async fn apply_next(ctx: &Context) -> anyhow::Result<bool> {
             verb,
             actor: &cmd.actor,
         };
-        match may_decide(&ask).await {
+        let why = match may_decide(&ask).await {
             Verdict::Allowed(why) => {
                 outcomes.push(decide(&mut tx, ctx, &row, verb, &cmd.actor, &why).await?);
-            }
-            Verdict::Refused(why) => {
-                refused = true;
-                let text = format!(
-                    "`/{}` from {} changes nothing: {why}.",
-                    verb.as_str(),
-                    cmd.actor
-                );
-                postback::enqueue(
-                    &mut tx,
-                    ctx,
-                    &row.target(),
-                    PostbackNews::ApprovalRefused { text },
-                )
-                .await?;
-                tracing::warn!(launch_id = %row.id, actor = %cmd.actor, %why, "approval command refused");
-                outcomes.push(format!("launch {}: refused: {why}", row.id));
+                continue;
             }
             Verdict::Unknown(why) if cmd.attempts + 1 < MAX_CHECKS => {
                 // Tried again later; nothing decided, nothing said.
@@ -205,23 +189,19 @@ async fn apply_next(ctx: &Context) -> anyhow::Result<bool> {
                 tracing::warn!(actor = %cmd.actor, %why, "approval command: permission not checked; retrying");
                 return Ok(false);
             }
-            Verdict::Unknown(why) => {
-                refused = true;
-                let text = format!(
-                    "`/{}` from {} changes nothing: the permission could not be checked ({why}).",
-                    verb.as_str(),
-                    cmd.actor
-                );
-                postback::enqueue(
-                    &mut tx,
-                    ctx,
-                    &row.target(),
-                    PostbackNews::ApprovalRefused { text },
-                )
-                .await?;
-                outcomes.push(format!("launch {}: not checked: {why}", row.id));
-            }
-        }
+            Verdict::Unknown(why) => format!("the permission could not be checked ({why})"),
+            Verdict::Refused(why) => why,
+        };
+        refused = true;
+        let text = format!(
+            "`/{}` from {} changes nothing: {why}.",
+            verb.as_str(),
+            cmd.actor
+        );
+        let news = PostbackNews::ApprovalRefused { text };
+        postback::enqueue(&mut tx, ctx, &row.target(), news).await?;
+        tracing::warn!(launch_id = %row.id, actor = %cmd.actor, %why, "approval command refused");
+        outcomes.push(format!("launch {}: refused: {why}", row.id));
     }
     let state = if refused { "refused" } else { "applied" };
     sql::settle(&mut tx, cmd.event_id, state, &outcomes.join("; ")).await?;
