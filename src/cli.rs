@@ -134,9 +134,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => tracing::info!(config = ?path, "{said}"),
         _ => eprintln!("aap-bridge: {said}"),
     }
+    let mut settings = settings;
+    if !matches!(command, Command::Serve | Command::Db { .. }) {
+        db::use_private_if_running(&mut settings).await;
+    }
     match command {
         Command::Serve => {
-            let mut settings = settings;
             let private = db::private_if_needed(&mut settings).await?;
             let served = match Application::build(settings).await {
                 Ok(app) => {

@@ -118,3 +118,28 @@ pub async fn private_if_needed(settings: &mut Settings) -> anyhow::Result<Option
     settings.database.url = url.into();
     Ok(started.then_some(pg))
 }
+
+/// The other commands in `dev_mode` (`events`, `rules`, `migrate`, …): when `database.url` does
+/// not answer but the private server runs, they use it (it is never started for them).
+pub async fn use_private_if_running(settings: &mut Settings) {
+    if !settings.dev_mode {
+        return;
+    }
+    let Ok(options) = crate::store::connect_options(&settings.database) else {
+        return;
+    };
+    if private_pg::answers(&options, Duration::from_secs(2)).await {
+        return;
+    }
+    let Ok(pg) = PrivatePg::locate(Path::new(private_pg::DEFAULT_DIR)) else {
+        return;
+    };
+    if pg.status() == Status::Running {
+        eprintln!(
+            "aap-bridge: database.url does not answer; using the private PostgreSQL in {} \
+             (dev_mode)",
+            pg.root.display()
+        );
+        settings.database.url = pg.url(&database_name(settings)).into();
+    }
+}

@@ -124,6 +124,13 @@ async fn dev_mode_starts_a_private_postgres_and_stops_it() {
         .filter_map(|e| e["source"].as_str())
         .collect();
     assert_eq!(sources, ["github"], "{events}");
+    // The other commands find the running private server too.
+    let (out, listed, said) = run(dir.path(), &["events"]).await;
+    assert!(out.status.success(), "{listed}\n{said}");
+    assert!(listed.contains("github"), "{listed}");
+    assert!(said.contains("using the private PostgreSQL"), "{said}");
+    let (_, status, _) = run(dir.path(), &["db", "status"]).await;
+    assert!(status.contains(": running"), "{status}");
     terminate(&mut child).await;
     let (_, status, _) = run(dir.path(), &["db", "status"]).await;
     assert!(status.contains(": stopped"), "{status}");
