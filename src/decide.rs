@@ -41,11 +41,8 @@ impl Decider {
         if event.ignored.is_some() {
             return None;
         }
-        let fields = match event.kind {
-            crate::domain::SourceKind::Servicenow => m.approval_fields(&event.source),
-            _ => Vec::new(),
-        };
-        if crate::domain::approval::may_be_command(event.kind, &event.event_type, &fields) {
+        let fields = m.approval_fields(&event.source);
+        if crate::domain::approval::may_be_command(event.kind, &event.event_type, fields) {
             return None;
         }
         let view = EventView::from_event(id, event, received_at);

@@ -9,7 +9,7 @@ use uuid::Uuid;
 impl Admin {
     /// Approves (`Verb::Approve`) or denies launch `id` as `actor`; the new state.
     pub async fn decide_launch(&self, id: Uuid, verb: Verb, actor: &Actor) -> Result<LaunchState> {
-        let state = decide_by_operator(&self.pool, &self.notifier, LaunchId(id), verb, &actor.name)
+        let row = decide_by_operator(&self.pool, &self.notifier, LaunchId(id), verb, &actor.name)
             .await
             .map_err(|e| match e {
                 NotDecided::NotFound(_) => Error::NotFound(e.to_string()),
@@ -20,17 +20,13 @@ impl Admin {
             Verb::Approve => AuditAction::Approve,
             Verb::Deny => AuditAction::Deny,
         };
-        let event: Option<Uuid> = sqlx::query_scalar("SELECT event_id FROM launches WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let target = event.map(audit::event);
-        let detail = serde_json::json!({ "launch_id": id, "state": state });
-        audit::record(&self.pool, actor, action, target.as_deref(), detail).await;
+        let target = audit::event(row.event_id);
+        let detail = serde_json::json!({ "launch_id": id, "state": row.state });
+        audit::record(&self.pool, actor, action, Some(&target), detail).await;
         if let Some(w) = &self.wake {
             w.launch.notify_one();
             w.notify.notify_one();
         }
-        Ok(state)
+        Ok(row.state)
     }
 }

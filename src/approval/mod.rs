@@ -26,6 +26,7 @@ pub use operator::{decide as decide_by_operator, NotDecided};
 
 use crate::domain::{LaunchId, LaunchState, SourceKind};
 use crate::launch::sql::approval as launches;
+use crate::launch::sql::rows;
 use crate::launch::LaunchRow;
 use crate::mapping::{EventView, Planned};
 use crate::postback::{self, PostbackNews};
@@ -76,7 +77,7 @@ pub async fn request(
     else {
         return Ok(());
     };
-    let row = crate::launch::sql::rows::get(conn, launch).await?;
+    let row = rows::get(conn, launch).await?;
     let text = how_to_approve(&row, &stored, expires);
     postback::enqueue(conn, ctx, &row.target(), PostbackNews::Approval { text }).await?;
     tracing::info!(launch_id = %launch, rule = %p.rule, %expires, "launch awaits approval");
@@ -159,7 +160,7 @@ async fn apply_next(ctx: &Context) -> anyhow::Result<bool> {
     let mut outcomes = Vec::new();
     let mut refused = false;
     for a in &awaiting {
-        let row = launches::get(&mut tx, a.id).await?;
+        let row = rows::get(&mut tx, a.id).await?;
         let policy = a.approval.as_ref().map(|p| p.0.clone()).unwrap_or(Stored {
             approvers: Vec::new(),
             allow_self_approval: false,
@@ -264,7 +265,7 @@ async fn late(
         (_, Some(by)) => format!("it was already approved by {by}"),
         (_, None) => return Ok("nothing awaits approval on this ticket".into()),
     };
-    let row = launches::get(conn, id).await?;
+    let row = rows::get(conn, id).await?;
     let text = format!("`/{}` from {actor} changes nothing: {what}.", verb.as_str());
     postback::enqueue(
         conn,

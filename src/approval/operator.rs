@@ -4,6 +4,7 @@
 use super::Verb;
 use crate::domain::{LaunchId, LaunchState};
 use crate::launch::sql::approval as launches;
+use crate::launch::LaunchRow;
 use crate::notify::Notifier;
 use crate::postback::{self, PostbackNews};
 use sqlx::PgPool;
@@ -19,26 +20,22 @@ pub enum NotDecided {
     Database(#[from] sqlx::Error),
 }
 
-/// Approves (back to `planned`) or denies (final, ticket told) launch `id` as `by`.
+/// Approves (back to `planned`) or denies (final, ticket told) launch `id` as `by`; the
+/// decided row.
 pub async fn decide(
     pool: &PgPool,
     notifier: &Notifier,
     id: LaunchId,
     verb: Verb,
     by: &str,
-) -> Result<LaunchState, NotDecided> {
+) -> Result<LaunchRow, NotDecided> {
     let mut tx = pool.begin().await?;
     let done = match verb {
         Verb::Approve => launches::approve(&mut tx, id, by).await?,
         Verb::Deny => launches::deny(&mut tx, id, by).await?,
     };
     let Some(row) = done else {
-        let state: Option<LaunchState> =
-            sqlx::query_scalar("SELECT state FROM launches WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        return Err(match state {
+        return Err(match launches::state_of(&mut tx, id).await? {
             Some(s) => NotDecided::NotAwaiting(s),
             None => NotDecided::NotFound(id),
         });
@@ -64,5 +61,5 @@ pub async fn decide(
     };
     metrics::counter!("aap_bridge_approvals_total", "result" => result).increment(1);
     tracing::info!(launch_id = %id, rule = %row.rule, user = %by, result, "launch decided by an operator");
-    Ok(row.state)
+    Ok(row)
 }

@@ -82,16 +82,8 @@ pub fn run(settings: &Settings, command: &DbCommand) -> anyhow::Result<()> {
 /// server and points the settings at it. Returns it when this call started it, so `serve`
 /// stops it on the way out. Outside `dev_mode`, or when the server answers, nothing changes.
 pub async fn private_if_needed(settings: &mut Settings) -> anyhow::Result<Option<PrivatePg>> {
-    if !settings.dev_mode {
+    let Some(configured) = unanswered_in_dev_mode(settings).await else {
         return Ok(None);
-    }
-    let options = crate::store::connect_options(&settings.database)?;
-    if private_pg::answers(&options, Duration::from_secs(2)).await {
-        return Ok(None);
-    }
-    let configured = match options.get_socket() {
-        Some(dir) => format!("the socket in {}", dir.display()),
-        None => format!("{}:{}", options.get_host(), options.get_port()),
     };
     let pg = PrivatePg::locate(Path::new(private_pg::DEFAULT_DIR)).map_err(|e| {
         anyhow::anyhow!(
@@ -122,13 +114,7 @@ pub async fn private_if_needed(settings: &mut Settings) -> anyhow::Result<Option
 /// The other commands in `dev_mode` (`events`, `rules`, `migrate`, …): when `database.url` does
 /// not answer but the private server runs, they use it (it is never started for them).
 pub async fn use_private_if_running(settings: &mut Settings) {
-    if !settings.dev_mode {
-        return;
-    }
-    let Ok(options) = crate::store::connect_options(&settings.database) else {
-        return;
-    };
-    if private_pg::answers(&options, Duration::from_secs(2)).await {
+    if unanswered_in_dev_mode(settings).await.is_none() {
         return;
     }
     let Ok(pg) = PrivatePg::locate(Path::new(private_pg::DEFAULT_DIR)) else {
@@ -142,4 +128,20 @@ pub async fn use_private_if_running(settings: &mut Settings) {
         );
         settings.database.url = pg.url(&database_name(settings)).into();
     }
+}
+
+/// In `dev_mode`, when `database.url` does not answer: where it points (for the log). None
+/// outside `dev_mode` or when the server answers.
+async fn unanswered_in_dev_mode(settings: &Settings) -> Option<String> {
+    if !settings.dev_mode {
+        return None;
+    }
+    let options = crate::store::connect_options(&settings.database).ok()?;
+    if private_pg::answers(&options, Duration::from_secs(2)).await {
+        return None;
+    }
+    Some(match options.get_socket() {
+        Some(dir) => format!("the socket in {}", dir.display()),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    })
 }

@@ -36,6 +36,7 @@ impl Mappings {
         }
         if loader.errors.is_empty() {
             Ok(Mappings {
+                approval_fields: Mappings::index(&loader.rules),
                 rules: loader.rules,
                 env: loader.env,
                 blank_files: loader.blank_files,

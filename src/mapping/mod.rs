@@ -35,6 +35,7 @@ pub use known::{Known, KnownSource};
 pub use reload::SharedMappings;
 pub use reload::{reload, ReloadStatus};
 pub use rule::RuleInfo;
+use std::collections::BTreeMap;
 pub use watch::watch;
 
 use crate::config::SourceKind;
@@ -221,6 +222,9 @@ pub struct Mappings {
     /// A digest of the files' names and text: every replica loading the same files has the
     /// same version, and each decided event records the version that decided it.
     version: String,
+    /// Per source, its rules' ServiceNow approval fields: read for every event of the source,
+    /// so found once at load.
+    approval_fields: BTreeMap<String, Vec<crate::domain::approval::Field>>,
 }
 
 impl fmt::Debug for Mappings {
@@ -239,7 +243,22 @@ impl Mappings {
             blank_files: Vec::new(),
             declared: 0,
             version: "none".into(),
+            approval_fields: BTreeMap::new(),
         }
+    }
+
+    /// `rules` with the per-source facts read from them.
+    fn index(rules: &[Rule]) -> BTreeMap<String, Vec<crate::domain::approval::Field>> {
+        let mut fields: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for r in rules {
+            if let Some(f) = r.approval.as_ref().and_then(|a| a.field()) {
+                let of_source = fields.entry(r.source.clone()).or_default();
+                if !of_source.contains(&f) {
+                    of_source.push(f);
+                }
+            }
+        }
+        fields
     }
 
     /// Which rules decided an event (see the field).
@@ -261,15 +280,8 @@ impl Mappings {
     }
 
     /// The ServiceNow approval fields of `source`'s rules (`approval.field`).
-    pub fn approval_fields(&self, source: &str) -> Vec<crate::domain::approval::Field> {
-        let mut fields: Vec<_> = self
-            .rules
-            .iter()
-            .filter(|r| r.source == source)
-            .filter_map(|r| r.approval.as_ref()?.field())
-            .collect();
-        fields.dedup();
-        fields
+    pub fn approval_fields(&self, source: &str) -> &[crate::domain::approval::Field] {
+        self.approval_fields.get(source).map_or(&[], Vec::as_slice)
     }
 
     pub fn rule_names(&self) -> Vec<String> {

@@ -38,7 +38,7 @@ pub async fn step(ctx: Arc<Context>) -> anyhow::Result<bool> {
         };
         // A command is only a command: no rule launches on it.
         let fields = mappings.approval_fields(&view.source);
-        if let Some(cmd) = crate::approval::command_of(&view, &fields) {
+        if let Some(cmd) = crate::approval::command_of(&view, fields) {
             crate::approval::record(&mut tx, &view, &cmd).await?;
             let reason = format!("approval command: /{} by {}", cmd.verb.as_str(), cmd.actor);
             let none = crate::mapping::Decision::default().stored(skips);

@@ -20,34 +20,22 @@ pub struct DecideForm {
     confirm: String,
 }
 
-pub async fn approve(
+/// `POST /ui/launches/{id}/approve` and `…/deny`.
+pub async fn decide(
     State(app): State<AppState>,
     Extension(session): Extension<Session>,
     Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
+    Path((id, verb)): Path<(String, String)>,
     Form(f): Form<DecideForm>,
 ) -> Result<Response, PageError> {
-    decide(app, session, actor, id, f, Verb::Approve).await
-}
-
-pub async fn deny(
-    State(app): State<AppState>,
-    Extension(session): Extension<Session>,
-    Extension(actor): Extension<Actor>,
-    Path(id): Path<String>,
-    Form(f): Form<DecideForm>,
-) -> Result<Response, PageError> {
-    decide(app, session, actor, id, f, Verb::Deny).await
-}
-
-async fn decide(
-    app: AppState,
-    session: Session,
-    actor: Actor,
-    id: String,
-    f: DecideForm,
-    verb: Verb,
-) -> Result<Response, PageError> {
+    let verb = match verb.as_str() {
+        "approve" => Verb::Approve,
+        "deny" => Verb::Deny,
+        _ => {
+            let e = crate::admin::Error::NotFound(format!("no action `{verb}` on a launch"));
+            return Err(PageError::new(e, &session));
+        }
+    };
     let id = uuid_param("id", &id).map_err(|e| PageError::new(e, &session))?;
     let event = uuid_param("event", &f.event).map_err(|e| PageError::new(e, &session))?;
     if f.confirm != "yes" {

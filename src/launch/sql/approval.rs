@@ -117,7 +117,13 @@ pub async fn expire(conn: &mut PgConnection, limit: i64) -> Result<Vec<LaunchRow
     .await
 }
 
-/// The row of one launch (for the answer to a late command).
-pub async fn get(conn: &mut PgConnection, id: LaunchId) -> Result<LaunchRow, sqlx::Error> {
-    super::rows::get(conn, id).await
+/// The state of launch `id` (None: no such launch), for why a decision changed nothing.
+pub async fn state_of(
+    conn: &mut PgConnection,
+    id: LaunchId,
+) -> Result<Option<crate::domain::LaunchState>, sqlx::Error> {
+    sqlx::query_scalar("SELECT state FROM launches WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
