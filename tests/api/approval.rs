@@ -452,3 +452,52 @@ async fn an_operator_decides_through_the_api_and_console(pool: PgPool) {
     wait_quiescent(&pool, &p.controller, 30).await;
     assert_eq!(p.controller.jobs_launched(), 1);
 }
+
+/// The console's Deny asks first, then denies as the logged-in operator; an unknown action on a
+/// launch is a 404 page and changes nothing.
+#[sqlx::test]
+async fn the_console_asks_then_denies(pool: PgPool) {
+    let p = start(pool.clone()).await;
+    p.app.deliver(Sender::Github, "raise-console").await;
+    wait_state(&pool, "gh-cleanup", "awaiting_approval").await;
+    let (id, event): (uuid::Uuid, uuid::Uuid) =
+        sqlx::query_as("SELECT id, event_id FROM launches WHERE rule = 'gh-cleanup'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let console = crate::support::console::Console::logged_in(&p.app.base).await;
+    let page = format!("/ui/events/{event}");
+    let event = event.to_string();
+    let bogus = console
+        .submit(
+            &page,
+            &format!("/ui/launches/{id}/launch"),
+            &[("event", &event)],
+        )
+        .await;
+    assert_eq!(bogus.status, 404, "{}", bogus.body);
+    let asked = console
+        .submit(
+            &page,
+            &format!("/ui/launches/{id}/deny"),
+            &[("event", &event)],
+        )
+        .await;
+    asked.assert_has("Deny this launch");
+    assert_eq!(
+        states(&pool, "gh-cleanup").await,
+        ["awaiting_approval"],
+        "asked first"
+    );
+    let done = console
+        .submit(
+            &page,
+            &format!("/ui/launches/{id}/deny"),
+            &[("event", &event), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(states(&pool, "gh-cleanup").await, ["denied"]);
+    wait_comment(&p, "was denied by admin-token in the aap-bridge console").await;
+    assert_eq!(p.controller.jobs_launched(), 0);
+}
