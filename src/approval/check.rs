@@ -55,6 +55,14 @@ pub async fn may_decide(a: &Ask<'_>) -> Verdict {
 }
 
 async fn github(a: &Ask<'_>) -> Verdict {
+    // GitHub logins are letters, digits and `-`; `name[bot]` is an app, which holds no seat.
+    if !a
+        .actor
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Verdict::Refused(format!("{} is not a GitHub user", a.actor));
+    }
     for team in a.policy.approvers.iter().filter(|x| x.contains('/')) {
         let Some((org, slug)) = team.split_once('/') else {
             continue;

@@ -365,6 +365,19 @@ async fn an_operator_decides_through_the_api_and_console(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(own, "ignored", "the bridge's own comment is not a command");
+    // An app's comment is refused at once, without asking GitHub about a login it cannot hold.
+    comment(&p.app, "c-bot", "renovate[bot]", "/approve").await;
+    wait_for("the app's command refused", 20, || async {
+        let outcome: Option<String> = sqlx::query_scalar(
+            "SELECT outcome FROM approval_commands WHERE actor = 'renovate[bot]' AND state = 'refused'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+        .flatten();
+        outcome.filter(|o| o.contains("is not a GitHub user")).map(|_| ())
+    })
+    .await;
 
     let (code, page) = p
         .app
