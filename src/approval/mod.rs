@@ -143,7 +143,8 @@ async fn expire(ctx: &Context) -> anyhow::Result<usize> {
 }
 
 /// Applies the oldest due command, if any. The command's row stays locked while its permission
-/// is checked, so no other replica applies it meanwhile.
+/// is checked, so no other replica applies it meanwhile; the launches are not (an operator's
+/// decision or the expiry never waits on GitHub), since each decision is fenced on its state.
 async fn apply_next(ctx: &Context) -> anyhow::Result<bool> {
     let mut tx = ctx.pool.begin().await?;
     let Some(cmd) = sql::claim(&mut tx).await? else {

@@ -38,12 +38,13 @@ pub struct Awaiting {
     pub approval: Option<Json<Stored>>,
 }
 
-/// The launches of `ticket` awaiting approval, oldest first, locked for this transaction.
+/// The launches of `ticket` awaiting approval, oldest first. Not locked: the permission check
+/// that follows may wait on the ticket system, and the decision itself is fenced.
 pub async fn awaiting(conn: &mut PgConnection, ticket: &str) -> Result<Vec<Awaiting>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, approval FROM launches
          WHERE approval_ticket = $1 AND state = 'awaiting_approval'
-         ORDER BY created_at, id FOR UPDATE",
+         ORDER BY created_at, id",
     )
     .bind(ticket)
     .fetch_all(conn)
