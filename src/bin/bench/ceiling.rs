@@ -45,6 +45,11 @@ pub fn sample_event() -> anyhow::Result<aap_bridge::event::Event> {
         .map_err(|e| anyhow::anyhow!("sample body refused: {}", e.message))
 }
 
+fn body_hash(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    aap_bridge::signature::to_hex(&sha2::Sha256::digest(bytes))
+}
+
 /// The hidden `ceiling-server` subcommand.
 pub async fn serve(port: u16) -> anyhow::Result<()> {
     let secrets = Arc::new(vec![SecretString::from(SECRET.to_string())]);
@@ -176,16 +181,17 @@ async fn storage_on(
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for c in 0..connections {
+    for _ in 0..connections {
         let (inbox, template) = (inbox.clone(), template.clone());
         let (measuring, stop) = (measuring.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let (mut ok, mut failed, mut n) = (0u64, 0u64, 0u64);
+            let (mut ok, mut failed) = (0u64, 0u64);
             while !stop.load(Ordering::Relaxed) {
-                n += 1;
+                // Keys shaped like the service's: a GUID delivery id, the body's SHA-256.
                 let mut event = template.clone();
-                event.delivery_id = format!("{c}-{n}");
-                event.dedupe_key = format!("bench:{c}-{n}");
+                let id = uuid::Uuid::new_v4();
+                event.delivery_id = id.to_string();
+                event.dedupe_key = format!("sha256:{}", body_hash(id.as_bytes()));
                 let r = inbox.store(event).await;
                 if measuring.load(Ordering::Relaxed) {
                     if r.is_ok() {

@@ -120,7 +120,7 @@ pub async fn run(db: &str, load: &Load) -> anyhow::Result<()> {
         max_id.unwrap_or(0)
     );
     pool.close().await;
-    println!("ingest: {connections} connections, {seconds} s measured after {warmup} s warm-up, body {} bytes", sample_body("0-1").len());
+    println!("ingest: {connections} connections, {seconds} s measured after {warmup} s warm-up, body {} bytes", sample_body(&uuid::Uuid::nil().to_string()).len());
     // RUST_LOG, when set, wins over the config's level in the service too.
     let level = std::env::var("RUST_LOG")
         .map(|l| format!("RUST_LOG={l}"))
@@ -244,18 +244,18 @@ pub(crate) async fn drive(
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for c in 0..connections {
+    for _ in 0..connections {
         let mut conn = crate::client::Conn::new(base, "/hooks/gh");
         let template = template.clone();
         let (measuring, stop) = (measuring.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let (mut ok, mut other) = (0u64, 0u64);
-            let mut n = 0u64;
             let mut body = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let delivery = format!("{c}-{n}");
+                // A GUID, as GitHub sends (PagerDuty's are alike): random ids are what the
+                // search indexes must take.
+                let delivery = uuid::Uuid::new_v4().to_string();
                 template.body(&delivery, &mut body);
                 let sig = signature(&body);
                 let t = Instant::now();
