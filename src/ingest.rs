@@ -135,13 +135,17 @@ async fn writer(w: Writer, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
 }
 
 async fn commit(w: &Writer, batch: Vec<Job>) {
+    let (batch, replies): (Vec<(Uuid, Event)>, Vec<_>) = batch
+        .into_iter()
+        .map(|j| ((j.id, j.event), j.reply))
+        .unzip();
     // Identical deliveries racing each other in one batch: the first is inserted, the rest are
     // answered as its duplicates.
     let mut first: HashMap<(&str, &str), usize> = HashMap::new();
     let mut unique = Vec::new();
     let mut owner = Vec::with_capacity(batch.len());
-    for (i, job) in batch.iter().enumerate() {
-        let key = (job.event.source.as_str(), job.event.dedupe_key.as_str());
+    for (i, (_, event)) in batch.iter().enumerate() {
+        let key = (event.source.as_str(), event.dedupe_key.as_str());
         let slot = *first.entry(key).or_insert_with(|| {
             unique.push(i);
             unique.len() - 1
@@ -157,7 +161,7 @@ async fn commit(w: &Writer, batch: Vec<Job>) {
             let now = Utc::now();
             unique
                 .iter()
-                .map(|&i| d.decide(&rules, batch[i].id, &batch[i].event, now))
+                .map(|&i| d.decide(&rules, batch[i].0, &batch[i].1, now))
                 .collect()
         }
         None => vec![None; unique.len()],
@@ -166,8 +170,8 @@ async fn commit(w: &Writer, batch: Vec<Job>) {
         .iter()
         .zip(&decided)
         .map(|(&i, d)| NewEvent {
-            id: batch[i].id,
-            event: &batch[i].event,
+            id: batch[i].0,
+            event: &batch[i].1,
             decided: d.as_ref(),
         })
         .collect();
@@ -183,6 +187,21 @@ async fn commit(w: &Writer, batch: Vec<Job>) {
         Ok(Err(e)) => vec![Err(store_error(&e)); items.len()],
         Err(_) => vec![Err(ApiError::unavailable("the event store timed out; retry")); items.len()],
     };
+    // Answered before the log lines are formatted: the requests wait on this writer.
+    for (i, reply) in replies.into_iter().enumerate() {
+        let slot = owner[i];
+        let id = batch[i].0;
+        let answer = match &results[slot] {
+            Ok(Insert::New) if unique[slot] == i => Ok(Stored::Accepted(id)),
+            Ok(Insert::New) => Ok(Stored::Duplicate(items[slot].id)),
+            // A retried commit finding the first attempt's own row: it was accepted.
+            Ok(Insert::Existing(existing)) if *existing == id => Ok(Stored::Accepted(id)),
+            Ok(Insert::Existing(existing)) => Ok(Stored::Duplicate(*existing)),
+            Err(e) => Err(e.clone()),
+        };
+        // The requester may have timed out; the event is stored all the same.
+        let _ = reply.send(answer);
+    }
     let (mut pending, mut planned) = (false, false);
     for (item, r) in items.iter().zip(&results) {
         if !matches!(r, Ok(Insert::New)) {
@@ -192,21 +211,6 @@ async fn commit(w: &Writer, batch: Vec<Job>) {
             Some(d) => planned |= log_decided(item, d),
             None => pending |= item.event.ignored.is_none(),
         }
-    }
-    let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
-    drop(items);
-    for (i, job) in batch.into_iter().enumerate() {
-        let slot = owner[i];
-        let reply = match &results[slot] {
-            Ok(Insert::New) if unique[slot] == i => Ok(Stored::Accepted(job.id)),
-            Ok(Insert::New) => Ok(Stored::Duplicate(ids[slot])),
-            // A retried commit finding the first attempt's own row: it was accepted.
-            Ok(Insert::Existing(id)) if *id == job.id => Ok(Stored::Accepted(job.id)),
-            Ok(Insert::Existing(id)) => Ok(Stored::Duplicate(*id)),
-            Err(e) => Err(e.clone()),
-        };
-        // The requester may have timed out; the event is stored all the same.
-        let _ = job.reply.send(reply);
     }
     if pending {
         w.wake_dispatch.notify_one();
