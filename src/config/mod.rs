@@ -132,6 +132,9 @@ pub enum LogFormat {
 pub struct IngestSettings {
     /// Concurrent group-commit writers; each commits one batch at a time.
     pub writers: usize,
+    /// While one writer's commit is in flight, another commits only this many events or more
+    /// (or once that commit ends): a commit costs nearly as much for 5 events as for 30.
+    pub parallel_batch_min: usize,
     /// Most events committed in one transaction.
     pub batch_max: usize,
     /// Requests waiting for a writer before new ones are told 503.

@@ -159,7 +159,8 @@ async fn storage_on(
     let template = sample_event()?;
     // The defaults (src/config/defaults.yaml `ingest`).
     let ingest = IngestSettings {
-        writers: 1,
+        writers: 2,
+        parallel_batch_min: 16,
         batch_max: 1000,
         queue_capacity: 16384,
         commit_timeout_ms: 3000,
