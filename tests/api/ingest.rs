@@ -203,3 +203,50 @@ async fn shutdown_finishes_and_closes_the_listener(pool: PgPool) {
         .is_err());
     assert_eq!(app.event_count().await, 1);
 }
+
+/// Two commit writers committing at once, with the same bodies arriving in crossing orders
+/// under fresh delivery ids: every body is stored once, every copy points at it, and no batch
+/// fails (the writers take their rows in key order, so they never wait on each other in a
+/// circle).
+#[sqlx::test]
+async fn two_writers_store_each_body_once_under_crossing_duplicates(pool: PgPool) {
+    let yaml = crate::support::SOURCES_YAML.replacen(
+        "ingest:\n",
+        "ingest:\n  writers: 2\n  parallel_batch_min: 2\n",
+        1,
+    );
+    assert_ne!(yaml, crate::support::SOURCES_YAML);
+    let app = std::sync::Arc::new(TestApp::spawn_with(pool.clone(), pool, &yaml).await);
+    let sender = Sender::Github;
+    const BODIES: usize = 40;
+    let mut set = JoinSet::new();
+    for copy in 0..3 {
+        let order: Vec<usize> = match copy % 2 {
+            0 => (0..BODIES).collect(),
+            _ => (0..BODIES).rev().collect(),
+        };
+        for i in order {
+            let app = app.clone();
+            set.spawn(async move {
+                let body = sender.body(&format!("body-{i}"));
+                let delivery = format!("body-{i}-copy-{copy}");
+                let headers = sender.signed_headers(sender.new_secret(), &delivery, &body);
+                (i, app.post(sender.source(), &headers, &body).await)
+            });
+        }
+    }
+    let mut ids: Vec<std::collections::HashSet<String>> = vec![Default::default(); BODIES];
+    let mut accepted = 0;
+    while let Some(r) = set.join_next().await {
+        let (i, (status, body)) = r.unwrap();
+        match status {
+            202 => accepted += 1,
+            200 => assert_eq!(body["status"], "duplicate", "{body}"),
+            other => panic!("body {i}: {other} {body}"),
+        }
+        ids[i].insert(body["event_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(accepted, BODIES);
+    assert!(ids.iter().all(|s| s.len() == 1), "{ids:?}");
+    assert_eq!(app.event_count().await, BODIES as i64);
+}
