@@ -148,12 +148,21 @@ async fn writer(w: Writer, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
             }
             w.busy.fetch_add(1, Ordering::SeqCst);
         }
+        // Counted down even if the commit panics, so the other writer never waits on it.
+        let _in_flight = InFlight(&w);
         if w.panic_hook.swap(false, Ordering::SeqCst) {
             panic!("fault injection: commit writer panics");
         }
         commit(&w, batch).await;
-        w.busy.fetch_sub(1, Ordering::SeqCst);
-        w.finished.notify_waiters();
+    }
+}
+
+struct InFlight<'a>(&'a Writer);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+        self.0.finished.notify_waiters();
     }
 }
 
