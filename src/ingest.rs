@@ -10,7 +10,6 @@ use crate::event::Event;
 use crate::store::events::{insert_batch, Decided, EventState, Insert, NewEvent};
 use chrono::Utc;
 use sqlx::PgPool;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,29 +176,24 @@ fn drain(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max: usize) {
 
 async fn commit(w: &Writer, mut batch: Vec<Job>) {
     // In key order, so that two writers (or replicas) whose batches share keys wait for each
-    // other's rows in the same order and never deadlock.
-    batch.sort_unstable_by(|a, b| {
-        (a.event.source.as_str(), a.event.dedupe_key.as_str())
-            .cmp(&(b.event.source.as_str(), b.event.dedupe_key.as_str()))
-    });
+    // other's rows in the same order and never deadlock. Stable: identical deliveries keep
+    // their arrival order.
+    batch.sort_by(|a, b| key(&a.event).cmp(&key(&b.event)));
     let (batch, replies): (Vec<(Uuid, Event)>, Vec<_>) = batch
         .into_iter()
         .map(|j| ((j.id, j.event), j.reply))
         .unzip();
-    // Identical deliveries racing each other in one batch: the first is inserted, the rest are
-    // answered as its duplicates.
-    let mut first: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut unique = Vec::new();
+    // Identical deliveries racing each other in one batch (adjacent once sorted): the first is
+    // inserted, the rest are answered as its duplicates.
+    let mut unique: Vec<usize> = Vec::new();
     let mut owner = Vec::with_capacity(batch.len());
     for (i, (_, event)) in batch.iter().enumerate() {
-        let key = (event.source.as_str(), event.dedupe_key.as_str());
-        let slot = *first.entry(key).or_insert_with(|| {
-            unique.push(i);
-            unique.len() - 1
-        });
-        owner.push(slot);
+        match unique.last() {
+            Some(&u) if key(&batch[u].1) == key(event) => {}
+            _ => unique.push(i),
+        }
+        owner.push(unique.len() - 1);
     }
-    drop(first);
     // Decided under one snapshot of the rules, whose version each decided row records: a
     // reload meanwhile applies from the next batch on.
     let decided: Vec<Option<Decided>> = match &w.decider {
@@ -280,6 +274,11 @@ fn log_decided(item: &NewEvent, d: &Decided) -> bool {
             launch_id = %l.id, rule = %l.rule, state = %l.state, "launch planned");
     }
     d.launches.iter().any(|l| l.state == LaunchState::Planned)
+}
+
+/// What identical deliveries share.
+fn key(e: &Event) -> (&str, &str) {
+    (e.source.as_str(), e.dedupe_key.as_str())
 }
 
 /// A row Postgres refuses (bad encoding, say) must not fail the other events of its batch.
